@@ -1,0 +1,155 @@
+"""Settings: configs/default.yaml < --config FILE < environment < CLI flags; credentials from the environment."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError, Problem
+
+DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
+ENV_PREFIX = "LTX_BATCH_"
+UPLOAD_MODES = ("json-base64",)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable, with its unit in its name."""
+
+    api_base_url: str
+    max_requests_per_s: float
+    max_in_flight_jobs: int
+    poll_first_delay_s: float
+    poll_min_interval_s: float
+    poll_max_interval_s: float
+    download_workers: int
+    connect_timeout_s: float
+    request_timeout_s: float
+    download_timeout_s: float
+    max_retries: int
+    backoff_base_s: float
+    backoff_max_s: float
+    shutdown_grace_s: float
+    output_dir: str
+    upload_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The API key and secret; `repr` never shows them."""
+
+    api_key: str
+    api_secret: str
+
+    def __repr__(self) -> str:
+        return "Credentials(***)"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.api_key, self.api_secret) if s)
+
+
+_TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)] for f in fields(Settings)}
+_MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s")
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _TYPES[name]
+    if kind is str:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(Problem(name, f"must be a non-empty string, not {value!r}", source=source))
+        return value.strip()
+    if isinstance(value, bool):
+        raise ConfigError(Problem(name, f"must be a number, not {value!r}", source=source))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or (kind is int and not number.is_integer()):
+        whole = "whole " if kind is int else ""
+        raise ConfigError(Problem(name, f"must be a {whole}number, not {value!r}", source=source))
+    if number < 0 or (number == 0 and name not in _MAY_BE_ZERO):
+        bound = "must not be negative" if name in _MAY_BE_ZERO else "must be greater than 0"
+        raise ConfigError(Problem(name, f"{bound}, not {value!r}", source=source))
+    return kind(number)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(Problem("", f"cannot read config file: {exc.strerror}", source=str(path))) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise ConfigError(Problem("", f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                  line=None if line is None else line + 1, source=str(path))) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(Problem("", "must be a mapping of setting: value", source=str(path)))
+    return data
+
+
+def _layer(data: Mapping[Any, Any], source: str) -> dict[str, Any]:
+    from pipeline.params import unknown_message
+
+    problems = []
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in _TYPES:
+            problems.append(Problem(str(name), unknown_message(str(name), list(_TYPES)).replace("parameter", "setting"), source=source))
+            continue
+        try:
+            out[name] = _coerce(name, value, source)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def load_settings(
+    *,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the layers (default file, user file, environment, CLI overrides) into checked Settings."""
+    env = os.environ if environ is None else environ
+    merged = _layer(_read_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
+    if config_file is not None:
+        merged.update(_layer(_read_yaml(Path(config_file)), str(config_file)))
+    from_env: dict[str, Any] = {}
+    if env.get("SCENARIO_API_URL"):
+        from_env["api_base_url"] = env["SCENARIO_API_URL"]
+    for name in _TYPES:
+        if (value := env.get(ENV_PREFIX + name.upper())) not in (None, ""):
+            from_env[name] = value
+    merged.update(_layer(from_env, "environment"))
+    merged.update(_layer({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"))
+    if merged["upload_mode"] not in UPLOAD_MODES:
+        raise ConfigError(Problem("upload_mode", f"must be one of {', '.join(UPLOAD_MODES)}"))
+    if not merged["api_base_url"].startswith(("http://", "https://")):
+        raise ConfigError(Problem("api_base_url", f"must start with http:// or https://, not {merged['api_base_url']!r}"))
+    if merged["poll_min_interval_s"] > merged["poll_max_interval_s"]:
+        raise ConfigError(Problem("poll_min_interval_s", "must not exceed poll_max_interval_s"))
+    merged["api_base_url"] = merged["api_base_url"].rstrip("/")
+    return Settings(**merged)
+
+
+def load_credentials(environ: Mapping[str, str] | None = None) -> Credentials:
+    """The API key and secret from SCENARIO_API_KEY / SCENARIO_API_SECRET, or a clear error."""
+    env = os.environ if environ is None else environ
+    key, secret = env.get("SCENARIO_API_KEY", ""), env.get("SCENARIO_API_SECRET", "")
+    missing = [n for n, v in (("SCENARIO_API_KEY", key), ("SCENARIO_API_SECRET", secret)) if not v]
+    if missing:
+        raise ConfigError(Problem("", f"set {' and '.join(missing)} in the environment (or use --emulator)"))
+    return Credentials(key, secret)

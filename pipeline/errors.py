@@ -1,0 +1,89 @@
+"""The project's exception tree: every error we raise on purpose derives from PipelineError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PipelineError(Exception):
+    """Base of every error ltx-batch raises on purpose (shown to the user without a traceback)."""
+
+    exit_status: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One located problem in user input: where (`batches[0].sweep.videoStrength[2]`), YAML line, what."""
+
+    where: str
+    message: str
+    line: int | None = None
+    source: str | None = None
+
+    def __str__(self) -> str:
+        place = self.source or ""
+        if self.line is not None:
+            place = f"{place}:{self.line}" if place else f"line {self.line}"
+        prefix = f"{place}: " if place else ""
+        where = f"{self.where}: " if self.where else ""
+        return f"{prefix}{where}{self.message}"
+
+
+class InputError(PipelineError):
+    """Bad user input (manifest, config file, CLI flags): exit status 2; carries every problem found."""
+
+    exit_status = 2
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("", problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ManifestError(InputError):
+    """The manifest is invalid; `problems` lists every located problem at once."""
+
+
+class ConfigError(InputError):
+    """A config file, environment variable or CLI flag is invalid."""
+
+
+class ApiError(PipelineError):
+    """The API answered with an error status: carries the status and (secret-free) body text."""
+
+    def __init__(self, status: int, message: str, *, url: str = "") -> None:
+        self.status = status
+        self.message = message
+        self.url = url
+        super().__init__(f"HTTP {status}{' from ' + url if url else ''}: {message}")
+
+
+class TransientApiError(ApiError):
+    """429, 5xx, connection reset or timeout: worth retrying; `retry_after_s` is the server's hint."""
+
+    def __init__(self, status: int, message: str, *, url: str = "", retry_after_s: float | None = None) -> None:
+        super().__init__(status, message, url=url)
+        self.retry_after_s = retry_after_s
+
+
+class AuthError(ApiError):
+    """401/403 on an API route: the credentials are wrong; the run stops (exit 3)."""
+
+    exit_status = 3
+
+
+class CreditsError(ApiError):
+    """402 or a credits message: stop submitting, keep polling and downloading (exit 3)."""
+
+    exit_status = 3
+
+
+class RequestRejected(ApiError):
+    """400/422: the server rejected this job's parameters; that job fails, the run goes on."""
+
+
+class JobFailed(PipelineError):
+    """A job ended in `failure`/`canceled` on the server; recorded in the ledger, never fatal."""
