@@ -87,3 +87,11 @@ class RequestRejected(ApiError):
 
 class JobFailed(PipelineError):
     """A job ended in `failure`/`canceled` on the server; recorded in the ledger, never fatal."""
+
+
+class SubmitOutcomeUnknown(PipelineError):
+    """A generate POST was sent but its answer was lost: the job may or may not exist (never auto-resent)."""
+
+
+class BadResponse(TransientApiError):
+    """A 2xx answer that is not JSON or not of the documented shape."""

@@ -1,0 +1,236 @@
+"""The HTTP client for the Scenario API: auth, the request budget, error mapping and retries.
+
+Knows nothing of queues or the journal. One `aiohttp.ClientSession` (created inside
+the running loop) serves API calls and CDN downloads; the Authorization header is
+sent to the API only, never to a CDN URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import mimetypes
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiohttp
+
+from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
+from pipeline.config import Credentials, Settings
+from pipeline.errors import (
+    ApiError,
+    AuthError,
+    BadResponse,
+    CreditsError,
+    RequestRejected,
+    SubmitOutcomeUnknown,
+    TransientApiError,
+)
+from pipeline.retry import backoff_s, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+MAX_API_BODY_BYTES = 4 * 1024 * 1024  # an API answer larger than this is refused as malformed
+FINAL_OK, FINAL_FAILED = ("success",), ("failure", "failed", "canceled", "cancelled", "error")
+KNOWN_RUNNING = ("queued", "in-progress", "warming-up", "pending", "processing")
+
+# errors from aiohttp after the request may have reached the server
+_MAYBE_SENT = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
+               aiohttp.ClientResponseError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """The parts of a job answer the pipeline uses."""
+
+    job_id: str
+    status: str
+    progress: float | None
+    asset_ids: tuple[str, ...]
+    error: str | None
+    duration_s: float | None  # updatedAt - createdAt on a final job, when the server gives both
+
+
+def basic_auth(credentials: Credentials) -> str:
+    token = base64.b64encode(f"{credentials.api_key}:{credentials.api_secret}".encode()).decode()
+    return f"Basic {token}"
+
+
+def classify(status: int, text: str, retry_after: str | None, url: str) -> ApiError:
+    """Map an error answer to our exception tree (pure)."""
+    message = _error_message(text)
+    if status == 429:
+        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after))
+    if status >= 500 or status in (408, 425):
+        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after))
+    if status == 402 or (400 <= status < 500 and "credit" in message.lower()):
+        return CreditsError(status, message, url=url)
+    if status in (401, 403):
+        return AuthError(status, message, url=url)
+    if status in (400, 413, 422):
+        return RequestRejected(status, message, url=url)
+    return ApiError(status, message, url=url)
+
+
+def _error_message(text: str) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:300] or "(empty body)"
+    if isinstance(data, dict):
+        parts = [str(data.get(k)) for k in ("error", "message", "reason") if data.get(k)]
+        details = data.get("details")
+        if isinstance(details, list):
+            parts += [str(d) for d in details[:10]]
+        if parts:
+            return "; ".join(parts)[:500]
+    return json.dumps(data)[:300]
+
+
+def parse_job(data: Any) -> JobView:
+    """Read `{"job": {...}}` into a JobView, or raise BadResponse if it is not that shape."""
+    job = data.get("job") if isinstance(data, dict) else None
+    if not isinstance(job, dict) or not isinstance(job.get("jobId"), str) or not isinstance(job.get("status"), str):
+        raise BadResponse(200, "job answer lacks job.jobId / job.status")
+    metadata = job.get("metadata") if isinstance(job.get("metadata"), dict) else {}
+    assets = metadata.get("assetIds") or []
+    if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+        raise BadResponse(200, "job.metadata.assetIds is not a list of ids")
+    progress = job.get("progress")
+    progress = float(progress) if isinstance(progress, (int, float)) and not isinstance(progress, bool) else None
+    if progress is not None and progress > 1:
+        progress = progress / 100.0  # tolerate a percentage
+    error = metadata.get("error") or job.get("error") or metadata.get("failure") or metadata.get("reason")
+    return JobView(job["jobId"], job["status"].lower(), progress, tuple(assets),
+                   None if error is None else str(error)[:500], _duration(job))
+
+
+def _duration(job: Mapping[str, Any]) -> float | None:
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(str(job["createdAt"]).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(job["updatedAt"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    seconds = (end - start).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
+class ApiClient:
+    """Calls the Scenario API within the shared request budget, retrying what is transient."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: Settings, credentials: Credentials,
+                 budget: RequestBudget, *, rng: random.Random | None = None) -> None:
+        self._session = session
+        self._settings = settings
+        self._auth = basic_auth(credentials)
+        self._budget = budget
+        self._rng = rng or random.Random()
+        self.retries = 0
+        self.throttled = 0  # 429 answers received
+
+    @property
+    def requests(self) -> int:
+        """API requests sent so far (every attempt, retries included)."""
+        return self._budget.requests
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.api_base_url
+
+    async def upload(self, path: Path, *, param: str) -> str:
+        """Upload a local input file once; return its asset id (`json-base64` upload mode)."""
+        async with aiofiles.open(path, "rb") as handle:
+            raw = await handle.read()
+        mime = mimetypes.guess_type(path.name)[0] or ("video/mp4" if param != "image" else "image/png")
+        field = "image" if param == "image" else "video"
+        encoded = await asyncio.to_thread(base64.b64encode, raw)
+        body = {"name": path.name, field: f"data:{mime};base64,{encoded.decode()}"}
+        data = await self._call("POST", "/v1/assets", SUBMIT, body=body, idempotent=True)
+        asset = data.get("asset") if isinstance(data, dict) else None
+        asset_id = asset.get("id") or asset.get("assetId") if isinstance(asset, dict) else None
+        if not isinstance(asset_id, str):
+            raise BadResponse(200, "upload answer lacks asset.id")
+        return asset_id
+
+    async def submit(self, model: str, body: Mapping[str, Any]) -> JobView:
+        """POST one generation; raises SubmitOutcomeUnknown when the answer was lost after sending."""
+        data = await self._call("POST", f"/v1/generate/custom/{model}", SUBMIT, body=dict(body), idempotent=False)
+        try:
+            return parse_job(data)
+        except BadResponse as exc:
+            raise SubmitOutcomeUnknown(f"the generate answer was malformed ({exc.message})") from None
+
+    async def job(self, job_id: str) -> JobView:
+        return parse_job(await self._call("GET", f"/v1/jobs/{job_id}", POLL))
+
+    async def asset_url(self, asset_id: str) -> str:
+        """The asset's current (temporary) download URL."""
+        data = await self._call("GET", f"/v1/assets/{asset_id}", LOOKUP)
+        asset = data.get("asset") if isinstance(data, dict) else None
+        url = asset.get("url") if isinstance(asset, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise BadResponse(200, f"asset {asset_id} answer lacks a download url")
+        return url
+
+    async def _call(self, method: str, path: str, priority: int, *, body: Any = None,
+                    idempotent: bool = True) -> Any:
+        url = self._settings.api_base_url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._once(method, url, priority, body, idempotent)
+            except TransientApiError as exc:
+                if attempt > self._settings.max_retries:
+                    raise
+                delay = backoff_s(attempt, base_s=self._settings.backoff_base_s,
+                                  max_s=self._settings.backoff_max_s, rng=self._rng)
+                if exc.status == 429:
+                    self.throttled += 1
+                    delay = exc.retry_after_s if exc.retry_after_s is not None else delay
+                    self._budget.pause(delay)
+                elif exc.retry_after_s is not None:
+                    delay = exc.retry_after_s
+                self.retries += 1
+                log.debug("%s %s: %s; retry %d in %.2fs", method, path, exc.message, attempt, delay)
+                await asyncio.sleep(delay)
+
+    async def _once(self, method: str, url: str, priority: int, body: Any, idempotent: bool) -> Any:
+        headers = {"Authorization": self._auth, "Accept": "application/json"}
+        async with self._budget.slot(priority):
+            try:
+                async with self._session.request(method, url, json=body, headers=headers,
+                                                 timeout=self._timeout()) as resp:
+                    raw = await resp.content.read(MAX_API_BODY_BYTES + 1)
+                    status, retry_after = resp.status, resp.headers.get("Retry-After")
+            except aiohttp.ClientConnectorError as exc:  # never reached the server
+                raise TransientApiError(0, f"cannot connect: {exc.os_error.strerror or exc}", url=url) from None
+            except _MAYBE_SENT as exc:
+                if not idempotent:
+                    raise SubmitOutcomeUnknown(f"connection lost after sending ({type(exc).__name__})") from None
+                raise TransientApiError(0, f"connection lost ({type(exc).__name__})", url=url) from None
+        if len(raw) > MAX_API_BODY_BYTES:
+            if not idempotent and 200 <= status < 300:
+                raise SubmitOutcomeUnknown("the generate answer was too large to be real")
+            raise BadResponse(status, f"answer larger than {MAX_API_BODY_BYTES} bytes", url=url)
+        text = raw.decode("utf-8", "replace")
+        if not 200 <= status < 300:
+            raise classify(status, text, retry_after, url)
+        try:
+            return json.loads(text)
+        except ValueError:
+            if not idempotent:
+                raise SubmitOutcomeUnknown("the generate answer was not JSON") from None
+            raise BadResponse(status, "answer is not JSON", url=url) from None
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self._settings.request_timeout_s,
+                                     connect=self._settings.connect_timeout_s)

@@ -1,0 +1,90 @@
+"""What the stages of one run share: the journal, the API client, settings, limits and stop signals."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from pipeline.api import ApiClient
+from pipeline.config import Settings
+from pipeline.ledger import Journal
+from pipeline.schedule import DurationModel
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A job the server accepted: poll it until it is done."""
+
+    key: str
+    job_id: str
+    submitted_at: float  # loop time of the accepted POST (or of the resume)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A job that succeeded: download its outputs."""
+
+    key: str
+    asset_ids: tuple[str, ...]
+
+
+class InFlight:
+    """Counts jobs submitted but not finished; `acquire` waits while the cap is reached."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.count = 0
+        self.peak = 0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.count < self.cap)
+            self._take()
+
+    def force(self) -> None:
+        """Count a job resumed from the journal (it is in flight whatever the cap)."""
+        self._take()
+
+    def _take(self) -> None:
+        self.count += 1
+        self.peak = max(self.peak, self.count)
+
+    async def release(self) -> None:
+        async with self._changed:
+            self.count -= 1
+            self._changed.notify_all()
+
+
+@dataclass(slots=True)
+class StopFlags:
+    """Why the run is winding down: interrupted (Ctrl-C/SIGTERM), out of credits, or a fatal error."""
+
+    interrupted: asyncio.Event = field(default_factory=asyncio.Event)
+    no_more_submits: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None  # "interrupted" | "credits" | "auth" | "storage"
+    message: str | None = None
+
+    def stop_submitting(self, reason: str, message: str) -> None:
+        if self.reason is None:
+            self.reason, self.message = reason, message
+        self.no_more_submits.set()
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Everything a stage may touch besides its own queues."""
+
+    settings: Settings
+    journal: Journal
+    api: ApiClient
+    session: aiohttp.ClientSession
+    run_dir: Path
+    in_flight: InFlight
+    stop: StopFlags
+    durations: DurationModel = field(default_factory=DurationModel)
+    downloading: int = 0  # downloads under way right now
+    downloaded_bytes: int = 0

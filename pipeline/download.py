@@ -1,0 +1,84 @@
+"""The download stage: a fixed pool of workers saving each finished job's outputs.
+
+Each asset's URL is resolved just before its download (URLs expire), streamed to
+`<file>.part`, checked against Content-Length, hashed, fsynced and renamed; an
+expired URL is resolved again, a truncated download retried (resumed with Range).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from pipeline.context import Completion, RunContext
+from pipeline.errors import ApiError, AuthError, TransientApiError
+from pipeline.retry import backoff_s
+from pipeline.spec import JobSpec
+from pipeline.storage import VIDEOS_DIR, StorageError, UrlExpired, download as stream_download
+from pipeline.storage import output_name, safe_path
+
+log = logging.getLogger(__name__)
+
+
+async def download(ctx: RunContext, finished: asyncio.Queue[Completion | None]) -> None:
+    """One download worker: until the queue closes (None)."""
+    while (item := await finished.get()) is not None:
+        if ctx.stop.interrupted.is_set():
+            continue  # not started before the interrupt: the resume fetches it
+        await _save_job(ctx, item)
+
+
+def target_for(run_dir: Path, spec: JobSpec, part: int) -> tuple[str, Path]:
+    relative = f"{VIDEOS_DIR}/{output_name(spec.index, spec.prompt, spec.swept, spec.seed, part=part)}"
+    return relative, safe_path(run_dir, relative)
+
+
+async def _save_job(ctx: RunContext, item: Completion) -> None:
+    state = ctx.journal.state.job(item.key)
+    spec = JobSpec.from_json(state.spec or {})
+    for part, asset_id in enumerate(item.asset_ids):
+        if asset_id in state.files:
+            continue
+        relative, target = target_for(ctx.run_dir, spec, part)
+        error = await _save_asset(ctx, item.key, asset_id, relative, target)
+        if error is not None:
+            await ctx.journal.write("failed", key=item.key, reason="download", error=error)
+            log.warning("job %d: download of %s gave up: %s (a resume tries again)", spec.index, asset_id, error)
+            return
+
+
+async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, target: Path) -> str | None:
+    """Download one asset with retries; None on success, else the last error."""
+    settings = ctx.settings
+    target.parent.mkdir(parents=True, exist_ok=True)
+    last_error = "no attempt"
+    for attempt in range(1, settings.max_retries + 2):
+        ctx.downloading += 1
+        try:
+            url = await ctx.api.asset_url(asset_id)
+            saved = await stream_download(ctx.session, url, target, timeout_s=settings.download_timeout_s,
+                                          connect_timeout_s=settings.connect_timeout_s)
+        except AuthError:
+            raise
+        except StorageError:
+            raise
+        except UrlExpired as exc:
+            last_error = str(exc)
+            log.info("%s: %s; resolving the URL again", asset_id, exc)
+            continue  # the next attempt resolves a fresh URL at once
+        except TransientApiError as exc:
+            last_error = exc.message
+        except ApiError as exc:  # 404 on the asset itself and the like: not worth retrying
+            return str(exc)
+        else:
+            ctx.downloaded_bytes += saved.bytes
+            await ctx.journal.write("downloaded", key=key, asset_id=asset_id, path=relative,
+                                    bytes=saved.bytes, sha256=saved.sha256, attempts=attempt)
+            return None
+        finally:
+            ctx.downloading -= 1
+        delay = backoff_s(attempt, base_s=settings.backoff_base_s, max_s=settings.backoff_max_s)
+        log.debug("%s: %s; retry %d in %.1fs", asset_id, last_error, attempt, delay)
+        await asyncio.sleep(delay)
+    return last_error

@@ -1,0 +1,272 @@
+"""The run's append-only journal (`ledger.jsonl`) and its replay into per-job state.
+
+Every state change of a run is an event, written (and flushed) before the run acts
+on it; the state the runner consults is the replay of those events, so a resumed
+run sees exactly what the interrupted one knew. `apply` is pure; `Journal` adds
+the file. A torn last line (a crash mid-write) is tolerated and cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "ledger.jsonl"
+
+# job states, in the order a job moves through them
+PENDING = "pending"  # known from the manifest, never sent
+UNKNOWN = "unknown"  # a POST was sent and its outcome is unknown (the job may exist on the server)
+SUBMITTED = "submitted"  # the server gave a jobId; not finished yet
+SUCCEEDED = "succeeded"  # the server says success; outputs not all downloaded yet
+DOWNLOADED = "downloaded"  # every output file is on disk, verified
+FAILED = "failed"  # rejected, failed on the server, or its download gave up
+STATES = (PENDING, UNKNOWN, SUBMITTED, SUCCEEDED, DOWNLOADED, FAILED)
+
+# events that must reach the disk before the run acts on them (they guard against paying twice)
+DURABLE_EVENTS = frozenset({"intent", "submitted", "downloaded"})
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One downloaded output: path relative to the run folder, size and sha256."""
+
+    asset_id: str
+    path: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(slots=True)
+class JobState:
+    """What the journal knows about one job (mutable: it is the replay's working state)."""
+
+    key: str
+    spec: dict[str, Any] | None = None  # JobSpec.to_json(), recorded with the first intent
+    state: str = PENDING
+    job_id: str | None = None
+    server_status: str | None = None
+    progress: float | None = None
+    error: str | None = None
+    error_kind: str | None = None  # rejected | job-failed | download | unknown-post
+    asset_ids: list[str] = field(default_factory=list)
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    request: dict[str, Any] | None = None  # the exact body sent
+    submit_attempts: int = 0
+    download_attempts: int = 0
+    intent_at: float | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    downloaded_at: float | None = None
+    server_duration_s: float | None = None
+
+
+@dataclass(slots=True)
+class LedgerState:
+    """The replay of a whole journal: jobs by key, uploads by sha256, run-level facts."""
+
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    uploads: dict[str, str] = field(default_factory=dict)  # input sha256 -> asset id
+    runs: list[dict[str, Any]] = field(default_factory=list)  # one per session ("run" events)
+    api_requests: int = 0  # over all sessions
+    session_requests: int = 0  # the current session's running total, as last recorded
+    first_at: float | None = None
+    last_at: float | None = None
+    stopped: str | None = None  # last session's stop reason, if any
+    ended: bool = False  # the last session wrote an "end" event
+    torn_lines: int = 0
+    by_state: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+
+    def job(self, key: str) -> JobState:
+        found = self.jobs.get(key)
+        if found is None:
+            found = self.jobs[key] = JobState(key)
+            self.by_state[PENDING] += 1
+        return found
+
+    def counts(self) -> dict[str, int]:
+        """Jobs the journal knows, by state (kept current event by event)."""
+        return dict(self.by_state)
+
+
+def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
+    """Fold one journal event into the state (pure but for mutating `state`)."""
+    kind = event.get("ev")
+    now = float(event.get("t", 0.0))
+    state.first_at = now if state.first_at is None else min(state.first_at, now)
+    state.last_at = now if state.last_at is None else max(state.last_at, now)
+    if kind == "run":
+        state.runs.append(dict(event))
+        state.ended = False
+        state.stopped = None
+        state.session_requests = 0
+        return
+    if kind == "requests":  # running total of API requests in this session
+        session_total = int(event.get("count", 0))
+        state.api_requests += max(0, session_total - state.session_requests)
+        state.session_requests = session_total
+        return
+    if kind == "end":
+        state.ended = True
+        state.stopped = event.get("reason")
+        return
+    if kind == "upload":
+        state.uploads[str(event["sha256"])] = str(event["asset_id"])
+        return
+    key = event.get("key")
+    if not isinstance(key, str):
+        return
+    job = state.job(key)
+    before = job.state
+    _apply_job(job, kind, event, now)
+    if job.state != before:
+        state.by_state[before] -= 1
+        state.by_state[job.state] += 1
+
+
+def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -> None:
+    if kind == "intent":
+        if event.get("spec") is not None:
+            job.spec = dict(event["spec"])
+        job.request = event.get("request")
+        job.state = UNKNOWN
+        job.submit_attempts = int(event.get("attempt", job.submit_attempts + 1))
+        job.intent_at = now
+        job.job_id = None
+        job.error = job.error_kind = None
+        job.asset_ids, job.files = [], {}
+        job.server_status = job.progress = None
+        job.finished_at = job.downloaded_at = None
+    elif kind == "not-sent":  # the POST surely did not create a job (the server answered an error)
+        job.state = PENDING
+        job.error = event.get("error")
+    elif kind == "submitted":
+        job.state = SUBMITTED
+        job.job_id = str(event["job_id"])
+        job.submitted_at = now
+        job.server_status = event.get("status")
+    elif kind == "status":
+        job.server_status = event.get("status")
+        job.progress = event.get("progress")
+    elif kind == "succeeded":
+        job.state = SUCCEEDED
+        job.server_status = "success"
+        job.asset_ids = [str(a) for a in event.get("asset_ids", [])]
+        job.finished_at = now
+        job.server_duration_s = event.get("server_duration_s")
+    elif kind == "downloaded":
+        record = FileRecord(str(event["asset_id"]), str(event["path"]), int(event["bytes"]), str(event["sha256"]))
+        job.files[record.asset_id] = record
+        job.download_attempts = int(event.get("attempts", job.download_attempts))
+        if job.asset_ids and all(a in job.files for a in job.asset_ids):
+            job.state = DOWNLOADED
+            job.downloaded_at = now
+    elif kind == "file-lost":  # a recorded file is missing or changed on disk: fetch it again
+        job.files.pop(str(event["asset_id"]), None)
+        if job.state == DOWNLOADED:
+            job.state = SUCCEEDED
+    elif kind == "failed":
+        job.state = FAILED
+        job.error = event.get("error")
+        job.error_kind = event.get("reason")
+        job.server_status = event.get("status", job.server_status)
+        job.finished_at = now
+    elif kind == "reset":  # --retry-failed / --resubmit-unknown: make the job submittable again
+        job.state = PENDING
+        job.error = job.error_kind = None
+    elif kind == "retry-download":  # a paid render whose download gave up: fetch it again, never resubmit
+        job.state = SUCCEEDED
+        job.error = job.error_kind = None
+    else:
+        log.debug("ignoring unknown journal event %r", kind)
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete event in the journal; a torn or corrupt line is skipped with a warning."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                log.warning("%s:%d: ignoring a torn last line (a crash mid-write)", path, number)
+                return
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                log.warning("%s:%d: ignoring a line that is not JSON", path, number)
+                continue
+            if isinstance(event, dict):
+                yield event
+
+
+def replay(path: Path) -> LedgerState:
+    """The state a journal describes (empty when it does not exist)."""
+    state = LedgerState()
+    for event in read_events(path):
+        apply(state, event)
+    return state
+
+
+def _cut_torn_tail(path: Path) -> int:
+    """Truncate a last line with no newline; return how many bytes were cut."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with path.open("rb+") as handle:
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+        if tail.endswith(b"\n"):
+            return 0
+        cut = tail.rfind(b"\n")
+        keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size)
+        handle.truncate(keep)
+        return size - keep
+
+
+class Journal:
+    """The open journal of one run: appends events, keeps the replayed state current."""
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.path = path
+        self._fsync = fsync
+        cut = _cut_torn_tail(path)
+        self.state = replay(path)
+        self.state.torn_lines += 1 if cut else 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    async def write(self, kind: str, **fields_: Any) -> None:
+        """Append one event, apply it, and (for events that guard money) fsync before returning."""
+        event = {"t": round(time.time(), 3), "ev": kind, **fields_}
+        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        os.write(self._fd, line)  # one small O_APPEND write: a line is never interleaved
+        if self._fsync and kind in DURABLE_EVENTS:
+            await asyncio.to_thread(os.fsync, self._fd)
+        apply(self.state, event)
+
+    def write_now(self, kind: str, **fields_: Any) -> None:
+        """Append an event synchronously (used on the way out, where no loop may be left)."""
+        event = {"t": round(time.time(), 3), "ev": kind, **fields_}
+        os.write(self._fd, (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
+        apply(self.state, event)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1

@@ -1,0 +1,168 @@
+"""The poll stage: track every submitted job until the server says it is done, spending few requests.
+
+A scheduler keeps the jobs in a heap by their next poll time (see `schedule`); a
+small pool of workers does the GETs. Finished jobs go to the downloaders; their
+observed durations teach the schedule when to look next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+from pipeline.api import FINAL_FAILED, FINAL_OK, KNOWN_RUNNING
+from pipeline.context import Completion, RunContext, Submission
+from pipeline.errors import ApiError, AuthError, TransientApiError
+from pipeline.schedule import PollTiming, first_poll_delay, next_poll_delay
+
+log = logging.getLogger(__name__)
+
+POLL_WORKERS = 4
+
+
+@dataclass(slots=True)
+class Tracked:
+    """A job being polled: when it was submitted, how often polled, what it last said."""
+
+    key: str
+    job_id: str
+    submitted_at: float
+    polls: int = 0
+    status: str = "queued"
+    progress: float | None = None
+
+
+@dataclass(slots=True)
+class PollScheduler:
+    """The heap of tracked jobs by due time, fed by the submit stage and by the poll workers."""
+
+    timing: PollTiming
+    _heap: list[tuple[float, int, Tracked]] = field(default_factory=list)
+    _seq: itertools.count = field(default_factory=itertools.count)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    busy: int = 0  # jobs handed to a worker and not rescheduled or finished yet
+
+    def schedule(self, job: Tracked, at: float) -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), job))
+        self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._heap) + self.busy
+
+    async def next_due(self, loop: asyncio.AbstractEventLoop) -> Tracked | None:
+        """Wait until the earliest job is due and return it; None when the heap is empty."""
+        while self._heap:
+            due_at = self._heap[0][0]
+            wait_s = due_at - loop.time()
+            if wait_s <= 0:
+                self.busy += 1
+                return heapq.heappop(self._heap)[2]
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+            except TimeoutError:
+                pass
+        return None
+
+    async def changed(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
+
+
+async def poll(ctx: RunContext, submitted: asyncio.Queue[Submission | None],
+               finished: asyncio.Queue[Completion | None], *, downloaders: int) -> None:
+    """Run the scheduler and its workers until the submit stage closed and every job is done."""
+    loop = asyncio.get_running_loop()
+    scheduler = PollScheduler(PollTiming(ctx.settings.poll_first_delay_s, ctx.settings.poll_min_interval_s,
+                                         ctx.settings.poll_max_interval_s))
+    due: asyncio.Queue[Tracked | None] = asyncio.Queue(maxsize=POLL_WORKERS)
+    intake_done = asyncio.Event()
+
+    async def intake() -> None:
+        while (item := await submitted.get()) is not None:
+            delay = first_poll_delay(ctx.durations, scheduler.timing)
+            scheduler.schedule(Tracked(item.key, item.job_id, item.submitted_at),
+                               item.submitted_at + delay)
+        intake_done.set()
+        scheduler._wake.set()
+
+    async def dispatch() -> None:
+        while True:
+            if ctx.stop.interrupted.is_set():
+                break
+            job = await scheduler.next_due(loop)
+            if job is not None:
+                await due.put(job)
+                continue
+            if intake_done.is_set() and len(scheduler) == 0:
+                break
+            await scheduler.changed()
+        for _ in range(POLL_WORKERS):
+            await due.put(None)
+
+    async def work() -> None:
+        while (job := await due.get()) is not None:
+            try:
+                await _poll_once(ctx, job, scheduler, finished, loop)
+            finally:
+                scheduler.busy -= 1
+                scheduler._wake.set()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(intake())
+            group.create_task(dispatch())
+            for _ in range(POLL_WORKERS):
+                group.create_task(work())
+    finally:
+        for _ in range(downloaders):
+            await finished.put(None)
+
+
+async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
+                     finished: asyncio.Queue[Completion | None], loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        view = await ctx.api.job(job.job_id)
+    except AuthError:
+        raise
+    except TransientApiError as exc:
+        log.warning("poll of job %s kept failing (%s); trying again later", job.job_id, exc.message)
+        scheduler.schedule(job, loop.time() + ctx.settings.poll_max_interval_s)
+        return
+    except ApiError as exc:
+        if exc.status == 404:
+            await ctx.journal.write("failed", key=job.key, reason="job-failed", error=f"job {job.job_id} not found")
+            await ctx.in_flight.release()
+            return
+        log.warning("poll of job %s: %s; trying again later", job.job_id, exc)
+        scheduler.schedule(job, loop.time() + ctx.settings.poll_max_interval_s)
+        return
+    job.polls += 1
+    elapsed_s = loop.time() - job.submitted_at
+    if view.status in FINAL_OK:
+        ctx.durations.observe(view.duration_s if view.duration_s is not None else elapsed_s)
+        await ctx.journal.write("succeeded", key=job.key, asset_ids=list(view.asset_ids),
+                                server_duration_s=view.duration_s, polls=job.polls)
+        await ctx.in_flight.release()
+        if not view.asset_ids:
+            await ctx.journal.write("failed", key=job.key, reason="job-failed", error="success without outputs")
+            return
+        await finished.put(Completion(job.key, view.asset_ids))
+        return
+    if view.status in FINAL_FAILED:
+        ctx.durations.observe(view.duration_s if view.duration_s is not None else elapsed_s)
+        await ctx.journal.write("failed", key=job.key, reason="job-failed", status=view.status,
+                                error=view.error or f"job ended with status {view.status!r}")
+        await ctx.in_flight.release()
+        return
+    if view.status not in KNOWN_RUNNING:
+        log.info("job %s reports unknown status %r: treated as still running", job.job_id, view.status)
+    if view.status != job.status or (view.progress is not None and view.progress != job.progress):
+        job.status, job.progress = view.status, view.progress
+        await ctx.journal.write("status", key=job.key, status=view.status, progress=view.progress)
+    delay = next_poll_delay(elapsed_s=elapsed_s, status=view.status, progress=view.progress,
+                            polls=job.polls, model=ctx.durations, timing=scheduler.timing)
+    scheduler.schedule(job, loop.time() + delay)

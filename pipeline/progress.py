@@ -1,0 +1,119 @@
+"""What the user sees during a run: a live rich table on a terminal, a log line every few seconds elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from pipeline.context import RunContext
+from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
+
+log = logging.getLogger("pipeline.run")
+
+LOG_EVERY_S = 5.0
+LIVE_EVERY_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The figures shown at one moment."""
+
+    total: int
+    pending: int
+    in_flight: int
+    running: int
+    downloading: int
+    done: int
+    failed: int
+    unknown: int
+    requests: int
+    requests_per_s: float
+    elapsed_s: float
+    eta_s: float | None
+
+
+class Progress:
+    """Samples the run's state; renders it live (terminal) or as periodic log lines."""
+
+    def __init__(self, ctx: RunContext, total_jobs: int, *, mode: str) -> None:
+        self._ctx = ctx
+        self._total = total_jobs
+        self._mode = mode  # "live" | "log" | "off"
+        self._started = time.monotonic()
+        self._samples: deque[tuple[float, int, int]] = deque(maxlen=240)  # (time, requests, done)
+        self._done_at_start = ctx.journal.state.counts()[DOWNLOADED]
+
+    def snapshot(self) -> Snapshot:
+        counts = self._ctx.journal.state.counts()
+        now = time.monotonic()
+        requests = self._ctx.api.requests
+        done = counts[DOWNLOADED]
+        self._samples.append((now, requests, done))
+        first = self._samples[0]
+        span = max(1e-6, now - first[0])
+        rate = (requests - first[1]) / span if len(self._samples) > 1 else 0.0
+        done_rate = (done - first[2]) / span if len(self._samples) > 1 else 0.0
+        known = sum(counts.values())
+        pending = counts[PENDING] + max(0, self._total - known)
+        remaining = pending + counts[SUBMITTED] + counts[SUCCEEDED]
+        eta = remaining / done_rate if done_rate > 0 else None
+        return Snapshot(self._total, pending, self._ctx.in_flight.count, counts[SUBMITTED],
+                        self._ctx.downloading, done, counts[FAILED], counts[UNKNOWN], requests, rate,
+                        now - self._started, eta)
+
+    async def run(self) -> None:
+        """Render until cancelled."""
+        if self._mode == "off":
+            return
+        if self._mode == "live":
+            await self._live()
+        else:
+            while True:
+                await asyncio.sleep(LOG_EVERY_S)
+                log.info(line(self.snapshot()))
+
+    async def _live(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console(file=sys.stderr)
+        with Live(table(self.snapshot()), console=console, refresh_per_second=4, transient=False) as live:
+            try:
+                while True:
+                    await asyncio.sleep(LIVE_EVERY_S)
+                    live.update(table(self.snapshot()))
+            finally:
+                live.update(table(self.snapshot()))
+
+
+def _eta(eta_s: float | None) -> str:
+    if eta_s is None:
+        return "-"
+    minutes, seconds = divmod(int(eta_s), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def line(s: Snapshot) -> str:
+    """The one-line form, for logs."""
+    return (f"{s.done}/{s.total} done, {s.failed} failed, {s.unknown} unknown, {s.pending} pending, "
+            f"{s.running} on server, {s.downloading} downloading; {s.requests} requests "
+            f"({s.requests_per_s:.1f}/s); elapsed {_eta(s.elapsed_s)}, ETA {_eta(s.eta_s)}")
+
+
+def table(s: Snapshot):  # -> rich renderable
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(ProgressBar(total=max(1, s.total), completed=s.done + s.failed, width=40),
+                 f"[bold]{s.done}[/]/{s.total} downloaded")
+    grid.add_row("pending / in flight / on server", f"{s.pending} / {s.in_flight} / {s.running}")
+    grid.add_row("downloading / failed / unknown", f"{s.downloading} / [red]{s.failed}[/] / [yellow]{s.unknown}[/]")
+    grid.add_row("API requests", f"{s.requests} ({s.requests_per_s:.1f}/s)")
+    grid.add_row("elapsed / ETA", f"{_eta(s.elapsed_s)} / {_eta(s.eta_s)}")
+    return grid

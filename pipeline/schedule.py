@@ -1,0 +1,76 @@
+"""When to poll a job next: pure functions over what finished jobs taught us and what the server reports.
+
+The aim is one poll per job where possible: the first poll waits until the job can
+plausibly be done (a high quantile of observed durations, or `first_delay_s`
+before any job has finished), later polls use the reported progress to estimate
+the time left. Every delay is clamped to [min_interval_s, max_interval_s].
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class DurationModel:
+    """Observed job durations (submit to done, seconds), kept sorted; a bounded window of recent ones."""
+
+    window: int = 200
+    _recent: list[float] = field(default_factory=list)
+    _sorted: list[float] = field(default_factory=list)
+
+    def observe(self, duration_s: float) -> None:
+        if duration_s < 0:
+            return
+        self._recent.append(duration_s)
+        bisect.insort(self._sorted, duration_s)
+        if len(self._recent) > self.window:
+            old = self._recent.pop(0)
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+
+    @property
+    def count(self) -> int:
+        return len(self._sorted)
+
+    def quantile(self, q: float) -> float | None:
+        if not self._sorted:
+            return None
+        position = min(len(self._sorted) - 1, max(0, round(q * (len(self._sorted) - 1))))
+        return self._sorted[position]
+
+
+@dataclass(frozen=True, slots=True)
+class PollTiming:
+    """The tunables of the poll schedule, from the settings."""
+
+    first_delay_s: float
+    min_interval_s: float
+    max_interval_s: float
+    target_quantile: float = 0.8  # first poll when 80% of jobs like this one are done
+
+
+def _clamp(value: float, timing: PollTiming) -> float:
+    return min(timing.max_interval_s, max(timing.min_interval_s, value))
+
+
+def first_poll_delay(model: DurationModel, timing: PollTiming) -> float:
+    """Seconds from submission to the first poll."""
+    typical = model.quantile(timing.target_quantile)
+    if typical is None:
+        return max(timing.min_interval_s, min(timing.first_delay_s, timing.max_interval_s))
+    return _clamp(typical, timing)
+
+
+def next_poll_delay(*, elapsed_s: float, status: str, progress: float | None, polls: int,
+                    model: DurationModel, timing: PollTiming) -> float:
+    """Seconds until the next poll of a job that is not done `elapsed_s` after submission."""
+    if progress is not None and 0.05 <= progress < 1.0 and status == "in-progress":
+        remaining = elapsed_s * (1.0 - progress) / progress
+        return _clamp(remaining * 1.05, timing)
+    typical = model.quantile(0.5)
+    if typical is not None and elapsed_s < typical:
+        return _clamp(typical - elapsed_s, timing)
+    # past the typical duration, or nothing learnt yet: back off geometrically
+    base = typical * 0.25 if typical is not None else timing.first_delay_s
+    return _clamp(base * (1.5 ** min(polls, 12)), timing)

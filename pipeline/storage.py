@@ -1,0 +1,168 @@
+"""Output paths and streaming writes: `<file>.part` with aiofiles, verify, fsync, atomic rename.
+
+File names follow the template `{index:05d}_{prompt slug}_{swept values}_s{seed}.mp4`
+(plus `-{n}` when a job has several outputs): ASCII letters, digits, `-`, `_`, `.` and
+`=` only, at most 120 characters, so they are safe on every OS and can never escape
+the run folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+import aiohttp
+
+from pipeline.errors import PipelineError, TransientApiError
+
+CHUNK_BYTES = 256 * 1024
+MAX_NAME_CHARS = 120
+PART_SUFFIX = ".part"
+VIDEOS_DIR = "videos"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+class UrlExpired(PipelineError):
+    """The download URL answered 403/404/410: resolve the asset again."""
+
+
+class StorageError(PipelineError):
+    """The output folder cannot be written (disk full, permissions): the run stops cleanly."""
+
+    exit_status = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A finished download: where, how many bytes, and their sha256."""
+
+    path: Path
+    bytes: int
+    sha256: str
+
+
+def slug(text: str, max_chars: int) -> str:
+    """Lower-case ASCII words joined by '-', e.g. 'A neon city!' -> 'a-neon-city'."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    out = "-".join(words)[:max_chars].strip("-")
+    return out or "x"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int, *, part: int = 0) -> str:
+    """The file name of a job's output (pure; see the module docstring for the template)."""
+    values = "_".join(f"{_UNSAFE.sub('-', k)}={_UNSAFE.sub('-', _value_text(v))}"
+                      for k, v in swept.items() if k not in ("seed", "prompt"))
+    head = f"{index:05d}_{slug(prompt, 40)}"
+    tail = f"_s{seed}" + (f"-{part}" if part else "") + ".mp4"
+    room = MAX_NAME_CHARS - len(head) - len(tail) - 1
+    middle = f"_{values[:room]}" if values and room > 0 else ""
+    name = head + middle + tail
+    return name.replace("..", ".")
+
+
+def safe_path(run_dir: Path, relative: str) -> Path:
+    """`run_dir / relative`, refusing anything that would land outside the run folder."""
+    root = run_dir.resolve()
+    target = (root / relative).resolve()
+    if target == root or root not in target.parents:
+        raise PipelineError(f"refusing to write outside the run folder: {relative!r}")
+    return target
+
+
+async def file_matches(path: Path, size_bytes: int) -> bool:
+    """A finished file is kept on resume when it exists with its recorded size."""
+    try:
+        stat = await aiofiles.os.stat(path)
+    except FileNotFoundError:
+        return False
+    return stat.st_size == size_bytes
+
+
+async def _hash_prefix(path: Path, size: int) -> hashlib._Hash:
+    digest = hashlib.sha256()
+    async with aiofiles.open(path, "rb") as handle:
+        remaining = size
+        while remaining > 0:
+            chunk = await handle.read(min(CHUNK_BYTES, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest
+
+
+async def download(session: aiohttp.ClientSession, url: str, target: Path, *, timeout_s: float,
+                   connect_timeout_s: float) -> Saved:
+    """Stream `url` to `target.part` (resuming it with Range when served), verify, fsync, rename.
+
+    Raises UrlExpired (403/404/410), TransientApiError (truncated body, reset, 5xx, timeout)
+    or StorageError (the disk refused a write).
+    """
+    part = target.with_name(target.name + PART_SUFFIX)
+    try:
+        have = part.stat().st_size
+    except FileNotFoundError:
+        have = 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s, sock_read=min(timeout_s, 120))
+    try:
+        async with session.get(url, headers=headers, timeout=timeout, allow_redirects=True) as resp:
+            if resp.status in (403, 404, 410):
+                raise UrlExpired(f"download URL answered {resp.status}")
+            if resp.status == 416 and have:
+                part.unlink(missing_ok=True)
+                raise TransientApiError(416, "stale partial file discarded", url=_strip_query(url))
+            if resp.status >= 400:
+                raise TransientApiError(resp.status, "download failed", url=_strip_query(url))
+            resumed = resp.status == 206 and have > 0
+            expected = resp.content_length
+            total = (have + expected) if (resumed and expected is not None) else expected
+            return await _write(resp, part, target, resumed=resumed, have=have, total=total)
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+        raise TransientApiError(0, f"download interrupted ({type(exc).__name__})", url=_strip_query(url)) from None
+
+
+async def _write(resp: aiohttp.ClientResponse, part: Path, target: Path, *, resumed: bool, have: int,
+                 total: int | None) -> Saved:
+    digest = await _hash_prefix(part, have) if resumed else hashlib.sha256()
+    written = have if resumed else 0
+    try:
+        async with aiofiles.open(part, "ab" if resumed else "wb") as handle:
+            async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+                await handle.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+            await handle.flush()
+            await asyncio.to_thread(os.fsync, handle.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot write {part.name}: {exc.strerror or exc}") from None
+    if total is not None and written != total:
+        raise TransientApiError(0, f"truncated download: {written} of {total} bytes")
+    if written == 0:
+        part.unlink(missing_ok=True)
+        raise TransientApiError(0, "empty download")
+    await aiofiles.os.replace(part, target)
+    return Saved(target, written, digest.hexdigest())
+
+
+def _strip_query(url: str) -> str:
+    """A URL without its query string (signed CDN URLs carry tokens there)."""
+    return url.split("?", 1)[0]
