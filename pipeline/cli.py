@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError
 # sub-command name -> module implementing it
 COMMANDS: dict[str, str] = {
     "plan": "pipeline.cli_plan",
+    "run": "pipeline.cli_run",
 }
 
 
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments, run the sub-command, map errors to exit statuses (never a traceback for ours)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging(verbose=args.verbose, quiet=args.quiet)
     try:
         return int(args._execute(args))

@@ -1,0 +1,74 @@
+"""`ltx-batch run MANIFEST`: submit, poll and download every job of a manifest; resume after anything."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from pipeline.config import Credentials, Settings, load_credentials, load_settings
+from pipeline.runner import RunOptions, RunSummary, run_manifest, summary_text
+
+HELP = "run a manifest: submit, poll and download every job (re-run the same command to resume)"
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by commands that talk to the API (run, status and friends)."""
+    parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (see configs/default.yaml)")
+    parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
+    add_settings_flags(parser)
+    parser.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL)")
+    parser.add_argument("--rate", type=float, metavar="N", help="API requests per second, shared by every call")
+    parser.add_argument("--max-in-flight", type=int, metavar="N", help="jobs submitted but not finished, at most")
+    parser.add_argument("--downloaders", type=int, metavar="N", help="download workers")
+    parser.add_argument("--retry-failed", action="store_true", help="submit again the jobs that failed before")
+    parser.add_argument("--resubmit-unknown", action="store_true",
+                        help="submit again the jobs whose POST answer was lost (they may exist: may pay twice)")
+    parser.add_argument("--emulator", action="store_true",
+                        help="run against the built-in emulator on a free loopback port (no credentials)")
+
+
+def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
+    overrides = {"output_dir": args.out, **extra}
+    return load_settings(config_file=args.config, overrides=overrides)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from pipeline.manifest import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    settings = settings_from(args, api_base_url=args.api_url, max_requests_per_s=args.rate,
+                             max_in_flight_jobs=args.max_in_flight, download_workers=args.downloaders)
+    credentials = None if args.emulator else load_credentials()
+    run_dir = Path(settings.output_dir) / manifest.name
+    mode = "off" if args.quiet else "live" if sys.stderr.isatty() and not args.verbose else "log"
+    options = RunOptions(retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
+                         progress=mode, manifest_path=str(Path(args.manifest).resolve()))
+    summary = asyncio.run(_run(manifest, settings, credentials, run_dir, options, emulator=args.emulator))
+    print(summary_text(summary, resume_command="ltx-batch " + shlex.join(args.argv)), file=sys.stderr)
+    return summary.exit_status
+
+
+async def _run(manifest, settings: Settings, credentials: Credentials | None, run_dir: Path,  # noqa: ANN001
+               options: RunOptions, *, emulator: bool) -> RunSummary:
+    async with AsyncExitStack() as stack:
+        if emulator:
+            from pipeline.emulator.embedded import start_embedded
+
+            url, credentials = await stack.enter_async_context(start_embedded())
+            settings = _replace(settings, api_base_url=url)
+        assert credentials is not None
+        return await run_manifest(manifest, settings, credentials, run_dir, options)
+
+
+def _replace(settings: Settings, **changes: object) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)
