@@ -18,6 +18,7 @@ from pipeline.errors import PipelineError
 COMMANDS: dict[str, str] = {
     "plan": "pipeline.cli_plan",
     "run": "pipeline.cli_run",
+    "emulator": "pipeline.cli_emulator",
 }
 
 

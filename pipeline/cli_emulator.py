@@ -1,0 +1,99 @@
+"""`ltx-batch emulator`: run the local Scenario API emulator as a server until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import fields
+from typing import Any
+
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorKnobs, EmulatorServer
+from pipeline.emulator.knobs import knob_type
+from pipeline.errors import ConfigError, Problem
+
+HELP = "run a local emulator of the Scenario API (for trying the pipeline and for tests)"
+DEFAULT_PORT = 8765
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parser_for(kind: type, optional: bool) -> Any:
+    def parse(text: str) -> Any:
+        if optional and text.strip().lower() in ("none", "null", ""):
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a valid {kind.__name__}: {text!r}") from None
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add --host, --port and one flag per `EmulatorKnobs` field (defaults shown in --help)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind, 0 for any (default: %(default)s)")
+    knobs = parser.add_argument_group("knobs", "how the emulated service behaves")
+    defaults = EmulatorKnobs()
+    for f in fields(EmulatorKnobs):
+        kind, optional = knob_type(f.name)
+        default = getattr(defaults, f.name)
+        text = f"{f.metadata['help']} (default: {'none' if default is None else default})"
+        if kind is bool:
+            knobs.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=default, help=text)
+        else:
+            knobs.add_argument(_flag(f.name), dest=f.name, type=_parser_for(kind, optional), default=default,
+                               metavar=kind.__name__.upper(), help=text)
+
+
+def _credentials(environ: dict[str, str] | os._Environ[str]) -> tuple[str, str, bool]:
+    key, secret = environ.get("SCENARIO_API_KEY", ""), environ.get("SCENARIO_API_SECRET", "")
+    if key and secret:
+        return key, secret, True
+    return EMULATOR_API_KEY, EMULATOR_API_SECRET, False
+
+
+async def _serve(server: EmulatorServer, *, from_env: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with server:
+            lines = [f"Scenario API emulator listening on {server.url}"]
+            if from_env:
+                lines.append("credentials: SCENARIO_API_KEY / SCENARIO_API_SECRET from the environment")
+            else:
+                lines += ["test credentials (SCENARIO_API_KEY / SCENARIO_API_SECRET unset):",
+                          f"  export SCENARIO_API_URL={server.url}",
+                          f"  export SCENARIO_API_KEY={EMULATOR_API_KEY} SCENARIO_API_SECRET={EMULATOR_API_SECRET}"]
+            lines.append(f"stats: {server.url}/_emulator/stats   (Ctrl-C stops)")
+            print("\n".join(lines), flush=True)
+            await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM, then stop cleanly and return 0."""
+    try:
+        knobs = EmulatorKnobs(**{f.name: getattr(args, f.name) for f in fields(EmulatorKnobs)})
+    except ValueError as exc:
+        raise ConfigError([Problem("", str(p)) for p in str(exc).split("; ")]) from None
+    key, secret, from_env = _credentials(os.environ)
+    server = EmulatorServer(Emulator(api_key=key, api_secret=secret, knobs=knobs), host=args.host, port=args.port)
+    try:
+        asyncio.run(_serve(server, from_env=from_env))
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the handlers were installed
+        pass
+    except OSError as exc:
+        raise ConfigError(Problem("--port", f"cannot listen on {args.host}:{args.port}: {exc.strerror}")) from None
+    print("emulator stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,141 @@
+"""The emulator's tuning knobs: one frozen dataclass, its checks, and coercion from JSON or CLI text.
+
+Each field carries its help text in `metadata["help"]`, which `ltx-batch emulator`
+turns into a command-line flag (`job_time_s` -> `--job-time-s`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+EMULATOR_API_KEY = "emulator-key"
+EMULATOR_API_SECRET = "emulator-secret"
+
+FAULT_KINDS: tuple[str, ...] = (
+    "5xx", "reset", "truncate", "job_failure", "lost_response", "credits", "bad_json", "unknown_status",
+)
+"""Fault kinds; the knob for kind `k` is `fault_{k}_rate` and `/_emulator/stats` counts it under `faults[k]`."""
+
+
+def _knob(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorKnobs:
+    """How the emulated service behaves: timing, limits, URL lifetime and fault probabilities.
+
+    Rates are probabilities in 0..1 drawn per request (per job for job faults) from
+    streams seeded by `seed`, one stream per fault kind, so a test's faults repeat.
+    """
+
+    job_time_s: float = _knob(2.0, "mean time a job runs once it has a running slot")
+    job_time_spread_s: float = _knob(0.0, "run time is uniform in mean +/- this spread")
+    max_running_jobs: int = _knob(4, "jobs running at once per account; the rest wait in 'queued' (FIFO)")
+    rate_limit_per_s: float | None = _knob(None, "API requests per second per account before 429 (none: unlimited)")
+    rate_limit_burst: int | None = _knob(None, "token-bucket size for the rate limit (none: ceil(rate))")
+    send_retry_after: bool = _knob(True, "send a Retry-After header (whole seconds) with 429")
+    url_ttl_s: float = _knob(600.0, "lifetime of a signed CDN download URL")
+    max_upload_bytes: int = _knob(100 * 2**20, "largest decoded upload; bigger ones get 413")
+    output_pad_bytes: int = _knob(0, "zero bytes added to each output's free box (large-output benchmarks)")
+    credits_jobs: int | None = _knob(None, "jobs the account may still create before 402 (none: unlimited)")
+    revoke_auth: bool = _knob(False, "answer 401 to every API request, even with the right key")
+    unknown_status: str = _knob("warming-up", "status word reported by jobs hit by the unknown-status fault")
+    fault_5xx_rate: float = _knob(0.0, "API/CDN request answered 500/502/503 with a JSON or HTML body")
+    fault_reset_rate: float = _knob(0.0, "API/CDN request whose TCP connection is reset with no response")
+    fault_truncate_rate: float = _knob(0.0, "CDN download that sends the full Content-Length but stops half-way")
+    fault_job_failure_rate: float = _knob(0.0, "job that ends in 'failure' with a reason")
+    fault_lost_response_rate: float = _knob(0.0, "generate request that creates the job, then drops the connection")
+    fault_credits_rate: float = _knob(0.0, "generate request refused with 402 Insufficient credits")
+    fault_bad_json_rate: float = _knob(0.0, "API request answered 200 with a non-JSON or wrong-shape body")
+    fault_unknown_status_rate: float = _knob(0.0, "job that reports `unknown_status` while queued and early in its run")
+    seed: int = _knob(0, "seed of every random stream (fault draws, run times, ids)")
+
+    def __post_init__(self) -> None:
+        problems = list(_problems(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def replace(self, **changes: Any) -> EmulatorKnobs:
+        """A copy with `changes` applied (checked like the constructor)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The knobs as a JSON-ready mapping (what `GET /_emulator/config` returns)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def burst(self) -> int:
+        """The effective token-bucket size."""
+        if self.rate_limit_burst is not None:
+            return self.rate_limit_burst
+        return max(1, math.ceil(self.rate_limit_per_s or 1))
+
+
+KNOB_NAMES: tuple[str, ...] = tuple(f.name for f in fields(EmulatorKnobs))
+
+
+def knob_type(name: str) -> tuple[type, bool]:
+    """The base type of a knob and whether it may be None (from its annotation text)."""
+    annotation = str(next(f.type for f in fields(EmulatorKnobs) if f.name == name))
+    optional = annotation.endswith("| None")
+    base = annotation.removesuffix("| None").strip()
+    return {"float": float, "int": int, "bool": bool, "str": str}[base], optional
+
+
+def coerce_knob(name: str, value: Any) -> Any:
+    """Check one JSON value against the knob's type (an int is a fine float; a bool is not a number)."""
+    if name not in KNOB_NAMES:
+        raise ValueError(f"unknown knob {name!r}")
+    kind, optional = knob_type(name)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{name} must not be null")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, bool):
+        pass
+    elif kind is int and isinstance(value, int):
+        return value
+    elif kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    elif kind is float and isinstance(value, (int, float)):
+        return float(value)
+    raise ValueError(f"{name} must be {'a ' + kind.__name__}{' or null' if optional else ''}, not {value!r}")
+
+
+def apply_changes(knobs: EmulatorKnobs, changes: Mapping[str, Any]) -> EmulatorKnobs:
+    """`knobs` with JSON `changes` coerced and applied; ValueError names the bad knob."""
+    return knobs.replace(**{name: coerce_knob(str(name), value) for name, value in changes.items()})
+
+
+def _problems(knobs: EmulatorKnobs) -> list[str]:
+    out = []
+    for f in fields(knobs):
+        value = getattr(knobs, f.name)
+        if value is None or isinstance(value, (bool, str)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(f"{f.name} must be finite")
+        elif value < 0:
+            out.append(f"{f.name} must not be negative")
+        elif f.name.startswith("fault_") and value > 1:
+            out.append(f"{f.name} is a probability (0..1), not {value}")
+    if knobs.max_running_jobs < 1:
+        out.append("max_running_jobs must be at least 1")
+    if knobs.rate_limit_per_s is not None and knobs.rate_limit_per_s <= 0:
+        out.append("rate_limit_per_s must be greater than 0 (or none)")
+    if knobs.rate_limit_burst is not None and knobs.rate_limit_burst < 1:
+        out.append("rate_limit_burst must be at least 1 (or none)")
+    if not knobs.unknown_status or knobs.unknown_status in ("queued", "in-progress", "success", "failure", "canceled"):
+        out.append("unknown_status must be a non-empty word that is not a known status")
+    return out

@@ -1,0 +1,696 @@
+"""The Scenario API emulator over real 127.0.0.1 sockets: auth, assets, validation, jobs, CDN, faults, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, FAULT_KINDS, EmulatorServer
+from pipeline.emulator.media import top_level_boxes
+from pipeline.params import MODEL_ID
+
+AUTH = {"Authorization": aiohttp.encode_basic_auth(EMULATOR_API_KEY, EMULATOR_API_SECRET)}
+GENERATE = f"/v1/generate/custom/{MODEL_ID}"
+# a tiny file shaped like an MP4: ftyp, moov and mdat boxes
+CLIP = (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+        + b"\x00\x00\x00\x10moov" + bytes(8) + b"\x00\x00\x00\x14mdat" + b"frame-bytes!")
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
+
+
+@pytest.fixture
+async def http() -> Any:
+    """A client session that sends the emulator's test credentials."""
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        yield session
+
+
+def data_url(data: bytes, mime: str = "video/mp4") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+    """One request: (status, parsed JSON or raw text)."""
+    async with http.request(method, url, **kwargs) as response:
+        raw = await response.read()
+        try:
+            return response.status, json.loads(raw)
+        except ValueError:
+            return response.status, raw.decode("utf-8", "replace")
+
+
+async def upload(http: aiohttp.ClientSession, server: EmulatorServer, data: bytes = CLIP, kind: str = "video") -> str:
+    mime = "video/mp4" if kind == "video" else "image/png"
+    payload = json.dumps({"name": f"input.{mime[6:]}", kind: data_url(data, mime)}).encode()
+    status, body = await call(http, "POST", server.url + "/v1/assets", data=io.BytesIO(payload),
+                              headers={"Content-Type": "application/json"})
+    assert status == 200, body
+    return body["asset"]["id"]
+
+
+async def generate(http: aiohttp.ClientSession, server: EmulatorServer, **params: Any) -> tuple[int, Any]:
+    return await call(http, "POST", server.url + GENERATE, json=params)
+
+
+async def new_job(http: aiohttp.ClientSession, server: EmulatorServer, video: str, **params: Any) -> str:
+    status, body = await generate(http, server, prompt=params.pop("prompt", "a fox"), video=video, **params)
+    assert status == 200, body
+    return body["job"]["jobId"]
+
+
+async def job(http: aiohttp.ClientSession, server: EmulatorServer, job_id: str) -> dict[str, Any]:
+    status, body = await call(http, "GET", f"{server.url}/v1/jobs/{job_id}")
+    assert status == 200, body
+    return body["job"]
+
+
+async def finished(http: aiohttp.ClientSession, server: EmulatorServer, job_id: str) -> dict[str, Any]:
+    """Poll every 20 ms until the job is final; the list of statuses seen is under `_seen`."""
+    seen: list[str] = []
+    for _ in range(500):
+        current = await job(http, server, job_id)
+        if not seen or seen[-1] != current["status"]:
+            seen.append(current["status"])
+        if current["status"] in ("success", "failure"):
+            return {**current, "_seen": seen}
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} never finished: {seen}")
+
+
+async def output_url(http: aiohttp.ClientSession, server: EmulatorServer, job_id: str) -> str:
+    done = await finished(http, server, job_id)
+    asset_id = done["metadata"]["assetIds"][0]
+    status, body = await call(http, "GET", f"{server.url}/v1/assets/{asset_id}")
+    assert status == 200, body
+    return body["asset"]["url"]
+
+
+async def stats(http: aiohttp.ClientSession, server: EmulatorServer) -> dict[str, Any]:
+    status, body = await call(http, "GET", server.url + "/_emulator/stats")
+    assert status == 200
+    return body
+
+
+# -- auth ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": aiohttp.encode_basic_auth(EMULATOR_API_KEY, "wrong")},
+                                     {"Authorization": "Bearer emulator-key"}, {"Authorization": "Basic !!!"}])
+async def test_api_routes_need_the_right_basic_credentials(emulator: EmulatorServer, headers: dict[str, str]) -> None:
+    """Every /v1 route answers 401 with a JSON error to missing or wrong credentials."""
+    async with aiohttp.ClientSession(headers=headers) as anonymous:
+        for method, path in [("POST", "/v1/assets"), ("GET", "/v1/assets/asset_x"), ("POST", GENERATE),
+                             ("GET", "/v1/jobs/job_x"), ("GET", "/v1/nothing-here")]:
+            status, body = await call(anonymous, method, emulator.url + path, json={})
+            assert status == 401 and "error" in body, (method, path)
+    assert emulator.emulator.stats()["unauthorized"] == 5
+
+
+async def test_custom_credentials_are_honoured(emulator_factory: Any) -> None:
+    """An emulator made with other credentials accepts them and refuses the test ones."""
+    server = await emulator_factory(api_key="k2", api_secret="s2")
+    async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth("k2", "s2")}) as good:
+        assert (await call(good, "GET", server.url + "/v1/jobs/job_x"))[0] == 404
+    async with aiohttp.ClientSession(headers=AUTH) as old:
+        assert (await call(old, "GET", server.url + "/v1/jobs/job_x"))[0] == 401
+
+
+# -- assets --------------------------------------------------------------------------------------
+
+
+async def test_upload_returns_an_asset_that_lookup_resolves_to_a_cdn_url(
+        emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A video upload returns asset_...; lookup gives size, mime type and a URL serving the same bytes."""
+    status, body = await call(http, "POST", emulator.url + "/v1/assets",
+                              json={"name": "clip.mp4", "video": data_url(CLIP)})
+    assert status == 200
+    asset = body["asset"]
+    assert asset["id"].startswith("asset_") and asset["status"] == "success"
+    assert (asset["name"], asset["mimeType"]) == ("clip.mp4", "video/mp4")
+    status, body = await call(http, "GET", f"{emulator.url}/v1/assets/{asset['id']}")
+    assert status == 200 and body["asset"]["size"] == len(CLIP)
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(body["asset"]["url"]) as response:
+        assert response.status == 200 and await response.read() == CLIP
+
+
+async def test_upload_image_is_an_image_asset(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """An `image` upload is stored with its image mime type."""
+    image_id = await upload(http, emulator, PNG, kind="image")
+    status, body = await call(http, "GET", f"{emulator.url}/v1/assets/{image_id}")
+    assert (body["asset"]["kind"], body["asset"]["mimeType"]) == ("image", "image/png")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"video": data_url(CLIP)}, "name"),
+    ({"name": "a.mp4"}, "video"),
+    ({"name": "a.mp4", "video": "data:video/mp4;base64,@@not base64@@"}, "video"),
+    ({"name": "a.mp4", "video": "AAAA"}, "video"),
+    ({"name": "a.mp4", "video": data_url(CLIP, "image/png")}, "video"),
+    ({"name": "a.png", "image": data_url(PNG, "video/mp4")}, "image"),
+    ({"name": "a.mp4", "video": "data:video/mp4;base64,"}, "video"),
+    (["not", "an", "object"], "object"),
+])
+async def test_malformed_uploads_get_400_naming_the_field(
+        emulator: EmulatorServer, http: aiohttp.ClientSession, body: Any, field: str) -> None:
+    """Bad base64, a missing field or a wrong mime type is a 400 whose message names the field."""
+    status, reply = await call(http, "POST", emulator.url + "/v1/assets", json=body)
+    assert status == 400 and field in reply["error"]
+
+
+async def test_upload_body_that_is_not_json_gets_400(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A non-JSON upload body is a 400 JSON error."""
+    status, reply = await call(http, "POST", emulator.url + "/v1/assets", data=b"{nope")
+    assert status == 400 and "JSON" in reply["error"]
+
+
+async def test_upload_over_the_size_limit_gets_413(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """An upload bigger than max_upload_bytes is refused with 413; one at the limit is accepted."""
+    server = await emulator_factory(max_upload_bytes=1000)
+    assert await upload(http, server, bytes(1000))
+    status, reply = await call(http, "POST", server.url + "/v1/assets",
+                               json={"name": "big.mp4", "video": data_url(bytes(1001))})
+    assert status == 413 and "limit" in reply["error"]
+    status, _ = await call(http, "POST", server.url + "/v1/assets",
+                           json={"name": "huge.mp4", "video": data_url(bytes(5000))})
+    assert status == 413
+
+
+async def test_big_upload_is_decoded_off_the_loop(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A multi-megabyte upload (decoded in a worker thread) round-trips byte for byte."""
+    data = CLIP + os.urandom(3 * 2**20)
+    asset_id = await upload(http, emulator, data)
+    asset = emulator.emulator.asset(asset_id)
+    assert asset.size == len(data) and asset.sha256 == hashlib.sha256(data).hexdigest()
+
+
+async def test_unknown_asset_is_404(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """Looking up an asset that does not exist gives 404 with a JSON error."""
+    status, body = await call(http, "GET", emulator.url + "/v1/assets/asset_nope")
+    assert status == 404 and "asset_nope" in body["error"]
+
+
+# -- generate ------------------------------------------------------------------------------------
+
+
+async def test_generate_reply_is_a_queued_job(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A good body gives {"job": {jobId, status queued, modelId, createdAt, progress 0, metadata.input}}."""
+    video = await upload(http, emulator)
+    status, body = await generate(http, emulator, prompt="a fox", video=video, seed=7, videoStrength=0.5)
+    assert status == 200
+    reply = body["job"]
+    assert reply["jobId"].startswith("job_") and reply["status"] == "queued" and reply["progress"] == 0
+    assert reply["modelId"] == MODEL_ID and reply["createdAt"].endswith("Z")
+    assert reply["metadata"]["input"] == {"prompt": "a fox", "video": video, "seed": 7, "videoStrength": 0.5}
+
+
+async def test_unknown_model_is_404(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """Only the LTX-2 video-to-video model exists."""
+    video = await upload(http, emulator)
+    status, body = await call(http, "POST", emulator.url + "/v1/generate/custom/model_other",
+                              json={"prompt": "x", "video": video})
+    assert status == 404 and "model_other" in body["error"]
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({"video": "VIDEO"}, "prompt"),
+    ({"prompt": "x"}, "video"),
+    ({"prompt": "x", "video": "VIDEO", "videoStrength": 1.5}, "videoStrength"),
+    ({"prompt": "x", "video": "VIDEO", "videoStrenght": 0.5}, "videoStrength"),
+    ({"prompt": "x", "video": "VIDEO", "cameraMotion": "zoom"}, "cameraMotion"),
+    ({"prompt": "x", "video": "VIDEO", "numInferenceSteps": 2.5}, "numInferenceSteps"),
+    ({"prompt": "x", "video": "VIDEO", "width": 512}, "width"),
+    ({"prompt": "x", "video": "VIDEO", "enhancePrompt": "yes"}, "enhancePrompt"),
+    ({"prompt": "x", "video": "asset_missing"}, "video"),
+    ({"prompt": "x", "video": "VIDEO", "image": "VIDEO"}, "image"),
+    ({"prompt": "x", "video": "IMAGE"}, "video"),
+    ({"prompt": "x", "video": "VIDEO", "conditioningVideo": "IMAGE", "modality": "canny"}, "conditioningVideo"),
+])
+async def test_bad_parameters_get_400_with_details_naming_them(
+        emulator: EmulatorServer, http: aiohttp.ClientSession, params: dict[str, Any], named: str) -> None:
+    """Invalid parameters or file references are a 400 {"error", "details"} naming the parameter; no job."""
+    ids = {"VIDEO": await upload(http, emulator), "IMAGE": await upload(http, emulator, PNG, kind="image")}
+    params = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in params.items()}
+    status, body = await generate(http, emulator, **params)
+    assert status == 400, body
+    assert any(named in detail for detail in body["details"]), body
+    assert named in body["error"]
+    assert emulator.emulator.stats()["jobs_created"] == 0
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe"])
+async def test_generate_body_that_is_not_a_json_object_gets_400(
+        emulator: EmulatorServer, http: aiohttp.ClientSession, body: bytes) -> None:
+    """A non-JSON (or non-object) generate body is a 400 JSON error."""
+    status, reply = await call(http, "POST", emulator.url + GENERATE, data=body)
+    assert status == 400 and "error" in reply
+
+
+async def test_width_and_height_are_rounded_to_multiples_of_64(
+        emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """Width/height off the 64 grid are accepted and rounded, as the API does."""
+    video = await upload(http, emulator)
+    status, body = await generate(http, emulator, prompt="x", video=video, width=1000, height=500)
+    assert status == 200
+    assert (body["job"]["metadata"]["input"]["width"], body["job"]["metadata"]["input"]["height"]) == (1024, 512)
+
+
+# -- job lifecycle -------------------------------------------------------------------------------
+
+
+async def test_job_goes_queued_in_progress_success_with_rising_progress(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """A job is queued, then in-progress with a rising progress figure, then success with one output asset."""
+    server = await emulator_factory(job_time_s=0.4, job_time_spread_s=0)
+    job_id = await new_job(http, server, await upload(http, server))
+    progress = []
+    while (current := await job(http, server, job_id))["status"] != "success":
+        assert current["status"] == "in-progress"
+        progress.append(current["progress"])
+        await asyncio.sleep(0.05)
+    assert progress == sorted(progress) and 0 <= progress[0] < progress[-1] < 1
+    assert current["progress"] == 1 and len(current["metadata"]["assetIds"]) == 1
+    assert current["updatedAt"] >= current["createdAt"]
+
+
+async def test_running_cap_keeps_the_rest_queued_in_fifo_order(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """With max_running_jobs=2, the third job waits in `queued` and jobs start in creation order."""
+    server = await emulator_factory(max_running_jobs=2, job_time_s=0.15, job_time_spread_s=0)
+    video = await upload(http, server)
+    ids = [await new_job(http, server, video) for _ in range(5)]
+    statuses = [(await job(http, server, i))["status"] for i in ids]
+    assert statuses == ["in-progress", "in-progress", "queued", "queued", "queued"]
+    for job_id in ids:
+        assert (await finished(http, server, job_id))["status"] == "success"
+    records = (await call(http, "GET", server.url + "/_emulator/jobs"))[1]["jobs"]
+    starts = {r["jobId"]: r["startedAt"] for r in records}
+    assert [starts[i] for i in ids] == sorted(starts[i] for i in ids)
+    figures = await stats(http, server)
+    assert figures["peak_running"] == 2 and figures["peak_in_flight"] == 5 and figures["jobs_in_flight"] == 0
+
+
+async def test_raising_the_running_cap_live_starts_waiting_jobs(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """POST /_emulator/config {"max_running_jobs": 3} starts queued jobs at once."""
+    server = await emulator_factory(max_running_jobs=1, job_time_s=5)
+    video = await upload(http, server)
+    ids = [await new_job(http, server, video) for _ in range(3)]
+    assert (await job(http, server, ids[2]))["status"] == "queued"
+    status, _ = await call(http, "POST", server.url + "/_emulator/config", json={"max_running_jobs": 3})
+    assert status == 200
+    assert [(await job(http, server, i))["status"] for i in ids] == ["in-progress"] * 3
+
+
+async def test_unknown_job_is_404(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """Polling a job that does not exist gives 404 with a JSON error."""
+    status, body = await call(http, "GET", emulator.url + "/v1/jobs/job_nope")
+    assert status == 404 and "job_nope" in body["error"]
+
+
+# -- outputs and the CDN -------------------------------------------------------------------------
+
+
+async def test_output_is_the_input_plus_a_stamped_free_box(
+        emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """The output starts with the input bytes and ends with a `free` box naming the job; outputs differ."""
+    video = await upload(http, emulator)
+    bodies = []
+    for seed in (1, 2):
+        job_id = await new_job(http, emulator, video, seed=seed)
+        async with aiohttp.ClientSession() as anonymous, \
+                anonymous.get(await output_url(http, emulator, job_id)) as response:
+            body = await response.read()
+        assert body.startswith(CLIP)
+        boxes = list(top_level_boxes(body))
+        assert [kind for _, _, kind in boxes] == [b"ftyp", b"moov", b"mdat", b"free"]
+        assert job_id.encode() in body[boxes[-1][0]:]
+        bodies.append(body)
+    assert bodies[0] != bodies[1]
+
+
+async def test_outputs_are_deterministic_for_a_seed(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """Two emulators with the same seed produce byte-identical outputs for the same requests."""
+    hashes = []
+    for _ in range(2):
+        server = await emulator_factory(seed=42, job_time_s=0.05)
+        job_id = await new_job(http, server, await upload(http, server), seed=3)
+        await finished(http, server, job_id)
+        hashes.append((await call(http, "GET", server.url + "/_emulator/jobs"))[1]["jobs"][0]["outputSha256"])
+    assert hashes[0] == hashes[1] and hashes[0] is not None
+
+
+async def test_download_url_expires_and_a_fresh_lookup_works_again(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """A CDN URL answers 403 after url_ttl_s; resolving the asset again gives a working URL."""
+    server = await emulator_factory(url_ttl_s=0.3, job_time_s=0.05)
+    job_id = await new_job(http, server, await upload(http, server))
+    url = await output_url(http, server, job_id)
+    assert (await call(http, "GET", url))[0] == 200
+    await asyncio.sleep(0.35)
+    status, body = await call(http, "GET", url)
+    assert status == 403 and "expired" in body["error"]
+    assert (await call(http, "GET", await output_url(http, server, job_id)))[0] == 200
+    assert server.emulator.stats()["cdn_denied"] == 1
+
+
+async def test_forged_cdn_token_is_403(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A token whose signature does not match is refused."""
+    url = await output_url(http, emulator, await new_job(http, emulator, await upload(http, emulator)))
+    status, body = await call(http, "GET", url[:-4] + "0000")
+    assert status == 403 and "signature" in body["error"]
+
+
+@pytest.mark.parametrize(("header", "status", "expect"), [
+    ("bytes=0-9", 206, slice(0, 10)),
+    ("bytes=10-", 206, slice(10, None)),
+    ("bytes=-16", 206, slice(-16, None)),
+    ("bytes=5-100000", 206, slice(5, None)),
+    ("bytes=0-0", 206, slice(0, 1)),
+    ("bytes=0-1,4-5", 200, slice(None)),
+    ("pages=1-2", 200, slice(None)),
+])
+async def test_cdn_serves_ranges(emulator: EmulatorServer, http: aiohttp.ClientSession,
+                                 header: str, status: int, expect: slice) -> None:
+    """Range requests get 206 with Content-Range; multi-range or foreign units get the whole file."""
+    url = await output_url(http, emulator, await new_job(http, emulator, await upload(http, emulator)))
+    async with http.get(url) as response:
+        whole = await response.read()
+    async with http.get(url, headers={"Range": header}) as response:
+        body = await response.read()
+        assert response.status == status
+        assert int(response.headers["Content-Length"]) == len(body) == len(whole[expect])
+        assert body == whole[expect]
+        if status == 206:
+            first = expect.start % len(whole) if expect.start else 0
+            assert response.headers["Content-Range"] == f"bytes {first}-{first + len(body) - 1}/{len(whole)}"
+
+
+async def test_cdn_unsatisfiable_range_is_416_and_head_has_length_only(
+        emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A range past the end gets 416 with `bytes */size`; HEAD reports the length with no body."""
+    url = await output_url(http, emulator, await new_job(http, emulator, await upload(http, emulator)))
+    async with http.head(url) as response:
+        size = int(response.headers["Content-Length"])
+        assert response.status == 200 and response.headers["Accept-Ranges"] == "bytes"
+        assert await response.read() == b""
+    async with http.get(url, headers={"Range": f"bytes={size}-"}) as response:
+        assert response.status == 416 and response.headers["Content-Range"] == f"bytes */{size}"
+    requests = emulator.emulator.stats()["requests"]
+    assert requests["HEAD /_cdn"] == 1 and requests["GET /_cdn"] == 1
+
+
+async def test_padded_output_is_streamed_and_matches_its_listed_hash(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """output_pad_bytes makes a large output, served in chunks, whose sha256 matches /_emulator/jobs."""
+    server = await emulator_factory(output_pad_bytes=8 * 2**20, job_time_s=0.05)
+    url = await output_url(http, server, await new_job(http, server, await upload(http, server)))
+    digest, size = hashlib.sha256(), 0
+    async with http.get(url) as response:
+        assert int(response.headers["Content-Length"]) > 8 * 2**20
+        async for chunk in response.content.iter_chunked(2**20):
+            digest.update(chunk)
+            size += len(chunk)
+    record = (await call(http, "GET", server.url + "/_emulator/jobs"))[1]["jobs"][0]
+    assert (record["outputSize"], record["outputSha256"]) == (size, digest.hexdigest())
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+async def test_fault_5xx_answers_500_502_or_503_and_creates_no_job(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_5xx_rate=1: every API request gets a 5xx (JSON or HTML body) and nothing is processed."""
+    server = await emulator_factory(fault_5xx_rate=1.0)
+    kinds = set()
+    for _ in range(12):
+        status, body = await generate(http, server, prompt="x", video="asset_x")
+        assert status in (500, 502, 503)
+        kinds.add(type(body))
+    assert kinds == {dict, str}  # both JSON and HTML bodies occur
+    figures = await stats(http, server)
+    assert figures["faults"]["5xx"] == 12 and figures["jobs_created"] == 0
+
+
+async def test_fault_reset_drops_the_connection_without_a_response(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_reset_rate=1: the TCP connection is reset and no job is created."""
+    server = await emulator_factory(fault_reset_rate=1.0)
+    with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+        await generate(http, server, prompt="x", video="asset_x")
+    figures = await stats(http, server)
+    assert figures["faults"]["reset"] == 1 and figures["responses"] == {"reset": 1} and figures["jobs_created"] == 0
+
+
+async def test_fault_truncate_cuts_the_download_short(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_truncate_rate=1: the CDN promises the full Content-Length, then closes half-way."""
+    server = await emulator_factory(fault_truncate_rate=1.0, output_pad_bytes=2**20, job_time_s=0.05)
+    url = await output_url(http, server, await new_job(http, server, await upload(http, server)))
+    async with http.get(url) as response:
+        assert int(response.headers["Content-Length"]) > 2**20
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+    assert server.emulator.stats()["faults"]["truncate"] == 1
+
+
+async def test_fault_job_failure_ends_the_job_in_failure_with_a_reason(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_job_failure_rate=1: the job runs, then reports `failure` with metadata.error and no asset."""
+    server = await emulator_factory(fault_job_failure_rate=1.0, job_time_s=0.05)
+    done = await finished(http, server, await new_job(http, server, await upload(http, server)))
+    assert done["status"] == "failure" and done["metadata"]["error"] and "assetIds" not in done["metadata"]
+    figures = await stats(http, server)
+    assert figures["faults"]["job_failure"] == 1 and figures["jobs_failed"] == 1
+
+
+async def test_fault_lost_response_creates_the_job_but_drops_the_reply(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_lost_response_rate=1: the POST fails on the client side, yet the job exists and runs."""
+    server = await emulator_factory(fault_lost_response_rate=1.0, job_time_s=0.05)
+    video = await upload(http, server)
+    with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+        await generate(http, server, prompt="x", video=video)
+    records = (await call(http, "GET", server.url + "/_emulator/jobs"))[1]["jobs"]
+    assert len(records) == 1 and records[0]["body"] == {"prompt": "x", "video": video}
+    assert (await finished(http, server, records[0]["jobId"]))["status"] == "success"
+
+
+async def test_fault_credits_answers_402(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_credits_rate=1: generate is refused with 402 Insufficient credits and no job."""
+    server = await emulator_factory(fault_credits_rate=1.0)
+    status, body = await generate(http, server, prompt="x", video=await upload(http, server))
+    assert (status, body) == (402, {"error": "Insufficient credits"})
+    assert server.emulator.stats()["jobs_created"] == 0
+
+
+async def test_credits_run_out_after_credits_jobs_and_can_be_topped_up_live(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """credits_jobs=2 allows two jobs, then 402; setting credits_jobs live gives that many more."""
+    server = await emulator_factory(credits_jobs=2)
+    video = await upload(http, server)
+    statuses = [(await generate(http, server, prompt="x", video=video))[0] for _ in range(3)]
+    assert statuses == [200, 200, 402]
+    await call(http, "POST", server.url + "/_emulator/config", json={"credits_jobs": 1})
+    statuses = [(await generate(http, server, prompt="x", video=video))[0] for _ in range(2)]
+    assert statuses == [200, 402]
+    figures = await stats(http, server)
+    assert figures["jobs_created"] == 3 and figures["credits_exhausted"] == 2 and figures["credits_left"] == 0
+
+
+async def test_fault_bad_json_answers_200_with_an_unusable_body(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_bad_json_rate=1: API routes answer 200 with HTML, cut-off JSON or JSON without `job`."""
+    server = await emulator_factory(fault_bad_json_rate=1.0)
+    for _ in range(9):
+        status, body = await call(http, "GET", server.url + "/v1/jobs/job_x")
+        assert status == 200 and not (isinstance(body, dict) and "job" in body)
+    assert server.emulator.stats()["faults"]["bad_json"] == 9
+
+
+async def test_fault_unknown_status_reports_warming_up_before_progressing(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """fault_unknown_status_rate=1: the job says `warming-up` for a while, then in-progress, then success."""
+    server = await emulator_factory(fault_unknown_status_rate=1.0, job_time_s=0.3, job_time_spread_s=0)
+    done = await finished(http, server, await new_job(http, server, await upload(http, server)))
+    assert done["_seen"] == ["warming-up", "in-progress", "success"]
+
+
+async def test_rate_limit_answers_429_with_retry_after(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """Over rate_limit_per_s (after the burst) requests get 429 with Retry-After in whole seconds."""
+    server = await emulator_factory(rate_limit_per_s=2, rate_limit_burst=3)
+    replies = []
+    for _ in range(5):
+        async with http.get(server.url + "/v1/jobs/job_x") as response:
+            replies.append((response.status, response.headers.get("Retry-After")))
+    assert replies == [(404, None)] * 3 + [(429, "1")] * 2
+    assert server.emulator.stats()["rate_limited"] == 2
+
+
+async def test_rate_limit_can_omit_retry_after(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """send_retry_after=False: the 429 carries no Retry-After header."""
+    server = await emulator_factory(rate_limit_per_s=1, rate_limit_burst=1, send_retry_after=False)
+    await call(http, "GET", server.url + "/v1/jobs/job_x")
+    async with http.get(server.url + "/v1/jobs/job_x") as response:
+        assert response.status == 429 and "Retry-After" not in response.headers
+
+
+async def test_seeded_faults_repeat_and_other_seeds_differ(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """With fault_5xx_rate=0.5, the same seed gives the same pattern of failures; another seed does not."""
+    async def pattern(seed: int) -> list[int]:
+        server = await emulator_factory(fault_5xx_rate=0.5, seed=seed)
+        return [(await call(http, "GET", server.url + "/v1/jobs/job_x"))[0] for _ in range(24)]
+
+    first = await pattern(5)
+    assert first == await pattern(5)
+    assert first != await pattern(6)
+    assert 404 in first and any(s >= 500 for s in first)
+
+
+async def test_faults_and_auth_never_touch_the_emulator_routes(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """With every fault at 1.0 and auth revoked, /_emulator/* still answers normally (and is not counted)."""
+    server = await emulator_factory(**{f"fault_{kind}_rate": 1.0 for kind in FAULT_KINDS}, revoke_auth=True)
+    async with aiohttp.ClientSession() as anonymous:
+        for _ in range(3):
+            assert (await call(anonymous, "GET", server.url + "/_emulator/stats"))[0] == 200
+            assert (await call(anonymous, "GET", server.url + "/_emulator/jobs"))[0] == 200
+            assert (await call(anonymous, "GET", server.url + "/_emulator/config"))[0] == 200
+    assert server.emulator.stats()["requests"] == {}
+
+
+async def test_auth_can_be_revoked_mid_run(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """POST /_emulator/config {"revoke_auth": true} turns every API answer into 401 until restored."""
+    job_id = await new_job(http, emulator, await upload(http, emulator))
+    await call(http, "POST", emulator.url + "/_emulator/config", json={"revoke_auth": True})
+    assert (await call(http, "GET", f"{emulator.url}/v1/jobs/{job_id}"))[0] == 401
+    await call(http, "POST", emulator.url + "/_emulator/config", json={"revoke_auth": False})
+    assert (await call(http, "GET", f"{emulator.url}/v1/jobs/{job_id}"))[0] == 200
+
+
+@pytest.mark.parametrize("changes", [{"no_such_knob": 1}, {"fault_5xx_rate": 2}, {"max_running_jobs": "4"},
+                                     {"revoke_auth": 1}, ["revoke_auth"]])
+async def test_config_rejects_bad_changes(emulator: EmulatorServer, http: aiohttp.ClientSession, changes: Any) -> None:
+    """Unknown knobs, out-of-range or mistyped values are a 400 and change nothing."""
+    before = emulator.emulator.knobs
+    status, body = await call(http, "POST", emulator.url + "/_emulator/config", json=changes)
+    assert status == 400 and "error" in body
+    assert emulator.emulator.knobs == before
+
+
+# -- stats and listing ---------------------------------------------------------------------------
+
+
+async def test_stats_count_requests_per_route_and_reset(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """/_emulator/stats counts requests by route template and status; reset-stats zeroes the counters."""
+    video = await upload(http, emulator)
+    job_id = await new_job(http, emulator, video)
+    url = await output_url(http, emulator, job_id)
+    await call(http, "GET", url)
+    figures = await stats(http, emulator)
+    requests = figures["requests"]
+    assert requests["POST /v1/assets"] == 1 and requests["POST /v1/generate/custom/{modelId}"] == 1
+    assert requests["GET /v1/jobs/{jobId}"] >= 1 and requests["GET /v1/assets/{assetId}"] == 1
+    assert requests["GET /_cdn"] == 1
+    assert figures["jobs_created"] == figures["jobs_succeeded"] == 1 and figures["uploads"] == 1
+    assert set(figures["faults"]) == set(FAULT_KINDS)
+    status, after = await call(http, "POST", emulator.url + "/_emulator/reset-stats")
+    assert status == 200 and after["requests"] == {} and after["jobs_created"] == 0 and after["jobs_total"] == 1
+
+
+async def test_job_listing_matches_every_download(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """/_emulator/jobs lists each job once, with the sha256 and size of what the CDN serves."""
+    video = await upload(http, emulator)
+    ids = [await new_job(http, emulator, video, prompt=f"take {i}") for i in range(4)]
+    downloads = {}
+    for job_id in ids:
+        async with http.get(await output_url(http, emulator, job_id)) as response:
+            downloads[job_id] = await response.read()
+    records = (await call(http, "GET", emulator.url + "/_emulator/jobs"))[1]["jobs"]
+    assert sorted(r["jobId"] for r in records) == sorted(ids)
+    for record in records:
+        data = downloads[record["jobId"]]
+        assert (record["outputSha256"], record["outputSize"]) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert record["status"] == "success" and record["finishedAt"] >= record["startedAt"] >= record["createdAt"]
+
+
+async def test_thousands_of_jobs_stay_cheap_and_polls_stay_fast(
+        emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """2,000 jobs (4 running at a time, the rest queued) are created quickly and polls stay fast."""
+    server = await emulator_factory(max_running_jobs=4, job_time_s=0.01, job_time_spread_s=0.005)
+    video = await upload(http, server)
+    body = json.dumps({"prompt": "x", "video": video}).encode()
+    ids: list[str] = []
+
+    async def create(count: int) -> None:
+        for _ in range(count):
+            async with http.post(server.url + GENERATE, data=body,
+                                 headers={"Content-Type": "application/json"}) as response:
+                ids.append((await response.json())["job"]["jobId"])
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(16):
+            group.create_task(create(125))
+    created_s = time.perf_counter() - started
+    assert len(set(ids)) == 2000 and created_s < 12
+    slowest_s = 0.0
+    for job_id in ids[::40]:
+        begun = time.perf_counter()
+        await job(http, server, job_id)
+        slowest_s = max(slowest_s, time.perf_counter() - begun)
+    assert slowest_s < 0.1
+    figures = await stats(http, server)
+    assert figures["jobs_total"] == 2000 and figures["peak_running"] == 4 and figures["jobs_queued"] > 0
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+_RUN_CLI = """
+import argparse, sys
+from pipeline import cli_emulator
+parser = argparse.ArgumentParser()
+cli_emulator.configure(parser)
+sys.exit(cli_emulator.execute(parser.parse_args(sys.argv[1:])))
+"""
+
+
+@pytest.mark.parametrize("env_creds", [False, True])
+async def test_emulator_command_serves_and_stops_cleanly_on_ctrl_c(env_creds: bool) -> None:
+    """`ltx-batch emulator --port 0` serves, prints the URL (and test credentials only when the environment has none), exits 0 on SIGINT."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENARIO_")}
+    key, secret = (EMULATOR_API_KEY, EMULATOR_API_SECRET)
+    if env_creds:
+        key, secret = "env-key-4242", "env-secret-4242"
+        env.update(SCENARIO_API_KEY=key, SCENARIO_API_SECRET=secret)
+    root = Path(__file__).resolve().parents[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _RUN_CLI, "--port", "0", "--job-time-s", "0.1", cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        first = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+        url = first.rsplit(" ", 1)[-1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        headers = {"Authorization": aiohttp.encode_basic_auth(key, secret)}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            assert (await call(session, "GET", url + "/v1/jobs/job_x"))[0] == 404
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err
+    printed = first + out.decode() + err.decode()
+    assert ("env-secret-4242" not in printed) and (("emulator-secret" in printed) != env_creds)

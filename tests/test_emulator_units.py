@@ -1,0 +1,228 @@
+"""The emulator's pure parts: job timeline, token bucket, Range parsing, URL tokens, MP4 boxes, knobs."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any
+
+import pytest
+
+from pipeline.emulator import EmulatorKnobs
+from pipeline.emulator.cdn import ByteRange, UrlSigner, parse_range
+from pipeline.emulator.faults import FaultDice
+from pipeline.emulator.jobs import Job, JobBoard, view
+from pipeline.emulator.knobs import apply_changes
+from pipeline.emulator.limits import TokenBucket, retry_after_header
+from pipeline.emulator.media import Layout, Zeros, free_box, layout_sha256, output_layout, top_level_boxes
+
+CLIP = b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00" + b"\x00\x00\x00\x0cmdatabcd"
+
+
+def make_job(n: int, run_s: float, created_s: float = 0.0, **extra: Any) -> Job:
+    return Job(f"job_{n}", "model", {}, {}, created_s, run_s, f"asset_{n}", **extra)
+
+
+# -- job timeline --------------------------------------------------------------------------------
+
+
+def test_board_runs_at_most_max_running_and_starts_waiting_jobs_when_slots_free() -> None:
+    """Jobs start in FIFO order at the exact instant a slot frees, however late we look."""
+    board = JobBoard(max_running=2)
+    jobs = [make_job(i, run_s) for i, run_s in enumerate([1.0, 3.0, 1.0, 1.0])]
+    for job in jobs:
+        board.add(job, 0.0)
+    assert (board.running, board.queued) == (2, 2)
+    finished = board.advance(10.0)  # one late look replays every event
+    assert [j.job_id for j in finished] == ["job_0", "job_2", "job_1", "job_3"]
+    assert [j.started_s for j in jobs] == [0.0, 0.0, 1.0, 2.0]
+    assert [j.finished_s for j in jobs] == [1.0, 3.0, 2.0, 3.0]
+    assert (board.peak_running, board.peak_in_flight, board.in_flight) == (2, 4, 0)
+
+
+@pytest.mark.parametrize("looks", [[10.0], [0.5, 1.5, 2.5, 10.0], [0.1 * i for i in range(101)]])
+def test_board_timeline_does_not_depend_on_how_often_it_is_advanced(looks: list[float]) -> None:
+    """Advancing once or many times gives the same start and finish times."""
+    board = JobBoard(max_running=3)
+    jobs = [make_job(i, 0.3 + (i % 4) * 0.7, created_s=i * 0.05) for i in range(12)]
+    for job in jobs:
+        board.add(job, job.created_s)
+    for now in looks:
+        board.advance(now)
+    reference = JobBoard(max_running=3)
+    again = [make_job(i, j.run_s, j.created_s) for i, j in enumerate(jobs)]
+    for job in again:
+        reference.add(job, job.created_s)
+    reference.advance(10.0)
+    assert [(j.started_s, j.finished_s) for j in jobs] == [(j.started_s, j.finished_s) for j in again]
+
+
+def test_board_zero_length_jobs_finish_on_the_next_look() -> None:
+    """A job with run_s=0 is finished as soon as anyone looks at the same instant."""
+    board = JobBoard(max_running=1)
+    job = make_job(1, 0.0)
+    board.add(job, 5.0)
+    assert board.advance(5.0) == [job] and job.finished_s == 5.0
+
+
+def test_board_lowering_the_cap_lets_running_jobs_finish() -> None:
+    """A lower cap stops new starts until running jobs drop below it; a higher one starts jobs now."""
+    board = JobBoard(max_running=3)
+    jobs = [make_job(i, 1.0) for i in range(5)]
+    for job in jobs:
+        board.add(job, 0.0)
+    board.set_max_running(1, 0.5)
+    board.advance(1.0)
+    assert board.running == 1 and jobs[3].started_s == 1.0 and jobs[4].started_s is None
+    board.set_max_running(2, 1.2)
+    assert jobs[4].started_s == 1.2
+
+
+@pytest.mark.parametrize(("now", "warmup", "expect"), [
+    (0.5, False, ("queued", 0.0)),
+    (1.5, False, ("in-progress", 0.25)),
+    (1.5, True, ("warming-up", 0.0)),
+    (2.5, True, ("in-progress", 0.75)),
+    (3.0, False, ("success", 1.0)),
+])
+def test_view_reports_status_and_progress(now: float, warmup: bool, expect: tuple[str, float]) -> None:
+    """Status and progress follow the timeline; warm-up jobs say the unknown status early on."""
+    board = JobBoard(max_running=1)
+    blocker, job = make_job(0, 1.0), make_job(1, 2.0, warmup=warmup)
+    board.add(blocker, 0.0)
+    board.add(job, 0.0)
+    board.advance(now)
+    seen = view(job, now, unknown_status="warming-up")
+    assert (seen.status, seen.progress) == expect
+
+
+# -- rate limit ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate", "burst", "times", "waits"), [
+    (1.0, 1, [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]),
+    (2.0, 3, [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.5]),
+    (10.0, 1, [0.0, 0.05, 0.1], [0.0, 0.05, 0.0]),
+    (1.0, 2, [0.0, 0.0, 100.0, 100.0, 100.0], [0.0, 0.0, 0.0, 0.0, 1.0]),
+])
+def test_token_bucket(rate: float, burst: int, times: list[float], waits: list[float]) -> None:
+    """The bucket grants `burst` at once, then one request per 1/rate seconds; refused takes cost nothing."""
+    bucket = TokenBucket(rate, burst)
+    assert [bucket.take(t) for t in times] == pytest.approx(waits)
+
+
+@pytest.mark.parametrize(("wait_s", "header"), [(0.01, "1"), (1.0, "1"), (1.2, "2"), (30.0, "30")])
+def test_retry_after_is_whole_seconds_rounded_up(wait_s: float, header: str) -> None:
+    """Retry-After is the wait in whole seconds, at least 1."""
+    assert retry_after_header(wait_s) == header
+
+
+# -- CDN -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("header", "size", "expect"), [
+    (None, 100, None),
+    ("bytes=0-9", 100, ByteRange(0, 10)),
+    ("bytes=90-", 100, ByteRange(90, 100)),
+    ("bytes=90-500", 100, ByteRange(90, 100)),
+    ("bytes=-10", 100, ByteRange(90, 100)),
+    ("bytes=-500", 100, ByteRange(0, 100)),
+    ("bytes=100-", 100, "unsatisfiable"),
+    ("bytes=-0", 100, "unsatisfiable"),
+    ("bytes=0-", 0, "unsatisfiable"),
+    ("bytes=9-3", 100, None),
+    ("bytes=0-1,5-6", 100, None),
+    ("items=0-1", 100, None),
+    ("bytes=-", 100, None),
+])
+def test_parse_range(header: str | None, size: int, expect: Any) -> None:
+    """Single ranges are honoured, unsatisfiable ones flagged, anything else served whole."""
+    assert parse_range(header, size) == expect
+
+
+def test_url_tokens_are_signed_and_expire() -> None:
+    """A token is valid until its expiry, and any change to it breaks the signature."""
+    signer = UrlSigner(b"k" * 32)
+    token = signer.token("asset_abc", 2000)
+    assert signer.check(token, 1999).asset_id == "asset_abc"
+    assert signer.check(token, 2000).problem == "expired"
+    assert signer.check(token.replace("asset_abc", "asset_abd"), 1000).problem == "invalid"
+    assert signer.check(token.replace(".2000.", ".9000."), 1000).problem == "invalid"
+    assert UrlSigner(b"x" * 32).check(token, 1000).problem == "invalid"
+    assert signer.check("garbage", 0).problem == "invalid"
+
+
+# -- media ---------------------------------------------------------------------------------------
+
+
+def test_output_appends_a_free_box_and_keeps_the_input() -> None:
+    """The output is the input followed by one `free` box whose size field is right."""
+    layout = output_layout(CLIP, job_id="job_1", seed=3, prompt="a fox")
+    data = layout.read()
+    assert data.startswith(CLIP) and len(data) == layout.size
+    boxes = list(top_level_boxes(data))
+    assert [b[2] for b in boxes] == [b"ftyp", b"mdat", b"free"]
+    assert boxes[-1][0] + boxes[-1][1] == len(data) and b"job_1" in data[boxes[-1][0]:]
+
+
+def test_output_patches_a_last_box_that_runs_to_the_end() -> None:
+    """A final box with size 0 ("to the end") gets its real size so the free box stays separate."""
+    source = CLIP[:16] + b"\x00\x00\x00\x00mdat" + b"payload"
+    layout = output_layout(source, job_id="job_1", seed=None, prompt="")
+    boxes = list(top_level_boxes(layout.read()))
+    assert [(b[2], b[1]) for b in boxes][:2] == [(b"ftyp", 16), (b"mdat", 15)] and boxes[-1][2] == b"free"
+    assert layout_sha256(layout) == hashlib.sha256(layout.read()).hexdigest()
+
+
+def test_free_box_uses_a_64_bit_size_when_needed() -> None:
+    """A free box over 4 GiB uses size=1 and a 64-bit largesize."""
+    head, pad = free_box(b"x", 2**32)
+    assert struct.unpack(">I4sQ", head[:16]) == (1, b"free", 2**32 + 17) and pad == Zeros(2**32)
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 10), (5, 40), (20, 31), (30, 2000), (0, 3000), (2999, 3000)])
+def test_layout_ranges_and_hash_match_the_materialised_bytes(start: int, end: int) -> None:
+    """Slicing and hashing segments (with zero padding) give exactly what the flat bytes give."""
+    layout = output_layout(CLIP, job_id="job_1", seed=1, prompt="p", pad_bytes=2500)
+    flat = layout.read()
+    chunks = b"".join(bytes(c) for c in layout.iter_range(start, end, chunk_bytes=7))
+    assert chunks == flat[start:end]
+    assert layout_sha256(layout, hashlib.sha256(CLIP)) == hashlib.sha256(flat).hexdigest()
+
+
+def test_layout_of_plain_bytes() -> None:
+    """A single-segment layout is just its bytes."""
+    assert Layout((b"abc",)).read() == b"abc" and Layout((b"abc", Zeros(2))).size == 5
+
+
+# -- knobs and dice ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("changes", [
+    {"fault_reset_rate": 1.5}, {"job_time_s": -1}, {"max_running_jobs": 0}, {"rate_limit_per_s": 0},
+    {"url_ttl_s": float("inf")}, {"unknown_status": "success"}, {"rate_limit_burst": 0},
+])
+def test_knobs_reject_bad_values(changes: dict[str, Any]) -> None:
+    """Out-of-range knobs are refused when the dataclass is built."""
+    with pytest.raises(ValueError):
+        EmulatorKnobs(**changes)
+
+
+def test_apply_changes_coerces_json_numbers() -> None:
+    """JSON ints are fine for float knobs; bools are not numbers; null only where optional."""
+    knobs = apply_changes(EmulatorKnobs(), {"job_time_s": 1, "credits_jobs": None, "max_running_jobs": 2.0})
+    assert (knobs.job_time_s, knobs.credits_jobs, knobs.max_running_jobs) == (1.0, None, 2)
+    for bad in ({"job_time_s": True}, {"max_running_jobs": None}, {"nope": 1}, {"max_running_jobs": 1.5}):
+        with pytest.raises(ValueError):
+            apply_changes(EmulatorKnobs(), bad)
+
+
+def test_dice_are_reproducible_per_kind() -> None:
+    """Each fault kind draws from its own seeded stream, independent of the others."""
+    knobs = EmulatorKnobs(fault_5xx_rate=0.5, fault_reset_rate=0.5)
+    first, second = FaultDice(9), FaultDice(9)
+    pattern = [first.hit("5xx", knobs) for _ in range(50)]
+    for _ in range(7):
+        second.hit("reset", knobs)  # draws of another kind do not shift this one
+    assert pattern == [second.hit("5xx", knobs) for _ in range(50)]
+    assert first.new_id("job") != first.new_id("job")
