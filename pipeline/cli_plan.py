@@ -1,0 +1,147 @@
+"""`ltx-batch plan MANIFEST`: validate a manifest and show its jobs, offline (no network at all)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from pipeline.config import load_settings
+from pipeline.manifest import Manifest, load_manifest
+from pipeline.params import MAX_SEED
+from pipeline.spec import JobSpec
+
+HELP = "check a manifest and list the jobs it expands to (offline; sends nothing)"
+DEFAULT_LIMIT = 50
+KEY_CHARS = 12
+PROMPT_CHARS = 40
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
+    parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (for output_dir)")
+    parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N",
+                       help=f"show at most N jobs: the first and the last ones (default {DEFAULT_LIMIT})")
+    shown.add_argument("--all", action="store_true", help="show every job")
+    shown.add_argument("--json", action="store_true",
+                       help="print every job as a JSON array (JobSpec fields plus the run 'name')")
+
+
+def execute(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest)
+    settings = load_settings(config_file=args.config, overrides={"output_dir": args.out})
+    out = sys.stdout
+    try:
+        if args.json:
+            for problem in manifest.warnings:
+                print(f"warning: {problem}", file=sys.stderr)
+            write_json(manifest, out)
+        else:
+            write_table(manifest, out, output_dir=settings.output_dir, limit=None if args.all else args.limit)
+        out.flush()
+    except BrokenPipeError:  # `ltx-batch plan ... | head`: the reader has gone, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    return 0
+
+
+def write_json(manifest: Manifest, out: TextIO) -> None:
+    """Stream a JSON array of every job, one element per line: bounded memory at any job count."""
+    out.write("[")
+    for job in manifest.jobs():
+        out.write("\n" if job.index == 0 else ",\n")
+        out.write(json.dumps({"name": manifest.name, **job.to_json()}))
+    out.write("\n]\n" if manifest.job_count else "]\n")
+
+
+def write_table(manifest: Manifest, out: TextIO, *, output_dir: str, limit: int | None) -> None:
+    """The summary (run folder, inputs, counts, warnings) and a table of the jobs."""
+    run_dir = manifest.run_dir(output_dir)
+    exists = "  (exists: a run there resumes)" if run_dir.is_dir() else ""
+    counts = ", ".join(f"{name}: {count:,}" for name, count in manifest.batch_counts().items())
+    print(f"manifest  {manifest.path}", file=out)
+    print(f"run       {manifest.name}  ->  {run_dir}{os.sep}{exists}", file=out)
+    models = sorted({batch.model for batch in manifest.batches})
+    print(f"model     {', '.join(models)}", file=out)
+    for ref in manifest.input_files():
+        print(f"input     {ref.path}  ({ref.size_bytes:,} bytes, sha256 {(ref.sha256 or '')[:KEY_CHARS]})", file=out)
+    print(f"jobs      {manifest.job_count:,}  ({counts})", file=out)
+    for problem in manifest.warnings:
+        print(f"warning   {problem}", file=out)
+    print(file=out)
+    table = _Table(manifest)
+    print(table.header(), file=out)
+    count = manifest.job_count
+    if limit is None or count <= limit:
+        _rows(table, manifest.jobs(), out)
+        return
+    head, tail = limit - limit // 2, limit // 2
+    _rows(table, manifest.jobs(0, head), out)
+    print(f"{'':>{table.widths[0]}}  ... {count - head - tail:,} more jobs (--all shows every job) ...", file=out)
+    _rows(table, manifest.jobs(count - tail, count), out)
+
+
+def _rows(table: _Table, jobs: Iterable[JobSpec], out: TextIO) -> None:
+    for job in jobs:
+        print(table.row(job), file=out)
+
+
+class _Table:
+    """Fixed column widths computed from the manifest (not from the rows), so rows can stream."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.batches = len(manifest.batches) > 1
+        self.axes = [a for a in manifest.axes if a not in ("prompt", "seed")]
+        self.titles = ["index", "key", *(["batch"] if self.batches else []), "prompt", *self.axes, "seed"]
+        widest: dict[str, int] = {
+            "index": len(str(max(manifest.job_count - 1, 0))),
+            "key": KEY_CHARS,
+            "batch": max(len(b.name) for b in manifest.batches),
+            "prompt": max(len(_excerpt(p.text)) for b in manifest.batches for p in b.prompts),
+            "seed": max((len(str(s)) for b in manifest.batches for s in (b.seeds or [MAX_SEED])), default=1),
+        }
+        for batch in manifest.batches:
+            widest["video"] = max([widest.get("video", 0), *(len(v.label) for v in batch.videos)])
+            for axis in (*batch.sweep, *batch.zip):
+                widest[axis.name] = max([widest.get(axis.name, 0), *(len(cell(v)) for v in axis.values)])
+        self.widths = [max(len(t), widest.get(t, 0)) for t in self.titles]
+
+    def header(self) -> str:
+        return self._line(self.titles)
+
+    def row(self, job: JobSpec) -> str:
+        cells = [str(job.index), job.key[:KEY_CHARS], *([job.batch] if self.batches else []), _excerpt(job.prompt)]
+        cells += ["" if a not in job.swept else cell(job.swept[a]) for a in self.axes]
+        return self._line([*cells, str(job.seed)])
+
+    def _line(self, cells: list[str]) -> str:
+        parts = [c.rjust(w) if t in ("index", "seed") else c.ljust(w) for c, w, t in zip(cells, self.widths, self.titles)]
+        return "  ".join(parts).rstrip()
+
+
+def cell(value: Any) -> str:
+    """A swept value as shown in the table: null as '-', booleans lower-case."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PROMPT_CHARS else flat[: PROMPT_CHARS - 3] + "..."
