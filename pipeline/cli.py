@@ -19,6 +19,9 @@ COMMANDS: dict[str, str] = {
     "plan": "pipeline.cli_plan",
     "run": "pipeline.cli_run",
     "emulator": "pipeline.cli_emulator",
+    "status": "pipeline.cli_status",
+    "report": "pipeline.cli_report",
+    "rerun": "pipeline.cli_rerun",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shlex
 import sys
 from contextlib import AsyncExitStack
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from pipeline.config import Credentials, Settings, load_credentials, load_settings
 from pipeline.runner import RunOptions, RunSummary, run_manifest, summary_text
+
+log = logging.getLogger(__name__)
 
 HELP = "run a manifest: submit, poll and download every job (re-run the same command to resume)"
 
@@ -33,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="submit again the jobs whose POST answer was lost (they may exist: may pay twice)")
     parser.add_argument("--emulator", action="store_true",
                         help="run against the built-in emulator on a free loopback port (no credentials)")
+    parser.add_argument("--no-report", action="store_true", help="do not write report.html at the end of the run")
 
 
 def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
@@ -50,7 +54,8 @@ def execute(args: argparse.Namespace) -> int:
     run_dir = Path(settings.output_dir) / manifest.name
     mode = "off" if args.quiet else "live" if sys.stderr.isatty() and not args.verbose else "log"
     options = RunOptions(retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
-                         progress=mode, manifest_path=str(Path(args.manifest).resolve()))
+                         progress=mode, manifest_path=str(Path(args.manifest).resolve()),
+                         on_finish=None if args.no_report else _write_report)
     summary = asyncio.run(_run(manifest, settings, credentials, run_dir, options, emulator=args.emulator))
     print(summary_text(summary, resume_command="ltx-batch " + shlex.join(args.argv)), file=sys.stderr)
     return summary.exit_status
@@ -66,6 +71,19 @@ async def _run(manifest, settings: Settings, credentials: Credentials | None, ru
             settings = _replace(settings, api_base_url=url)
         assert credentials is not None
         return await run_manifest(manifest, settings, credentials, run_dir, options)
+
+
+def _write_report(run_dir: Path) -> None:
+    """The run's contact sheet at the end of a run; a problem with it never fails the run."""
+    from pipeline.errors import PipelineError
+    from pipeline.report import write_report
+
+    try:
+        result = write_report(run_dir)
+    except (PipelineError, OSError) as exc:
+        log.warning("could not write the report: %s (try: ltx-batch report %s)", exc, run_dir)
+    else:
+        log.info("report: %s (%d jobs, %.1fs)", result.path, result.jobs, result.build_s)
 
 
 def _replace(settings: Settings, **changes: object) -> Settings:

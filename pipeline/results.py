@@ -8,14 +8,18 @@ Written by streaming to a temporary file and renaming, so a reader never sees ha
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
 from pipeline.ledger import JobState, LedgerState
 from pipeline.spec import JobSpec
+
+log = logging.getLogger(__name__)
 
 RESULTS_NAME = "results.json"
 SCHEMA_VERSION = 1
@@ -97,4 +101,15 @@ def write_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, target)
+    _write_csv_beside(run_dir)
     return target
+
+
+def _write_csv_beside(run_dir: Path) -> None:
+    """results.csv (for spreadsheets and pandas) follows every results.json; its failure is only logged."""
+    from pipeline.exports import write_csv  # exports reads results.json back through rundir
+
+    try:
+        write_csv(run_dir)
+    except (OSError, PipelineError) as exc:
+        log.error("could not write results.csv: %s (results.json is intact)", exc)

@@ -1,0 +1,281 @@
+"""The contact sheet's layout: which parameter runs along the rows, which along the columns, and which jobs
+go in each cell. Pure: job records (results.json's `jobs`) in, frozen dataclasses out; no I/O, no HTML.
+
+Rules (the README repeats them):
+- The axes are the keys of the jobs' `swept` (plus `batch` when there are several batches). By default the
+  rows are the axis with the most distinct values and the columns the next one (ties: real parameters
+  before `prompt`/`video`, then first appearance). `seed` is never a default grid axis, except:
+- a seed study (the only swept axis is `seed`, or every job shares all parameters but the seed) lays out as
+  strips: one row per setting, its seeds along the row; with exactly one other axis, the rows are that
+  axis and the columns the seeds.
+- Every other axis becomes a group (one grid per combination, under a heading), except `seed` and
+  `prompt`, whose jobs stack inside a cell. Every non-grid axis also gets a filter.
+- Values order: booleans (false, true), then numbers ascending, then strings (an enum in the parameter
+  table's order, other text in order of first appearance), then unset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pipeline.errors import InputError
+from pipeline.params import FILE_PARAMS, PARAMS, suggest
+
+STACKED = ("seed", "prompt")  # never a heading of its own: these stack in a cell
+META_AXES = ("batch", "video", "prompt")  # axis names that are not value parameters (and "seed" is)
+SETTING = "setting"  # the row axis of seed strips
+POSITION = "#"  # the column axis of seed strips whose seeds differ from strip to strip
+
+Record = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """One table: `cells[r][c]` are the positions (in the job list) of the jobs at row r, column c."""
+
+    heading: tuple[tuple[str, Any], ...]  # the group's (axis, value) pairs; () when there are no groups
+    row_values: tuple[Any, ...]
+    col_values: tuple[Any, ...]
+    cells: tuple[tuple[tuple[int, ...], ...], ...]
+
+    @property
+    def job_count(self) -> int:
+        return sum(len(cell) for row in self.cells for cell in row)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The whole sheet: the axes chosen, the groups and filters, and one `Grid` per group."""
+
+    kind: Literal["grid", "strips"]
+    rows: str | None  # None: a single row
+    cols: str | None  # None: a single column
+    groups: tuple[str, ...]
+    filters: tuple[tuple[str, tuple[Any, ...]], ...]  # (axis, ordered values) for each <select>
+    grids: tuple[Grid, ...]
+    row_labels: Mapping[Any, str]  # strips only: the setting -> its description
+
+
+def value_of(record: Record, name: str) -> Any:
+    """A job's value on an axis: a parameter's value, its batch, or an input's path (or asset id)."""
+    if name == "batch":
+        return record.get("batch")
+    if name in FILE_PARAMS:
+        for ref in record.get("inputs") or ():
+            if ref.get("param") == name:
+                return ref.get("path") or ref.get("asset_id")
+        return None
+    return (record.get("params") or {}).get(name)
+
+
+def value_key(value: Any) -> tuple[str, Any]:
+    """A hashable identity that keeps `True` apart from `1` but `1` equal to `1.0`."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)
+    if value is None or isinstance(value, str):
+        return ("s", value)
+    return ("j", repr(value))
+
+
+def ordered_values(name: str, values: Iterable[Any]) -> tuple[Any, ...]:
+    """The distinct values of one axis in display order (see the module docstring)."""
+    first: dict[tuple[str, Any], tuple[int, Any]] = {}
+    for value in values:
+        first.setdefault(value_key(value), (len(first), value))
+    choices = PARAMS[name].choices if name in PARAMS else ()
+
+    def rank(item: tuple[int, Any]) -> tuple[int, float, int]:
+        seen, value = item
+        if value is None:
+            return (5, 0.0, seen)
+        if isinstance(value, bool):
+            return (0, float(value), seen)
+        if isinstance(value, (int, float)):
+            return (1, float(value), seen)
+        if isinstance(value, str) and value in choices:
+            return (2, float(choices.index(value)), seen)
+        return (3 if isinstance(value, str) else 4, 0.0, seen)
+
+    return tuple(value for _, value in sorted(first.values(), key=rank))
+
+
+def axis_names() -> tuple[str, ...]:
+    """Every name `--rows`/`--cols` accepts."""
+    return (*META_AXES[:2], *(n for n in PARAMS if n not in ("prompt", "seed")), "prompt", "seed")
+
+
+def check_axis(name: str, *, flag: str) -> str:
+    """`name` if it can be an axis, else an InputError naming the closest one."""
+    known = axis_names()
+    if name in known:
+        return name
+    hint = suggest(name, list(known))
+    extra = f" (did you mean {hint!r}?)" if hint else f"; choose from {', '.join(known)}"
+    raise InputError(f"{flag}: unknown parameter {name!r}{extra}")
+
+
+def swept_axes(jobs: Sequence[Record]) -> dict[str, tuple[Any, ...]]:
+    """Every axis that takes more than one value, in order of first appearance, with its ordered values."""
+    names: dict[str, None] = {}
+    for job in jobs:
+        names.update(dict.fromkeys(job.get("swept") or ()))
+    if len({job.get("batch") for job in jobs}) > 1:
+        names = {"batch": None, **names}
+    out = {}
+    for name in names:
+        values = ordered_values(name, (value_of(job, name) for job in jobs))
+        if len(values) > 1:
+            out[name] = values
+    return out
+
+
+def setting_of(record: Record) -> str:
+    """Everything that makes a job's output differ but its seed, as one comparable string."""
+    params = {k: v for k, v in (record.get("params") or {}).items() if k != "seed"}
+    inputs = sorted((ref.get("param"), ref.get("sha256") or ref.get("asset_id") or ref.get("path"))
+                    for ref in record.get("inputs") or ())
+    return repr((record.get("model"), sorted(params.items(), key=lambda kv: kv[0]), inputs))
+
+
+def is_seed_study(jobs: Sequence[Record], axes: Mapping[str, tuple[Any, ...]]) -> bool:
+    """One or more settings, many seeds each: `seed` is the only swept axis, or only the seed differs."""
+    if "seed" in axes and not (axes.keys() - {"seed", "batch"}):
+        return True
+    return len(jobs) > 1 and len({setting_of(j) for j in jobs}) == 1
+
+
+def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None = None) -> Layout:
+    """Lay the jobs out: the given axes, or the defaults of the module docstring."""
+    if rows is not None and cols is not None and rows == cols:
+        raise InputError(f"--rows and --cols are both {rows!r}: choose two different parameters")
+    axes = swept_axes(jobs)
+    if rows is None and cols is None and is_seed_study(jobs, axes):
+        return _strips(jobs, axes)
+    if rows is None and cols is None and "seed" in axes and len(_candidates(axes)) == 1:
+        rows, cols = _candidates(axes)[0], "seed"
+    picked = [name for name in (rows, cols) if name is not None]
+    for name in _candidates(axes):
+        if len(picked) >= 2:
+            break
+        if name not in picked:
+            picked.append(name)
+    if rows is None and cols is not None:
+        picked.remove(cols)
+        rows = picked[0] if picked else None
+    elif rows is not None and cols is None:
+        cols = picked[1] if len(picked) > 1 else None
+    elif rows is None and cols is None:
+        # a single axis runs along the columns (one strip); two: the longer one down the rows
+        rows, cols = (picked[0], picked[1]) if len(picked) == 2 else (None, picked[0] if picked else None)
+    chosen = {rows, cols}
+    groups = tuple(name for name in axes if name not in chosen and name not in STACKED)
+    filters = tuple((name, values) for name, values in axes.items() if name not in chosen)
+    grids = _grids(jobs, rows, cols, groups, axes)
+    return Layout("grid", rows, cols, groups, filters, grids, {})
+
+
+def _candidates(axes: Mapping[str, tuple[Any, ...]]) -> list[str]:
+    """Default grid axes, best first: most values; ties go to real parameters, then first appearance."""
+    order = list(axes)
+    names = [n for n in order if n != "seed"]
+    return sorted(names, key=lambda n: (-len(axes[n]), n in META_AXES, order.index(n)))
+
+
+def _values(jobs: Sequence[Record], positions: Sequence[int], name: str | None,
+            axes: Mapping[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+    if name is None:
+        return (None,)
+    present = {value_key(value_of(jobs[p], name)) for p in positions}
+    every = axes.get(name) or ordered_values(name, (value_of(jobs[p], name) for p in positions))
+    return tuple(v for v in every if value_key(v) in present)
+
+
+def _grids(jobs: Sequence[Record], rows: str | None, cols: str | None, groups: tuple[str, ...],
+           axes: Mapping[str, tuple[Any, ...]]) -> tuple[Grid, ...]:
+    by_group: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+    for position, job in enumerate(jobs):
+        heading = tuple((name, value_of(job, name)) for name in groups)
+        by_group.setdefault(tuple((n, value_key(v)) for n, v in heading), []).append(position)
+    order = [tuple(value_key(v) for v in axes[name]) for name in groups]
+
+    def group_rank(key: tuple[tuple[str, Any], ...]) -> tuple[int, ...]:
+        return tuple(order[i].index(vk) for i, (_, vk) in enumerate(key))
+
+    out = []
+    for key in sorted(by_group, key=group_rank):
+        positions = by_group[key]
+        heading = tuple((name, value_of(jobs[positions[0]], name)) for name in groups)
+        out.append(_grid(jobs, positions, heading, rows, cols, axes))
+    return tuple(out)
+
+
+def _grid(jobs: Sequence[Record], positions: Sequence[int], heading: tuple[tuple[str, Any], ...],
+          rows: str | None, cols: str | None, axes: Mapping[str, tuple[Any, ...]]) -> Grid:
+    row_values = _values(jobs, positions, rows, axes)
+    col_values = _values(jobs, positions, cols, axes)
+    row_at = {value_key(v): i for i, v in enumerate(row_values)}
+    col_at = {value_key(v): i for i, v in enumerate(col_values)}
+    cells: list[list[list[int]]] = [[[] for _ in col_values] for _ in row_values]
+    for p in sorted(positions, key=lambda p: _index(jobs[p], p)):
+        r = row_at[value_key(value_of(jobs[p], rows))] if rows else 0
+        c = col_at[value_key(value_of(jobs[p], cols))] if cols else 0
+        cells[r][c].append(p)
+    return Grid(heading, row_values, col_values, tuple(tuple(tuple(c) for c in row) for row in cells))
+
+
+def _index(job: Record, position: int) -> tuple[int, int]:
+    index = job.get("index")
+    return (index if isinstance(index, int) else 1 << 62, position)
+
+
+def _strips(jobs: Sequence[Record], axes: Mapping[str, tuple[Any, ...]]) -> Layout:
+    """A seed study: one row per setting (in order of first job), its jobs along the row in index order."""
+    order = sorted(range(len(jobs)), key=lambda p: _index(jobs[p], p))
+    strips: dict[str, list[int]] = {}
+    for p in order:
+        strips.setdefault(setting_of(jobs[p]), []).append(p)
+    labels = _setting_labels(jobs, strips)
+    seed_lists = {tuple(value_key(value_of(jobs[p], "seed")) for p in ps) for ps in strips.values()}
+    if len(seed_lists) == 1:  # every strip has the same seeds: columns are the seeds
+        col_axis = "seed"
+        col_values = tuple(value_of(jobs[p], "seed") for p in next(iter(strips.values())))
+        cells = tuple(tuple((p,) for p in ps) for ps in strips.values())
+    else:  # columns are positions along the strip
+        col_axis = POSITION
+        width = max(len(ps) for ps in strips.values())
+        col_values = tuple(range(1, width + 1))
+        cells = tuple(tuple((ps[i],) if i < len(ps) else () for i in range(width)) for ps in strips.values())
+    grid = Grid((), tuple(strips), col_values, cells)
+    filters = tuple((name, values) for name, values in axes.items() if name != "seed")
+    return Layout("strips", SETTING, col_axis, (), filters, (grid,), labels)
+
+
+def _setting_labels(jobs: Sequence[Record], strips: Mapping[str, list[int]]) -> dict[str, str]:
+    """Each setting's description: the values that tell it apart from the other settings (else its prompt)."""
+    firsts = [jobs[ps[0]] for ps in strips.values()]
+    names = ["batch", "video", "prompt", *(n for n in PARAMS if n not in ("prompt", "seed", *FILE_PARAMS)),
+             "image", "conditioningVideo"]
+    differing = [n for n in names if len({value_key(value_of(j, n)) for j in firsts}) > 1]
+    labels = {}
+    for setting, job in zip(strips, firsts):
+        if differing:
+            labels[setting] = " · ".join(f"{n}={_short(_shown(n, value_of(job, n)))}" for n in differing)
+        else:
+            labels[setting] = _short(value_of(job, "prompt"))
+    return labels
+
+
+def _shown(name: str, value: Any) -> Any:
+    """A file input by its base name; anything else as it is."""
+    if name in FILE_PARAMS and isinstance(value, str):
+        return value.replace("\\", "/").rsplit("/", 1)[-1]
+    return value
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

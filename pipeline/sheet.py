@@ -1,0 +1,244 @@
+"""The contact sheet as HTML text: one self-contained page (inline CSS and JS, no network) from a `Layout`.
+
+Pure: records, layout and the poster/existence facts in, a string out. Every piece of user text goes
+through `html.escape` (attributes double-quoted); file links are percent-encoded relative paths that
+cannot leave the run folder; no user text is ever placed inside the <script>. A Content-Security-Policy
+with hashes of our own style and script keeps anything injected from running or reaching the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from pipeline.grid import POSITION, SETTING, Grid, Layout, value_key, value_of
+from pipeline.params import FILE_PARAMS, PARAMS
+from pipeline.rundir import safe_relative
+
+EAGER_VIDEOS = 60  # videos past this many load their metadata only when scrolled near (IntersectionObserver)
+PROMPT_HEADER_CHARS = 160
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """What the page may show of one output file: the link target and its poster, if any."""
+
+    href: str  # percent-encoded relative URL, e.g. ./videos/00003_a-neon-city_s2.mp4
+    poster: str | None
+    name: str
+    bytes: int | None
+
+
+def e(value: Any) -> str:
+    """Text (or a value) escaped for HTML content and double-quoted attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def href(path: str) -> str | None:
+    """A run-folder relative path as a safe relative URL (`./` + percent-encoded), or None if it escapes."""
+    safe = safe_relative(path)
+    if safe is None:
+        return None
+    return "./" + quote(safe.lstrip("/"), safe="/")
+
+
+def shown(name: str | None, value: Any, limit: int | None = None) -> str:
+    """A value as the page shows it: files by base name, booleans lower-case, unset as `unset`."""
+    if value is None:
+        text = "unset"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif name in FILE_PARAMS and isinstance(value, str):
+        text = value.replace("\\", "/").rsplit("/", 1)[-1]
+    else:
+        text = str(value)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def render(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Layout,
+           media: Callable[[Mapping[str, Any]], list[Media]], *, command: str = "ltx-batch report RUN_DIR") -> str:
+    """The whole page. `media(job)` lists the job's playable files (existing, inside the run folder)."""
+    filters = [(name, {value_key(v): i for i, v in enumerate(values)}, values) for name, values in sheet.filters]
+    counter = [0]
+
+    def card(position: int) -> str:
+        return _card(jobs[position], media(jobs[position]), filters, counter)
+
+    body = [_header(run, jobs, sheet, filters, command)]
+    for grid in sheet.grids:
+        body.append(_grid(grid, sheet, card))
+    style, script = _STYLE, _SCRIPT
+    csp = ("default-src 'none'; img-src 'self' file: data:; media-src 'self' file:; "
+           f"style-src '{_digest(style)}'; script-src '{_digest(script)}'; base-uri 'none'; form-action 'none'")
+    name = e(run.get("name") or "run")
+    return "\n".join([
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">',
+        '<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,">',
+        f"<title>{name} — ltx-batch report</title>", f"<style>{style}</style></head><body>",
+        *body, f"<script>{script}</script>", "</body></html>", ""])
+
+
+def _digest(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def _header(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Layout,
+            filters: list[tuple[str, dict[tuple[str, Any], int], tuple[Any, ...]]], command: str) -> str:
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[str(job.get("status"))] = counts.get(str(job.get("status")), 0) + 1
+    badges = " ".join(f'<span class="badge b-{e(s)}">{e(s)} {n}</span>' for s, n in sorted(counts.items()))
+    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if sheet.kind == "strips":
+        axes = f"seed study: one row per setting, {'seeds' if sheet.cols == 'seed' else 'its seeds'} along it"
+    else:
+        axes = f"rows: <b>{e(sheet.rows or '—')}</b>, columns: <b>{e(sheet.cols or '—')}</b>"
+        if sheet.groups:
+            axes += f", one table per {e(' × '.join(sheet.groups))}"
+    selects = "".join(
+        f'<label>{e(name)} <select data-f="{i}"><option value="">all</option>'
+        + "".join(f'<option value="{j}">{e(shown(name, v, 60))}</option>' for j, v in enumerate(values))
+        + "</select></label>" for i, (name, _, values) in enumerate(filters))
+    return (f'<header><h1>{e(run.get("name") or "run")}</h1>'
+            f'<p class="meta">{len(jobs)} jobs · {badges} · model {e(run.get("model") or "?")} · made {made}</p>'
+            f'<p class="meta">{axes}. Other axes: <code>{e(command)} --rows NAME --cols NAME</code></p>'
+            + (f'<form id="filters">{selects}</form>' if filters else "") + "</header>")
+
+
+def _grid(grid: Grid, sheet: Layout, card: Callable[[int], str]) -> str:
+    out = ['<section class="group">']
+    if grid.heading:
+        out.append("<h2>" + " · ".join(f"{e(n)} = {e(shown(n, v, 120))}" for n, v in grid.heading) + "</h2>")
+    corner = f"{e(sheet.rows or '')} \\ {e(sheet.cols or '')}" if sheet.rows or sheet.cols else ""
+    heads = "".join(f"<th>{_label(sheet.cols, v, sheet)}</th>" for v in grid.col_values) if sheet.cols else "<th></th>"
+    out.append(f'<div class="scroll"><table><thead><tr><th class="corner">{corner}</th>{heads}</tr></thead><tbody>')
+    for value, row in zip(grid.row_values, grid.cells):
+        label = _label(sheet.rows, value, sheet) if sheet.rows else ""
+        cells = "".join("<td>" + "".join(card(p) for p in cell) + "</td>" for cell in row)
+        out.append(f'<tr><th scope="row">{label}</th>{cells}</tr>')
+    out.append("</tbody></table></div></section>")
+    return "".join(out)
+
+
+def _label(axis: str | None, value: Any, sheet: Layout) -> str:
+    if axis == SETTING:
+        return f'<span class="long">{e(sheet.row_labels.get(value, ""))}</span>'
+    if axis == POSITION:
+        return f"#{e(value)}"
+    limit = PROMPT_HEADER_CHARS if axis == "prompt" else 60
+    return f'<span class="long">{e(shown(axis, value, limit))}</span>'
+
+
+def _card(job: Mapping[str, Any], files: list[Media],
+          filters: list[tuple[str, dict[tuple[str, Any], int], tuple[Any, ...]]], counter: list[int]) -> str:
+    status = str(job.get("status") or "pending")
+    data = "".join(f' data-f{i}="{index.get(value_key(value_of(job, name)), "")}"'
+                   for i, (name, index, _) in enumerate(filters))
+    out = [f'<article class="card c-{e(status)}"{data}>']
+    if files:
+        first = files[0]
+        counter[0] += 1
+        eager = counter[0] <= EAGER_VIDEOS
+        poster = f' poster="{e(first.poster)}"' if first.poster else ""
+        lazy = ' preload="metadata"' if eager else ' preload="none" data-lazy=""'
+        out.append(f'<video controls{lazy} muted playsinline{poster} src="{e(first.href)}"></video>')
+    else:
+        what = {"downloaded": "file missing on disk", "succeeded": "rendered, not downloaded yet"}.get(status, status)
+        out.append(f'<div class="empty">{e(what)}</div>')
+    out.append(f'<p class="prompt">{e(job.get("prompt") or "")}</p>')
+    index = job.get("index")
+    out.append(f'<p class="line"><span class="badge b-{e(status)}">{e(status)}</span> '
+               f'#{e(index if index is not None else "?")} · seed {e(job.get("seed"))}</p>')
+    if job.get("error") or job.get("error_kind"):
+        kind = f"{job.get('error_kind')}: " if job.get("error_kind") else ""
+        out.append(f'<p class="error">{e(kind)}{e(job.get("error") or "")}</p>')
+    for f in files:
+        size = f" · {f.bytes / 1e6:.1f} MB" if f.bytes is not None else ""
+        out.append(f'<p class="file"><a href="{e(f.href)}">{e(f.name)}</a>{size}</p>')
+    out.append(_details(job))
+    out.append("</article>")
+    return "".join(out)
+
+
+def _details(job: Mapping[str, Any]) -> str:
+    params = job.get("params") or {}
+    rows = [(name, params[name]) for name in PARAMS if name in params and name != "prompt"]
+    rows += [(name, value) for name, value in params.items() if name not in PARAMS]
+    for ref in job.get("inputs") or ():
+        rows.append((str(ref.get("param")), ref.get("path") or ref.get("asset_id")))
+    rows += [("job id", job.get("job_id")), ("key", job.get("key")), ("batch", job.get("batch"))]
+    items = "".join(f"<dt>{e(n)}</dt><dd>{e(shown(None, v))}</dd>" for n, v in rows if v is not None)
+    return f"<details><summary>parameters</summary><dl>{items}</dl></details>"
+
+
+_STYLE = """
+:root{color-scheme:light dark;--fg:#1d1f23;--bg:#f6f6f4;--card:#fff;--line:#d9d9d4;--mute:#6b6f76}
+@media (prefers-color-scheme:dark){:root{--fg:#e6e6e3;--bg:#15171a;--card:#202328;--line:#363a40;--mute:#9aa0a8}}
+*{box-sizing:border-box}[hidden]{display:none!important}
+body{margin:0;padding:16px 20px;font:14px/1.4 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
+h1{margin:0 0 4px;font-size:20px}h2{font-size:16px;margin:24px 0 8px}
+.meta{margin:2px 0;color:var(--mute)}code{font-size:12px}
+#filters{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}#filters select{max-width:16em}
+.scroll{overflow-x:auto}table{border-collapse:collapse}
+th{font-weight:600;text-align:left;vertical-align:top;padding:6px;position:sticky;left:0;background:var(--bg)}
+thead th{position:static;border-bottom:1px solid var(--line)}
+td{vertical-align:top;padding:6px;border-bottom:1px solid var(--line)}
+th .long{display:block;max-width:14em;overflow-wrap:anywhere}
+.card{width:280px;background:var(--card);border:1px solid var(--line);border-radius:6px;padding:6px;margin:0 0 8px}
+.card video{width:100%;aspect-ratio:16/9;background:#000;border-radius:4px;display:block}
+.empty{width:100%;aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;text-align:center;
+ border:1px dashed var(--line);border-radius:4px;color:var(--mute);padding:8px}
+.prompt{margin:6px 0 2px;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden;
+ overflow-wrap:anywhere;cursor:pointer}
+.prompt.open{display:block}
+.line{margin:2px 0;color:var(--mute);font-size:12px;overflow-wrap:anywhere}
+.file{margin:2px 0;color:var(--mute);font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.error{margin:4px 0;color:#c62828;font-size:12px;overflow-wrap:anywhere;max-height:8em;overflow:auto}
+.badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;background:var(--line);color:var(--fg)}
+.b-downloaded{background:#2e7d32;color:#fff}.b-failed{background:#c62828;color:#fff}
+.b-unknown{background:#ef6c00;color:#fff}.b-submitted,.b-succeeded{background:#1565c0;color:#fff}
+.c-failed{border-color:#c62828}.c-unknown{border-color:#ef6c00}
+details{font-size:12px}dl{display:grid;grid-template-columns:auto 1fr;gap:0 8px;margin:4px 0}
+dt{color:var(--mute)}dd{margin:0;overflow-wrap:anywhere}
+"""
+
+_SCRIPT = """
+(() => {
+  const selects = [...document.querySelectorAll('#filters select')];
+  const apply = () => {
+    const want = selects.filter(s => s.value !== '').map(s => ['f' + s.dataset.f, s.value]);
+    for (const card of document.querySelectorAll('.card')) {
+      card.hidden = !want.every(([f, v]) => card.dataset[f] === v);
+    }
+    for (const group of document.querySelectorAll('section.group')) {
+      group.hidden = !group.querySelector('.card:not([hidden])');
+    }
+  };
+  selects.forEach(s => s.addEventListener('change', apply));
+  for (const p of document.querySelectorAll('.prompt')) {
+    p.addEventListener('click', () => p.classList.toggle('open'));
+  }
+  const lazy = document.querySelectorAll('video[data-lazy]');
+  if ('IntersectionObserver' in window) {
+    const seen = new IntersectionObserver(entries => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        const v = entry.target;
+        seen.unobserve(v);
+        v.preload = 'metadata';
+      }
+    }, {rootMargin: '600px'});
+    lazy.forEach(v => seen.observe(v));
+  }
+})();
+"""
