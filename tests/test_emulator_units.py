@@ -1,8 +1,10 @@
-"""The emulator's pure parts: job timeline, token bucket, Range parsing, URL tokens, MP4 boxes, knobs."""
+"""The emulator's pure parts: job timeline, token bucket, Range parsing, URL tokens, MP4 boxes, uploads, knobs."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import struct
 from typing import Any
 
@@ -13,8 +15,10 @@ from pipeline.emulator.cdn import ByteRange, UrlSigner, parse_range
 from pipeline.emulator.faults import FaultDice
 from pipeline.emulator.jobs import Job, JobBoard, view
 from pipeline.emulator.knobs import apply_changes
-from pipeline.emulator.limits import TokenBucket, retry_after_header
+from pipeline.emulator.access import TokenBucket, retry_after_header
 from pipeline.emulator.media import Layout, Zeros, free_box, layout_sha256, output_layout, top_level_boxes
+from pipeline.emulator.replies import ErrorReply
+from pipeline.emulator.uploads import read_upload
 
 CLIP = b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00" + b"\x00\x00\x00\x0cmdatabcd"
 
@@ -226,3 +230,42 @@ def test_dice_are_reproducible_per_kind() -> None:
         second.hit("reset", knobs)  # draws of another kind do not shift this one
     assert pattern == [second.hit("5xx", knobs) for _ in range(50)]
     assert first.new_id("job") != first.new_id("job")
+
+
+# -- upload bodies -------------------------------------------------------------------------------
+
+BIG = bytes(range(256)) * 2048  # 512 KiB: over the threshold where the base64 text is cut out of the JSON
+
+
+def upload_body(data: bytes, *, escape_slashes: bool = False, mime: str = "video/mp4") -> bytes:
+    text = json.dumps({"name": "a.mp4", "video": f"data:{mime};base64,{base64.b64encode(data).decode()}"})
+    return (text.replace("/", "\\/") if escape_slashes else text).encode()
+
+
+@pytest.mark.parametrize("data", [CLIP, BIG, BIG + b"x", BIG + b"xy"])
+@pytest.mark.parametrize("escape_slashes", [False, True])
+def test_read_upload_decodes_small_big_and_escaped_bodies(data: bytes, escape_slashes: bool) -> None:
+    """Any JSON encoding of the body gives back the exact bytes and their sha256 (fast or fallback path)."""
+    upload = read_upload(upload_body(data, escape_slashes=escape_slashes), max_bytes=2**20)
+    assert bytes(upload.data) == data and upload.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert (upload.name, upload.kind, upload.mime_type) == ("a.mp4", "video", "video/mp4")
+
+
+@pytest.mark.parametrize(("mangle", "status"), [
+    (lambda b: b.replace(b"AAEC", b"AA!C", 1), 400),  # a bad character early in a big body
+    (lambda b: b[:-3] + b'"}', 400),  # length no longer a multiple of 4
+    (lambda b: b.replace(b"AAEC", b"AA==", 1), 400),  # padding in the middle
+    (lambda b: b[:-10], 400),  # cut-off JSON
+])
+def test_read_upload_rejects_broken_big_bodies(mangle: Any, status: int) -> None:
+    """Corruption anywhere in a big body is a 400 naming the field (or the JSON)."""
+    with pytest.raises(ErrorReply) as caught:
+        read_upload(mangle(upload_body(BIG)), max_bytes=2**20)
+    assert caught.value.status == status
+
+
+def test_read_upload_enforces_the_size_limit() -> None:
+    """Decoded data over max_bytes is a 413."""
+    with pytest.raises(ErrorReply) as caught:
+        read_upload(upload_body(BIG), max_bytes=len(BIG) - 1)
+    assert caught.value.status == 413 and "video" in caught.value.message

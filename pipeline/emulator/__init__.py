@@ -8,8 +8,9 @@
 
 Modules: `knobs` (EmulatorKnobs), `service` (Emulator: the account's state),
 `app` (HTTP routes and middleware), `server` (EmulatorServer), `jobs` (lazy job
-timeline), `assets`, `media` (output MP4 bytes), `cdn` (signed URLs, Range),
-`faults`, `limits` (rate limit), `stats`, `replies`.
+timeline), `assets`, `uploads` (reading upload bodies), `media` (output MP4 bytes), `cdn` (signed URLs, Range),
+`faults`, `access` (Basic auth, rate limit), `validation` (generate requests),
+`clock`, `stats`, `replies`.
 """
 
 from pipeline.emulator.knobs import EMULATOR_API_KEY, EMULATOR_API_SECRET, FAULT_KINDS, EmulatorKnobs

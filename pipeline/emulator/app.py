@@ -22,10 +22,9 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.emulator import stats as routes
-from pipeline.emulator.assets import THREAD_DECODE_BYTES, parse_upload
 from pipeline.emulator.cdn import CDN_PREFIX, ByteRange, parse_range
 from pipeline.emulator.faults import bad_json, close_connection, reset_connection, server_error
-from pipeline.emulator.limits import retry_after_header
+from pipeline.emulator.access import retry_after_header
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.service import Emulator
 
@@ -123,8 +122,8 @@ async def _serve(emulator: Emulator, request: web.Request, handler: Handler) -> 
         return ErrorReply(exc.status, exc.reason).response()
 
 
-async def _read_json(request: web.Request, *, max_bytes: int) -> Any:
-    """The request body parsed as JSON: 413 above `max_bytes`, 400 when not JSON (big bodies parse in a thread)."""
+async def _read_body(request: web.Request, *, max_bytes: int) -> bytearray:
+    """The raw request body (not copied again); 413 as soon as it is known to exceed `max_bytes`."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ErrorReply(413, f"request body exceeds {max_bytes} bytes")
     body = bytearray()
@@ -132,10 +131,13 @@ async def _read_json(request: web.Request, *, max_bytes: int) -> Any:
         body += chunk
         if len(body) > max_bytes:
             raise ErrorReply(413, f"request body exceeds {max_bytes} bytes")
+    return body
+
+
+async def _read_json(request: web.Request, *, max_bytes: int) -> Any:
+    """The request body parsed as JSON (small bodies only: the limit keeps parsing short); 400 when not JSON."""
     try:
-        if len(body) > THREAD_DECODE_BYTES:
-            return await asyncio.to_thread(json.loads, body)
-        return json.loads(body)
+        return json.loads(await _read_body(request, max_bytes=max_bytes))
     except (ValueError, UnicodeDecodeError):
         raise ErrorReply(400, "request body is not valid JSON") from None
 
@@ -144,8 +146,7 @@ async def upload_asset(request: web.Request) -> web.Response:
     """POST /v1/assets: store an uploaded video or image."""
     emulator = _emulator(request)
     limit = emulator.knobs.max_upload_bytes * 4 // 3 + 64 * 1024  # base64 plus the JSON around it
-    upload = parse_upload(await _read_json(request, max_bytes=limit))
-    asset = await emulator.upload(upload)
+    asset = await emulator.upload(await _read_body(request, max_bytes=limit))
     return web.json_response({"asset": asset.to_json()})
 
 

@@ -27,7 +27,7 @@ class Zeros:
     size: int
 
 
-Segment = bytes | memoryview | Zeros
+Segment = bytes | bytearray | memoryview | Zeros
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ def _len(segment: Segment) -> int:
     return segment.size if isinstance(segment, Zeros) else len(segment)
 
 
-def top_level_boxes(data: bytes | memoryview) -> Iterator[tuple[int, int, bytes]]:
+def top_level_boxes(data: bytes | bytearray | memoryview) -> Iterator[tuple[int, int, bytes]]:
     """(offset, size, type) of each top-level MP4 box; size 0 means "to the end"; stops at anything malformed."""
     offset, total = 0, len(data)
     while offset + 8 <= total:
@@ -87,7 +87,7 @@ def top_level_boxes(data: bytes | memoryview) -> Iterator[tuple[int, int, bytes]
         offset += size
 
 
-def looks_like_mp4(data: bytes | memoryview) -> bool:
+def looks_like_mp4(data: bytes | bytearray | memoryview) -> bool:
     """Whether the data starts with an MP4 `ftyp` box (a lenient check: uploads are never refused for it)."""
     return len(data) >= 8 and bytes(data[4:8]) == b"ftyp"
 
@@ -109,7 +109,7 @@ def stamp(*, job_id: str, seed: int | None, prompt: str) -> bytes:
                                sort_keys=True).encode()
 
 
-def output_layout(source: bytes, *, job_id: str, seed: int | None, prompt: str, pad_bytes: int = 0) -> Layout:
+def output_layout(source: bytes | bytearray, *, job_id: str, seed: int | None, prompt: str, pad_bytes: int = 0) -> Layout:
     """The output of a job: `source` (its input video) with the stamped `free` box appended.
 
     If the input's last top-level box says "size 0: to the end of the file", its

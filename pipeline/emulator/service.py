@@ -9,27 +9,23 @@ in-process handle tests use (`stats()`, `job_records()`, `configure(...)`).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import os
-import time
-from datetime import datetime, timezone
 from typing import Any
 
-from pipeline.emulator.assets import Asset, AssetStore, Upload, decode_upload
+from pipeline.emulator.access import TokenBucket, basic_auth_matches
+from pipeline.emulator.assets import Asset, AssetStore
 from pipeline.emulator.cdn import CDN_PREFIX, UrlSigner
+from pipeline.emulator.clock import LoopClock
 from pipeline.emulator.faults import JOB_FAILURE_REASONS, FaultDice
 from pipeline.emulator.jobs import Job, JobBoard, JobView, view
 from pipeline.emulator.knobs import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorKnobs, apply_changes
-from pipeline.emulator.limits import TokenBucket
 from pipeline.emulator.media import Layout, layout_sha256, output_layout
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.stats import Stats
-from pipeline.params import FILE_PARAMS, MODEL_ID, check_params
+from pipeline.emulator.uploads import receive_upload
+from pipeline.emulator.validation import check_generate
 
 THREAD_HASH_BYTES = 4 * 2**20  # outputs whose un-cached part is bigger are hashed in a worker thread
-_FILE_KINDS = {"video": "video", "conditioningVideo": "video", "image": "image"}
 
 
 class Emulator:
@@ -56,7 +52,7 @@ class Emulator:
         self._assets = AssetStore()
         self._bucket = self._new_bucket(self._knobs)
         self._credits_left = self._knobs.credits_jobs
-        self._epoch: tuple[float, float] | None = None  # (wall clock, loop clock) at first use
+        self.clock = LoopClock()
         self.counters = Stats()
 
     def __repr__(self) -> str:
@@ -88,43 +84,15 @@ class Emulator:
     def _new_bucket(knobs: EmulatorKnobs) -> TokenBucket | None:
         return None if knobs.rate_limit_per_s is None else TokenBucket(knobs.rate_limit_per_s, knobs.burst)
 
-    # -- clock -------------------------------------------------------------------------------
-
     def now_s(self) -> float:
         """The event loop's clock (the only clock the emulator reads, so tests may patch it)."""
-        now = asyncio.get_running_loop().time()
-        if self._epoch is None:
-            self._epoch = (time.time(), now)
-        return now
-
-    def wall_s(self, loop_s: float) -> float:
-        """A loop-clock instant as Unix time."""
-        if self._epoch is None:
-            self.now_s()
-        assert self._epoch is not None
-        return self._epoch[0] + (loop_s - self._epoch[1])
-
-    def iso(self, loop_s: float | None) -> str | None:
-        if loop_s is None:
-            return None
-        stamp = datetime.fromtimestamp(self.wall_s(loop_s), timezone.utc)
-        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return self.clock.now_s()
 
     # -- guards ------------------------------------------------------------------------------
 
     def authorized(self, header: str | None) -> bool:
         """Whether an `Authorization` header carries this account's Basic credentials (and auth is not revoked)."""
-        if self._knobs.revoke_auth or not header:
-            return False
-        scheme, _, encoded = header.strip().partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            key, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, ValueError):
-            return False
-        return bool(sep) and hmac.compare_digest(key.encode(), self._credentials[0].encode()) \
-            and hmac.compare_digest(secret.encode(), self._credentials[1].encode())
+        return not self._knobs.revoke_auth and basic_auth_matches(header, *self._credentials)
 
     def rate_limit_wait_s(self) -> float:
         """0.0 if a request may go ahead now, else the seconds until the rate limit allows one."""
@@ -143,13 +111,13 @@ class Emulator:
 
     # -- assets ------------------------------------------------------------------------------
 
-    async def upload(self, upload: Upload) -> Asset:
-        """Store an uploaded input (400/413 on bad or big data)."""
-        data, digest = await decode_upload(upload, max_bytes=self._knobs.max_upload_bytes)
+    async def upload(self, raw: bytes | bytearray) -> Asset:
+        """Store an input from a `POST /v1/assets` body (ErrorReply 400/413 on a bad or big one)."""
+        upload = await receive_upload(raw, max_bytes=self._knobs.max_upload_bytes)
         asset = Asset(self._dice.new_id("asset"), upload.name, upload.kind, upload.mime_type, self.now_s(),
-                      len(data), data=data, sha256=digest.hexdigest(), digest=digest)
+                      len(upload.data), data=upload.data, sha256=upload.digest.hexdigest(), digest=upload.digest)
         self.counters.uploads += 1
-        self.counters.upload_bytes += len(data)
+        self.counters.upload_bytes += asset.size
         return self._assets.add(asset)
 
     def asset(self, asset_id: str) -> Asset:
@@ -162,14 +130,14 @@ class Emulator:
 
     def asset_json(self, asset: Asset, base_url: str) -> dict[str, Any]:
         """The asset as `GET /v1/assets/{assetId}` shows it, with a fresh signed CDN URL."""
-        expires_ms = int(self.wall_s(self.now_s() + self._knobs.url_ttl_s) * 1000)
+        expires_ms = self.clock.wall_ms(self.now_s() + self._knobs.url_ttl_s)
         token = self._signer.token(asset.asset_id, expires_ms)
         return {**asset.to_json(), "url": f"{base_url}{CDN_PREFIX}{token}",
-                "createdAt": self.iso(asset.created_s)}
+                "createdAt": self.clock.iso(asset.created_s)}
 
     def download(self, token: str) -> tuple[Asset, Layout]:
         """The asset and bytes a CDN token grants; 403 when forged or expired, 404 when gone."""
-        now_ms = int(self.wall_s(self.now_s()) * 1000)
+        now_ms = self.clock.wall_ms(self.now_s())
         checked = self._signer.check(token, now_ms)
         if checked.asset_id is None:
             self.counters.cdn_denied += 1
@@ -200,23 +168,7 @@ class Emulator:
 
     def create_job(self, model_id: str, body: Any) -> Job:
         """Validate a generate request and queue the job (404 model, 400 params/assets, 402 credits)."""
-        if model_id != MODEL_ID:
-            raise ErrorReply(404, f"Model not found: {model_id}")
-        if not isinstance(body, dict):
-            raise ErrorReply(400, "request body must be a JSON object")
-        checked = check_params(body, files=True)
-        details = [f"{name}: {message}" for name, message in checked.errors]
-        for name in FILE_PARAMS:
-            asset_id = checked.values.get(name)
-            if asset_id is None:
-                continue
-            asset = self._assets.get(asset_id)
-            if asset is None:
-                details.append(f"{name}: asset {asset_id!r} not found")
-            elif asset.kind != _FILE_KINDS[name]:
-                details.append(f"{name}: asset {asset_id!r} is a {asset.kind}, not a {_FILE_KINDS[name]}")
-        if details:
-            raise ErrorReply(400, "Invalid parameters: " + "; ".join(details), details=details)
+        params = check_generate(model_id, body, self._assets)
         if self.fault("credits"):
             raise ErrorReply(402, "Insufficient credits")
         if self._credits_left is not None:
@@ -228,7 +180,7 @@ class Emulator:
         low = max(0.0, knobs.job_time_s - knobs.job_time_spread_s)
         run_s = self._dice.stream("timing").uniform(low, knobs.job_time_s + knobs.job_time_spread_s)
         failure = self._dice.stream("job_failure").choice(JOB_FAILURE_REASONS) if self.fault("job_failure") else None
-        job = Job(self._dice.new_id("job"), model_id, body, checked.values, self.now_s(), run_s,
+        job = Job(self._dice.new_id("job"), model_id, body, params, self.now_s(), run_s,
                   self._dice.new_id("asset"), failure=failure, warmup=self.fault("unknown_status"),
                   pad_bytes=knobs.output_pad_bytes)
         self._account(self._board.add(job, job.created_s))
@@ -254,8 +206,8 @@ class Emulator:
         elif seen.status == "failure":
             metadata["error"] = job.failure
         return {"jobId": job.job_id, "jobType": "video2video", "modelId": job.model_id, "status": seen.status,
-                "progress": seen.progress, "createdAt": self.iso(job.created_s),
-                "updatedAt": self.iso(seen.updated_s), "metadata": metadata}
+                "progress": seen.progress, "createdAt": self.clock.iso(job.created_s),
+                "updatedAt": self.clock.iso(seen.updated_s), "metadata": metadata}
 
     def _sync(self) -> None:
         self._account(self._board.advance(self.now_s()))
@@ -299,8 +251,8 @@ class Emulator:
             seen = view(job, self.now_s(), unknown_status=self._knobs.unknown_status)
             records.append({
                 "jobId": job.job_id, "modelId": job.model_id, "body": job.body, "status": seen.status,
-                "createdAt": self.iso(job.created_s), "startedAt": self.iso(job.started_s),
-                "finishedAt": self.iso(job.finished_s),
+                "createdAt": self.clock.iso(job.created_s), "startedAt": self.clock.iso(job.started_s),
+                "finishedAt": self.clock.iso(job.finished_s),
                 "outputAssetIds": [job.output_asset_id] if job.succeeded else [],
                 "outputSha256": job.output_sha256, "outputSize": job.output_size, "error": job.failure,
             })

@@ -1,9 +1,28 @@
-"""The per-account request rate limit: a token bucket driven by the caller's clock (pure, no asyncio)."""
+"""Access to the API routes: HTTP Basic credentials and the per-account rate limit (pure, no asyncio)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import math
 from dataclasses import dataclass
+
+
+def basic_auth_matches(header: str | None, api_key: str, api_secret: str) -> bool:
+    """Whether an `Authorization` header is `Basic base64(api_key:api_secret)` (compared in constant time)."""
+    if not header:
+        return False
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        key, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, ValueError):
+        return False
+    key_ok = hmac.compare_digest(key.encode(), api_key.encode())
+    secret_ok = hmac.compare_digest(secret.encode(), api_secret.encode())
+    return bool(sep) and key_ok and secret_ok
 
 
 @dataclass(slots=True)
