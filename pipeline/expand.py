@@ -184,7 +184,7 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem])
         for name, partner in pairs:
             if name in job.params and partner not in job.params:
                 message = f"{name} is set without {partner}"
-                if len(batches) > 1:
+                if origin.batch.path:  # written under `batches`
                     message += f" in batch {job.batch!r}"
                 unpaired.setdefault((origin.path_of(name), message), []).append(job.index)
         if job.params.get("modality") == "none":

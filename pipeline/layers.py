@@ -396,11 +396,12 @@ def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: Path) 
         if key in sweep:
             reader.error(axis.path, f"{key!r} is both swept and zipped (also {format_path(sweep[key].path)})")
             ok = False
-    rows = {len(axis.values) for axis in zipped.values()}
-    if len(rows) > 1:
+    rows = [len(axis.values) for axis in zipped.values()]
+    if len(set(rows)) > 1:
         lengths = ", ".join(f"{k} has {len(a.values)}" for k, a in zipped.items())
         for axis in zipped.values():
-            reader.error(axis.path, f"zip lists must have equal lengths ({lengths})")
+            if len(axis.values) != rows[0]:
+                reader.error(axis.path, f"zip lists must have equal lengths ({lengths})")
         ok = False
     for prompt in prompts:
         for key in prompt.overrides:

@@ -1,0 +1,142 @@
+"""Settings precedence (default file < --config FILE < environment < CLI flags) and located setting errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.config import DEFAULT_CONFIG, load_credentials, load_settings
+from pipeline.errors import ConfigError
+
+DEFAULTS = yaml.safe_load(DEFAULT_CONFIG.read_text())
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "overrides", "expected"),
+    [
+        (None, {}, {}, DEFAULTS["max_requests_per_s"]),
+        ("max_requests_per_s: 2\n", {}, {}, 2.0),
+        ("max_requests_per_s: 2\n", {"LTX_BATCH_MAX_REQUESTS_PER_S": "3"}, {}, 3.0),
+        ("max_requests_per_s: 2\n", {"LTX_BATCH_MAX_REQUESTS_PER_S": "3"}, {"max_requests_per_s": 4}, 4.0),
+        (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "3"}, {}, 3.0),
+        (None, {}, {"max_requests_per_s": 4}, 4.0),
+        ("max_requests_per_s: 2\n", {"LTX_BATCH_MAX_REQUESTS_PER_S": ""}, {}, 2.0),
+        ("max_requests_per_s: 2\n", {}, {"max_requests_per_s": None}, 2.0),
+        ("", {}, {}, DEFAULTS["max_requests_per_s"]),
+    ],
+    ids=["default", "file", "env over file", "cli over env", "env", "cli", "empty env ignored", "unset flag ignored",
+         "empty file"],
+)
+def test_precedence(tmp_path: Path, file_text: str | None, environ: dict[str, str], overrides: dict[str, Any],
+                    expected: float) -> None:
+    """Each layer overrides the ones before it; empty environment values and unset flags do not count."""
+    path = None if file_text is None else config_file(tmp_path, file_text)
+    settings = load_settings(config_file=path, overrides=overrides, environ=environ)
+    assert settings.max_requests_per_s == expected
+
+
+def test_every_setting_has_a_default_and_output_dir_layers(tmp_path: Path) -> None:
+    """The default file sets every field; output_dir follows the same precedence (as `plan --out` uses it)."""
+    settings = load_settings(environ={})
+    assert settings.output_dir == DEFAULTS["output_dir"]
+    path = config_file(tmp_path, "output_dir: from-file\n")
+    assert load_settings(config_file=path, environ={}).output_dir == "from-file"
+    assert load_settings(config_file=path, environ={"LTX_BATCH_OUTPUT_DIR": "env"}).output_dir == "env"
+    assert load_settings(config_file=path, environ={"LTX_BATCH_OUTPUT_DIR": "env"},
+                         overrides={"output_dir": "cli"}).output_dir == "cli"
+
+
+def test_api_url_from_environment_and_trailing_slash() -> None:
+    """SCENARIO_API_URL sets the base URL; a trailing slash is removed."""
+    settings = load_settings(environ={"SCENARIO_API_URL": "http://127.0.0.1:8080/"})
+    assert settings.api_base_url == "http://127.0.0.1:8080"
+
+
+def test_types_are_coerced() -> None:
+    """Environment text becomes the field's type (int or float)."""
+    settings = load_settings(environ={"LTX_BATCH_MAX_IN_FLIGHT_JOBS": "7", "LTX_BATCH_POLL_MAX_INTERVAL_S": "12.5"})
+    assert settings.max_in_flight_jobs == 7 and type(settings.max_in_flight_jobs) is int
+    assert settings.poll_max_interval_s == 12.5
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "overrides", "where", "source", "words"),
+    [
+        ("max_requests_per_s: fast\n", {}, {}, "max_requests_per_s", "file", "must be a number"),
+        ("max_request_per_s: 3\n", {}, {}, "max_request_per_s", "file", "did you mean 'max_requests_per_s'"),
+        ("max_in_flight_jobs: 2.5\n", {}, {}, "max_in_flight_jobs", "file", "whole number"),
+        ("download_workers: true\n", {}, {}, "download_workers", "file", "must be a number"),
+        ("max_retries: -1\n", {}, {}, "max_retries", "file", "must not be negative"),
+        ("download_workers: 0\n", {}, {}, "download_workers", "file", "greater than 0"),
+        ("output_dir: ''\n", {}, {}, "output_dir", "file", "non-empty string"),
+        (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "lots"}, {}, "max_requests_per_s", "environment", "must be a number"),
+        (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "nan"}, {}, "max_requests_per_s", "environment", "must be a number"),
+        (None, {}, {"download_workers": -2}, "download_workers", "command line", "greater than 0"),
+        (None, {"SCENARIO_API_URL": "ftp://x"}, {}, "api_base_url", None, "http:// or https://"),
+        ("poll_min_interval_s: 50\npoll_max_interval_s: 10\n", {}, {}, "poll_min_interval_s", None,
+         "must not exceed"),
+        ("upload_mode: multipart\n", {}, {}, "upload_mode", None, "must be one of"),
+    ],
+)
+def test_bad_values_are_located(tmp_path: Path, file_text: str | None, environ: dict[str, str],
+                                overrides: dict[str, Any], where: str, source: str | None, words: str) -> None:
+    """A bad setting names the setting, where it came from (file, environment, command line) and why."""
+    path = None if file_text is None else config_file(tmp_path, file_text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=path, overrides=overrides, environ=environ)
+    problem = caught.value.problems[0]
+    assert problem.where == where and words in problem.message
+    assert problem.source == {"file": str(path), None: None}.get(source, source)
+    assert caught.value.exit_status == 2
+
+
+def test_every_bad_setting_in_a_file_is_listed(tmp_path: Path) -> None:
+    """All bad settings of one file are reported together."""
+    path = config_file(tmp_path, "max_requests_per_s: x\ndownload_workers: 0\nbogus: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=path, environ={})
+    assert sorted(p.where for p in caught.value.problems) == ["bogus", "download_workers", "max_requests_per_s"]
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "line"),
+    [("a: [1\n", "not valid YAML", 2), ("- 1\n- 2\n", "must be a mapping", None)],
+)
+def test_bad_config_file(tmp_path: Path, text: str, words: str, line: int | None) -> None:
+    """A config file that is not YAML, or not a mapping, is a located ConfigError."""
+    path = config_file(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=path, environ={})
+    assert words in caught.value.problems[0].message and caught.value.problems[0].line == line
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    """A --config file that does not exist is a ConfigError naming it."""
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(config_file=tmp_path / "nope.yaml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("environ", "missing"),
+    [({}, "SCENARIO_API_KEY and SCENARIO_API_SECRET"), ({"SCENARIO_API_KEY": "k"}, "SCENARIO_API_SECRET")],
+)
+def test_credentials_missing(environ: dict[str, str], missing: str) -> None:
+    """Missing credentials name the variables to set."""
+    with pytest.raises(ConfigError, match=missing):
+        load_credentials(environ)
+
+
+def test_credentials_never_shown() -> None:
+    """The key and secret do not appear in repr()."""
+    credentials = load_credentials({"SCENARIO_API_KEY": "key-123", "SCENARIO_API_SECRET": "secret-456"})
+    assert "key-123" not in repr(credentials) and "secret-456" not in repr(credentials)
+    assert credentials.secrets == ("key-123", "secret-456")
