@@ -7,13 +7,19 @@ import asyncio
 import logging
 import shlex
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from pipeline.config import Credentials, Settings, load_credentials, load_settings
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
 from pipeline.runner import RunOptions, RunSummary, run_manifest, summary_text
 
 log = logging.getLogger(__name__)
+
+# the embedded emulator: a few seconds a job, 8 running at once, 10 requests/s (above our default 5)
+EMBEDDED_KNOBS: dict[str, object] = {"job_time_s": 3.0, "job_time_spread_s": 1.0, "max_running_jobs": 8,
+                                     "rate_limit_per_s": 10.0}
 
 HELP = "run a manifest: submit, poll and download every job (re-run the same command to resume)"
 
@@ -65,9 +71,8 @@ async def _run(manifest, settings: Settings, credentials: Credentials | None, ru
                options: RunOptions, *, emulator: bool) -> RunSummary:
     async with AsyncExitStack() as stack:
         if emulator:
-            from pipeline.emulator.embedded import start_embedded
-
-            url, credentials = await stack.enter_async_context(start_embedded())
+            url = await stack.enter_async_context(embedded_emulator())
+            credentials = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET)
             settings = _replace(settings, api_base_url=url)
         assert credentials is not None
         return await run_manifest(manifest, settings, credentials, run_dir, options)
@@ -84,6 +89,18 @@ def _write_report(run_dir: Path) -> None:
         log.warning("could not write the report: %s (try: ltx-batch report %s)", exc, run_dir)
     else:
         log.info("report: %s (%d jobs, %.1fs)", result.path, result.jobs, result.build_s)
+
+
+@asynccontextmanager
+async def embedded_emulator(**knobs: object) -> AsyncIterator[str]:
+    """The built-in emulator on a free loopback port, with demo-like timing; yields its base URL."""
+    server = EmulatorServer(Emulator(**{**EMBEDDED_KNOBS, **knobs}), host="127.0.0.1", port=0)
+    await server.start()
+    log.info("emulator listening on %s", server.url)
+    try:
+        yield server.url
+    finally:
+        await server.close()
 
 
 def _replace(settings: Settings, **changes: object) -> Settings:
