@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from pipeline.emulator import EmulatorKnobs
+from pipeline.emulator.access import TokenBucket, retry_after_header
 from pipeline.emulator.cdn import ByteRange, UrlSigner, parse_range
 from pipeline.emulator.faults import FaultDice
 from pipeline.emulator.jobs import Job, JobBoard, view
 from pipeline.emulator.knobs import apply_changes
-from pipeline.emulator.access import TokenBucket, retry_after_header
 from pipeline.emulator.media import Layout, Zeros, free_box, layout_sha256, output_layout, top_level_boxes
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.uploads import read_upload

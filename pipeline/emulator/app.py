@@ -22,9 +22,9 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.emulator import stats as routes
+from pipeline.emulator.access import retry_after_header
 from pipeline.emulator.cdn import CDN_PREFIX, ByteRange, parse_range
 from pipeline.emulator.faults import bad_json, close_connection, reset_connection, server_error
-from pipeline.emulator.access import retry_after_header
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.service import Emulator
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class LoopClock:
@@ -18,8 +18,11 @@ class LoopClock:
         self._epoch: tuple[float, float] | None = None  # (wall clock, loop clock) at first use
 
     def now_s(self) -> float:
-        """The running loop's time (seconds, monotonic)."""
-        now = asyncio.get_running_loop().time()
+        """The running loop's time (seconds, monotonic); outside a loop, the same clock the default loop reads."""
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:
+            now = time.monotonic()
         if self._epoch is None:
             self._epoch = (time.time(), now)
         return now
@@ -39,5 +42,5 @@ class LoopClock:
         """A loop-clock instant as ISO-8601 UTC with milliseconds and a `Z`; None stays None."""
         if loop_s is None:
             return None
-        stamp = datetime.fromtimestamp(self.wall_s(loop_s), timezone.utc)
+        stamp = datetime.fromtimestamp(self.wall_s(loop_s), UTC)
         return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")

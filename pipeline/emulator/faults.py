@@ -16,6 +16,7 @@ Where each fault applies (the `/_emulator/*` routes never see any):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -43,7 +44,7 @@ class FaultDice:
 
     def hit(self, kind: str, knobs: EmulatorKnobs) -> bool:
         """Whether fault `kind` strikes now (no draw is made when its rate is 0)."""
-        rate = getattr(knobs, f"fault_{kind}_rate")
+        rate: float = getattr(knobs, f"fault_{kind}_rate")
         if rate <= 0:
             return False
         return rate >= 1 or self._streams[kind].random() < rate
@@ -97,10 +98,8 @@ def reset_connection(request: web.BaseRequest) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):  # already gone: aborting is enough
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass  # already gone: aborting is enough
     transport.abort()
 
 

@@ -109,7 +109,9 @@ def stamp(*, job_id: str, seed: int | None, prompt: str) -> bytes:
                                sort_keys=True).encode()
 
 
-def output_layout(source: bytes | bytearray, *, job_id: str, seed: int | None, prompt: str, pad_bytes: int = 0) -> Layout:
+def output_layout(
+    source: bytes | bytearray, *, job_id: str, seed: int | None, prompt: str, pad_bytes: int = 0
+) -> Layout:
     """The output of a job: `source` (its input video) with the stamped `free` box appended.
 
     If the input's last top-level box says "size 0: to the end of the file", its
@@ -117,9 +119,8 @@ def output_layout(source: bytes | bytearray, *, job_id: str, seed: int | None, p
     """
     head, pad = free_box(stamp(job_id=job_id, seed=seed, prompt=prompt), pad_bytes)
     tail: tuple[Segment, ...] = (head, pad) if pad_bytes else (head,)
-    last = None
-    for last in top_level_boxes(source):
-        pass
+    boxes = list(top_level_boxes(source))  # a handful of (offset, size, type) tuples
+    last = boxes[-1] if boxes else None
     if last is not None and last[1] == 0 and len(source) - last[0] <= 0xFFFFFFFF:
         offset = last[0]
         view = memoryview(source)
