@@ -117,7 +117,7 @@ class _Table:
         for batch in manifest.batches:
             widest["video"] = max([widest.get("video", 0), *(len(v.label) for v in batch.videos)])
             for axis in (*batch.sweep, *batch.zip):
-                widest[axis.name] = max([widest.get(axis.name, 0), *(len(cell(v)) for v in axis.values)])
+                widest[axis.name] = max([widest.get(axis.name, 0), *(len(show(v)) for v in axis.values)])
         self.widths = [max(len(t), widest.get(t, 0)) for t in self.titles]
 
     def header(self) -> str:
@@ -125,15 +125,16 @@ class _Table:
 
     def row(self, job: JobSpec) -> str:
         cells = [str(job.index), job.key[:KEY_CHARS], *([job.batch] if self.batches else []), _excerpt(job.prompt)]
-        cells += ["" if a not in job.swept else cell(job.swept[a]) for a in self.axes]
+        cells += ["" if a not in job.swept else show(job.swept[a]) for a in self.axes]
         return self._line([*cells, str(job.seed)])
 
     def _line(self, cells: list[str]) -> str:
-        parts = [c.rjust(w) if t in ("index", "seed") else c.ljust(w) for c, w, t in zip(cells, self.widths, self.titles)]
+        parts = [cell.rjust(width) if title in ("index", "seed") else cell.ljust(width)
+                 for cell, width, title in zip(cells, self.widths, self.titles)]
         return "  ".join(parts).rstrip()
 
 
-def cell(value: Any) -> str:
+def show(value: Any) -> str:
     """A swept value as shown in the table: null as '-', booleans lower-case."""
     if value is None:
         return "-"

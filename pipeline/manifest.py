@@ -12,13 +12,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ManifestError, Problem
-from pipeline.expand import Batch, check_jobs, expand
-from pipeline.layers import MAX_JOBS, Layer, Reader, merge
+from pipeline.expand import Axis, Batch, Prompt, check_jobs, expand
+from pipeline.inputs import pair_videos
+from pipeline.layers import INVALID, MAX_JOBS, Layer, Reader
 from pipeline.params import MODEL_ID
 from pipeline.spec import InputRef, JobSpec
-from pipeline.yamlpos import parse
+from pipeline.yamlpos import Path as DocPath
+from pipeline.yamlpos import describe, format_path, parse
 
 TOP_KEYS = ("name", "model", "inputs", "defaults", "prompts", "sweep", "zip", "seeds", "batches")
 BATCH_KEYS = ("name", "model", "inputs", "defaults", "prompts", "sweep", "zip", "seeds")
@@ -87,19 +90,20 @@ def parse_manifest(text: str, *, path: str | Path) -> Manifest:
     reader = Reader(tree, Path(path).expanduser().absolute().parent)
     if not isinstance(tree.value, dict):
         raise ManifestError(tree.problem((), "the manifest must be a mapping of keys (name, inputs, prompts, "
-                                             f"sweep, ...), not {reader.kind(tree.value)}"))
+                                             f"sweep, ...), not {describe(tree.value)}"))
     doc = tree.value
     top = reader.layer(doc, (), TOP_KEYS)
     name = _run_name(reader, doc, path)
-    layers: list[tuple[str, tuple[str | int, ...], Layer | None]] = []
-    if "batches" in doc and doc["batches"] is not None:
+    if doc.get("batches") is not None:
         layers = _batch_layers(reader, doc["batches"])
     else:
         layers = [(MAIN_BATCH, (), None)]
     batches = [b for b in (merge(reader, top, own, bname, bpath) for bname, bpath, own in layers) if b is not None]
+    _warn_unused_defaults(reader, batches)
     total = sum(b.job_count for b in batches)
     if total > MAX_JOBS and not reader.problems:
-        reader.error((), f"the manifest expands to {total:,} jobs; the limit is {MAX_JOBS:,} (split it into several manifests)")
+        reader.error((), f"the manifest expands to {total:,} jobs; the limit is {MAX_JOBS:,} "
+                         "(split it into several manifests)")
     if reader.problems:
         raise ManifestError(_in_order(reader.problems))
     errors, warnings = check_jobs(batches, tree.problem)
@@ -108,40 +112,119 @@ def parse_manifest(text: str, *, path: str | Path) -> Manifest:
     return Manifest(
         name=name,
         path=Path(path).expanduser().absolute(),
-        model=top.model.value if top.model is not None else MODEL_ID,
+        model=top.model.value if top.model is not None else MODEL_ID,  # valid here: no problems were found
         batches=tuple(batches),
         warnings=tuple(_in_order(reader.warnings + warnings)),
         job_count=total,
     )
 
 
-def _run_name(reader: Reader, doc: dict, path: str | Path) -> str:
+def _run_name(reader: Reader, doc: dict[str, Any], path: str | Path) -> str:
     if "name" not in doc or doc["name"] is None:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-._")[:100]
         return stem or "run"
-    return reader.name(doc["name"], ("name",), NAME_PATTERN) or "run"
+    return _name(reader, doc["name"], ("name",)) or "run"
 
 
-def _batch_layers(reader: Reader, raw: object) -> list[tuple[str, tuple[str | int, ...], Layer | None]]:
+def _batch_layers(reader: Reader, raw: object) -> list[tuple[str, DocPath, Layer | None]]:
     if not isinstance(raw, list) or not raw:
-        what = "an empty list" if raw == [] else reader.kind(raw)
+        what = "an empty list" if raw == [] else describe(raw)
         reader.error(("batches",), f"must be a non-empty list of batches (mappings), not {what}")
         return []
-    out: list[tuple[str, tuple[str | int, ...], Layer | None]] = []
+    out: list[tuple[str, DocPath, Layer | None]] = []
     used: dict[str, int] = {}
     for i, item in enumerate(raw):
         path = ("batches", i)
         if not isinstance(item, dict):
-            reader.error(path, f"a batch must be a mapping (name, inputs, prompts, ...), not {reader.kind(item)}")
+            reader.error(path, f"a batch must be a mapping (name, inputs, prompts, ...), not {describe(item)}")
             continue
         name = f"batch-{i}"
         if item.get("name") is not None:
-            name = reader.name(item["name"], (*path, "name"), NAME_PATTERN) or name
+            name = _name(reader, item["name"], (*path, "name")) or name
         if name in used:
             reader.error((*path, "name"), f"batch name {name!r} is already used by batches[{used[name]}]")
         used.setdefault(name, i)
         out.append((name, path, reader.layer(item, path, BATCH_KEYS)))
     return out
+
+
+def _name(reader: Reader, value: object, path: DocPath) -> str | None:
+    if isinstance(value, str) and NAME_PATTERN.fullmatch(value):
+        return value
+    shown = repr(value) if isinstance(value, str) else describe(value)
+    reader.error(path, f"must be a name of letters, digits, '.', '_' or '-' (at most 100 characters), not {shown}")
+    return None
+
+
+def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPath) -> Batch | None:
+    """One batch: the top level with the batch's own block over it; None if it cannot be built.
+
+    `inputs`, `defaults`, `sweep` and `zip` merge key by key (the batch wins, null removes);
+    `model`, `prompts` and `seeds` are replaced whole.
+    """
+    layers = [top] if own is None else [top, own]
+    inputs, defaults, sweep, zipped = ({k: v for layer in layers for k, v in getattr(layer, part).items()}
+                                       for part in ("inputs", "defaults", "sweep", "zip"))
+    model = next((layer.model.value for layer in reversed(layers) if layer.model is not None), MODEL_ID)
+    prompts = next((layer.prompts for layer in reversed(layers) if layer.prompts is not None), None)
+    seeds = next((layer.seeds.value for layer in reversed(layers) if layer.seeds is not None), None)
+    parts = [*inputs.values(), *defaults.values(), *sweep.values(), *zipped.values(), model, prompts, seeds]
+    ok = not any(part is INVALID for part in parts)
+    where = " (here or at the top level)" if own is not None else ""
+    if inputs.get("video") is None and INVALID not in inputs.values():
+        reader.error(path, f"no video: set inputs.video{where}")
+        ok = False
+    if prompts is None:
+        reader.error(path, f"no prompts: set prompts{where}")
+        ok = False
+    if not ok:
+        return None
+    inputs, defaults, sweep, zipped = ({k: v for k, v in part.items() if v is not None}
+                                       for part in (inputs, defaults, sweep, zipped))
+    ok = _check_axes(reader, prompts, sweep, zipped)
+    videos = pair_videos(inputs, reader.error)
+    if not ok or videos is None:
+        return None
+    batch = Batch(name, path, model, videos, prompts, {k: v.value for k, v in defaults.items()},
+                  {k: v.path for k, v in defaults.items()}, tuple(sweep.values()), tuple(zipped.values()), seeds)
+    if batch.job_count > MAX_JOBS:
+        reader.error(path, f"this batch expands to {batch.job_count:,} jobs; the limit is {MAX_JOBS:,}")
+        return None
+    return batch
+
+
+def _check_axes(reader: Reader, prompts: tuple[Prompt, ...], sweep: dict[str, Axis], zipped: dict[str, Axis]) -> bool:
+    """Zip lists of equal length, no key both swept and zipped, no prompt override of a swept key."""
+    problems = len(reader.problems)
+    for key, axis in zipped.items():
+        if key in sweep:
+            reader.error(axis.path, f"{key!r} is both swept and zipped (also {format_path(sweep[key].path)})")
+    lengths = [len(axis.values) for axis in zipped.values()]
+    for axis in zipped.values():
+        if len(axis.values) != lengths[0]:
+            shown = ", ".join(f"{k} has {len(a.values)}" for k, a in zipped.items())
+            reader.error(axis.path, f"zip lists must have equal lengths ({shown})")
+    for prompt in prompts:
+        for key in prompt.overrides:
+            if key in sweep or key in zipped:
+                reader.error((*prompt.path, key), f"{key!r} is set for this prompt and also swept or zipped; keep one")
+    return len(reader.problems) == problems
+
+
+def _warn_unused_defaults(reader: Reader, batches: list[Batch]) -> None:
+    """A default that a sweep or zip overrides in every batch that inherits it is never sent: say so."""
+    hidden: dict[DocPath, tuple[str, DocPath]] = {}
+    used: set[DocPath] = set()
+    for batch in batches:
+        axes = {axis.name: axis.path for axis in (*batch.sweep, *batch.zip)}
+        for key, where in batch.default_paths.items():
+            if key in axes:
+                hidden.setdefault(where, (key, axes[key]))
+            else:
+                used.add(where)
+    for where, (key, axis) in hidden.items():
+        if where not in used:
+            reader.warn(where, f"is never used: {format_path(axis)} sets {key!r} in every job")
 
 
 def _in_order(problems: list[Problem]) -> list[Problem]:

@@ -34,6 +34,19 @@ def format_path(path: Path) -> str:
     return out
 
 
+def describe(value: Any) -> str:
+    """How a YAML value is named in messages: `the number 3`, `a list`, `null`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    return {list: "a list", dict: "a mapping"}.get(type(value), f"a {type(value).__name__}")
+
+
 @dataclass(frozen=True, slots=True)
 class Tree:
     """A parsed YAML document: its plain value and the 1-based line of each path in it."""
@@ -86,8 +99,8 @@ def _syntax_problem(exc: yaml.YAMLError, text: str, source: str) -> Problem:
     else:
         line = None
     if isinstance(exc, yaml.reader.ReaderError):
-        char = exc.character if isinstance(exc.character, int) else int.from_bytes(bytes(exc.character[:1]) or b"\0", "big")
-        message = f"character U+{char:04X} is not allowed in YAML ({exc.reason})"
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        message = f"character {char} is not allowed in YAML ({exc.reason})"
     else:
         parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
         message = ", ".join(str(p) for p in parts if p) or str(exc)

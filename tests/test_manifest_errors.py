@@ -92,7 +92,8 @@ CASES = [
      "prompts: [a]\n", "inputs.image", 3, "lists 2 files but inputs.video lists 3"),
     ("too many jobs", HEAD + "seeds: {count: 600000}\nsweep: {fps: [1, 2]}\n", "", 1, "the limit is 1,000,000"),
     ("non-text key", HEAD + "1: x\n", "", 3, "keys must be text"),
-    ("duplicate yaml key", HEAD + "seeds: [1]\nseeds: [2]\n", "seeds", 4, "duplicate key 'seeds' (first given on line 3)"),
+    ("duplicate yaml key", HEAD + "seeds: [1]\nseeds: [2]\n", "seeds", 4,
+     "duplicate key 'seeds' (first given on line 3)"),
     ("duplicate nested key", HEAD + "defaults:\n  fps: 1\n  fps: 2\n", "defaults.fps", 5, "duplicate key"),
     ("yaml syntax", HEAD + "sweep: {fps: [1, 2}\n", "", 3, "YAML syntax error"),
     ("yaml tab", HEAD + "defaults:\n\tfps: 1\n", "", 4, "YAML syntax error"),
@@ -201,3 +202,16 @@ def test_hostile_yaml_is_refused(tmp_path: Path, text: str) -> None:
     """Recursive aliases, alias bombs and absurd nesting give a ManifestError quickly."""
     with pytest.raises(ManifestError):
         load_text(tmp_path, text)
+
+
+def test_default_hidden_by_sweep_warns(tmp_path: Path) -> None:
+    """A default that a sweep or zip overrides in every job of a batch is a located warning."""
+    manifest = load_text(tmp_path, HEAD + "defaults: {fps: 10, duration: 5}\nsweep: {fps: [12, 24]}\n")
+    assert [(w.where, w.line) for w in manifest.warnings] == [("defaults.fps", 3)]
+    assert "sweep.fps sets 'fps' in every job" in manifest.warnings[0].message
+
+
+def test_one_mistake_one_problem(tmp_path: Path) -> None:
+    """A wrongly shaped `inputs` is reported once, not again as 'no video'."""
+    problems = problems_of(tmp_path, "inputs: clip.mp4\nprompts: [a]\n")
+    assert [p.where for p in problems] == ["inputs"]
