@@ -21,12 +21,12 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.emulator import stats as routes
 from pipeline.emulator.access import retry_after_header
 from pipeline.emulator.cdn import CDN_PREFIX, ByteRange, parse_range
 from pipeline.emulator.faults import bad_json, close_connection, reset_connection, server_error
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.service import Emulator
+from pipeline.emulator.stats import ROUTE_CDN, ROUTE_CDN_HEAD
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _emulator(request: web.Request) -> Emulator:
 
 def _route_key(request: web.Request) -> str:
     if request.path.startswith(CDN_PREFIX):
-        return routes.ROUTE_CDN_HEAD if request.method == "HEAD" else routes.ROUTE_CDN
+        return ROUTE_CDN_HEAD if request.method == "HEAD" else ROUTE_CDN
     resource = request.match_info.route.resource
     return f"{request.method} {resource.canonical if resource is not None else 'other'}"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.emulator.knobs import FAULT_KINDS
 
+# the keys of `requests` (the API routes; anything unmatched counts as "<METHOD> other")
 ROUTE_UPLOAD = "POST /v1/assets"
 ROUTE_ASSET = "GET /v1/assets/{assetId}"
 ROUTE_GENERATE = "POST /v1/generate/custom/{modelId}"
