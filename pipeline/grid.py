@@ -46,16 +46,34 @@ class Grid:
 
 
 @dataclass(frozen=True, slots=True)
-class Layout:
-    """The whole sheet: the axes chosen, the groups and filters, and one `Grid` per group."""
+class Section:
+    """The jobs of one batch (or all of them), laid out on their own axes: one `Grid` per group."""
 
     kind: Literal["grid", "strips"]
+    heading: tuple[tuple[str, Any], ...]  # (("batch", name),) when each batch has its section
     rows: str | None  # None: a single row
     cols: str | None  # None: a single column
     groups: tuple[str, ...]
-    filters: tuple[tuple[str, tuple[Any, ...]], ...]  # (axis, ordered values) for each <select>
+    companions: Mapping[str, tuple[str, ...]]  # rows/cols axis -> axes it determines (zip partners)
     grids: tuple[Grid, ...]
-    row_labels: Mapping[Any, str]  # strips only: the setting -> its description
+    row_labels: Mapping[Any, str]  # strips only: setting -> its description
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The whole sheet: one section per batch (or one), and a filter for each axis worth one."""
+
+    sections: tuple[Section, ...]
+    filters: tuple[tuple[str, tuple[Any, ...]], ...]  # (axis, ordered values) for each <select>
+
+    @property
+    def kind(self) -> str:
+        kinds = {s.kind for s in self.sections}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    @property
+    def grids(self) -> tuple[Grid, ...]:
+        return tuple(grid for section in self.sections for grid in section.grids)
 
 
 def value_of(record: Record, name: str) -> Any:
@@ -148,34 +166,70 @@ def is_seed_study(jobs: Sequence[Record], axes: Mapping[str, tuple[Any, ...]]) -
     return len(jobs) > 1 and len({setting_of(j) for j in jobs}) == 1
 
 
+def determines(jobs: Sequence[Record], positions: Sequence[int], axis: str, other: str) -> bool:
+    """Whether `axis`'s value fixes `other`'s among these jobs (zipped partners, per-prompt settings)."""
+    seen: dict[tuple[str, Any], tuple[str, Any]] = {}
+    for p in positions:
+        key, value = value_key(value_of(jobs[p], axis)), value_key(value_of(jobs[p], other))
+        if seen.setdefault(key, value) != value:
+            return False
+    return True
+
+
 def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None = None) -> Layout:
     """Lay the jobs out: the given axes, or the defaults of the module docstring."""
     if rows is not None and cols is not None and rows == cols:
         raise InputError(f"--rows and --cols are both {rows!r}: choose two different parameters")
     axes = swept_axes(jobs)
-    if rows is None and cols is None and is_seed_study(jobs, axes):
-        return _strips(jobs, axes)
-    if rows is None and cols is None and "seed" in axes and len(_candidates(axes)) == 1:
-        rows, cols = _candidates(axes)[0], "seed"
-    picked = [name for name in (rows, cols) if name is not None]
-    for name in _candidates(axes):
-        if len(picked) >= 2:
-            break
-        if name not in picked:
-            picked.append(name)
-    if rows is None and cols is not None:
-        picked.remove(cols)
-        rows = picked[0] if picked else None
-    elif rows is not None and cols is None:
-        cols = picked[1] if len(picked) > 1 else None
+    order = sorted(range(len(jobs)), key=lambda p: _index(jobs[p], p))
+    batches: dict[Any, list[int]] = {}
+    for p in order:
+        batches.setdefault(value_key(jobs[p].get("batch")), []).append(p)
+    if len(batches) > 1 and "batch" not in (rows, cols):
+        parts = [((("batch", jobs[ps[0]].get("batch")),), ps) for ps in batches.values()]
+    else:
+        parts = [((), order)]
+    sections = tuple(_section(jobs, ps, heading, rows, cols, axes) for heading, ps in parts)
+    everywhere = set.intersection(*({s.rows, s.cols} for s in sections)) if sections else set()
+    return Layout(sections, tuple((n, v) for n, v in axes.items() if n not in everywhere))
+
+
+def _section(jobs: Sequence[Record], positions: list[int], heading: tuple[tuple[str, Any], ...],
+             rows: str | None, cols: str | None, every: Mapping[str, tuple[Any, ...]]) -> Section:
+    axes = {}
+    for name, values in every.items():
+        present = {value_key(value_of(jobs[p], name)) for p in positions}
+        if len(present) > 1:
+            axes[name] = tuple(v for v in values if value_key(v) in present)
+    if rows is None and cols is None and is_seed_study([jobs[p] for p in positions], axes):
+        return _strips(jobs, positions, heading)
+    candidates = _candidates(axes)
+    if rows is None and cols is None and "seed" in axes and len(candidates) == 1:
+        rows, cols = candidates[0], "seed"
     elif rows is None and cols is None:
-        # a single axis runs along the columns (one strip); two: the longer one down the rows
-        rows, cols = (picked[0], picked[1]) if len(picked) == 2 else (None, picked[0] if picked else None)
-    chosen = {rows, cols}
-    groups = tuple(name for name in axes if name not in chosen and name not in STACKED)
-    filters = tuple((name, values) for name, values in axes.items() if name not in chosen)
-    grids = _grids(jobs, rows, cols, groups, axes)
-    return Layout("grid", rows, cols, groups, filters, grids, {})
+        rows = candidates[0] if candidates else None
+        cols = _partner(jobs, positions, rows, candidates)
+        if cols is None:  # a single axis runs along the columns: one strip
+            rows, cols = None, rows
+    elif rows is None:
+        rows = _partner(jobs, positions, cols, candidates)
+    elif cols is None:
+        cols = _partner(jobs, positions, rows, candidates)
+    companions = {axis: tuple(n for n in axes if n not in (rows, cols) and n not in STACKED
+                              and determines(jobs, positions, axis, n)) for axis in (rows, cols) if axis}
+    taken = {n for names in companions.values() for n in names} | {rows, cols}
+    groups = tuple(n for n in axes if n not in taken and n not in STACKED)
+    return Section("grid", heading, rows, cols, groups, companions,
+                   _grids(jobs, positions, rows, cols, groups, {**every, **axes}), {})
+
+
+def _partner(jobs: Sequence[Record], positions: Sequence[int], axis: str | None, candidates: list[str]) -> str | None:
+    """The best other axis to pair with `axis`: not one that `axis` fixes or that fixes it (a diagonal)."""
+    for name in candidates:
+        if axis is None or (name != axis and not determines(jobs, positions, axis, name)
+                            and not determines(jobs, positions, name, axis)):
+            return name
+    return None
 
 
 def _candidates(axes: Mapping[str, tuple[Any, ...]]) -> list[str]:
@@ -194,22 +248,21 @@ def _values(jobs: Sequence[Record], positions: Sequence[int], name: str | None,
     return tuple(v for v in every if value_key(v) in present)
 
 
-def _grids(jobs: Sequence[Record], rows: str | None, cols: str | None, groups: tuple[str, ...],
-           axes: Mapping[str, tuple[Any, ...]]) -> tuple[Grid, ...]:
+def _grids(jobs: Sequence[Record], positions: Sequence[int], rows: str | None, cols: str | None,
+           groups: tuple[str, ...], axes: Mapping[str, tuple[Any, ...]]) -> tuple[Grid, ...]:
     by_group: dict[tuple[tuple[str, Any], ...], list[int]] = {}
-    for position, job in enumerate(jobs):
-        heading = tuple((name, value_of(job, name)) for name in groups)
-        by_group.setdefault(tuple((n, value_key(v)) for n, v in heading), []).append(position)
-    order = [tuple(value_key(v) for v in axes[name]) for name in groups]
+    for p in positions:
+        by_group.setdefault(tuple((n, value_key(value_of(jobs[p], n))) for n in groups), []).append(p)
+    order = [[value_key(v) for v in axes[name]] for name in groups]
 
     def group_rank(key: tuple[tuple[str, Any], ...]) -> tuple[int, ...]:
         return tuple(order[i].index(vk) for i, (_, vk) in enumerate(key))
 
     out = []
     for key in sorted(by_group, key=group_rank):
-        positions = by_group[key]
-        heading = tuple((name, value_of(jobs[positions[0]], name)) for name in groups)
-        out.append(_grid(jobs, positions, heading, rows, cols, axes))
+        members = by_group[key]
+        heading = tuple((name, value_of(jobs[members[0]], name)) for name in groups)
+        out.append(_grid(jobs, members, heading, rows, cols, axes))
     return tuple(out)
 
 
@@ -232,11 +285,10 @@ def _index(job: Record, position: int) -> tuple[int, int]:
     return (index if isinstance(index, int) else 1 << 62, position)
 
 
-def _strips(jobs: Sequence[Record], axes: Mapping[str, tuple[Any, ...]]) -> Layout:
+def _strips(jobs: Sequence[Record], positions: Sequence[int], heading: tuple[tuple[str, Any], ...]) -> Section:
     """A seed study: one row per setting (in order of first job), its jobs along the row in index order."""
-    order = sorted(range(len(jobs)), key=lambda p: _index(jobs[p], p))
     strips: dict[str, list[int]] = {}
-    for p in order:
+    for p in positions:
         strips.setdefault(setting_of(jobs[p]), []).append(p)
     labels = _setting_labels(jobs, strips)
     seed_lists = {tuple(value_key(value_of(jobs[p], "seed")) for p in ps) for ps in strips.values()}
@@ -250,8 +302,7 @@ def _strips(jobs: Sequence[Record], axes: Mapping[str, tuple[Any, ...]]) -> Layo
         col_values = tuple(range(1, width + 1))
         cells = tuple(tuple((ps[i],) if i < len(ps) else () for i in range(width)) for ps in strips.values())
     grid = Grid((), tuple(strips), col_values, cells)
-    filters = tuple((name, values) for name, values in axes.items() if name != "seed")
-    return Layout("strips", SETTING, col_axis, (), filters, (grid,), labels)
+    return Section("strips", heading, SETTING, col_axis, (), {}, (grid,), labels)
 
 
 def _setting_labels(jobs: Sequence[Record], strips: Mapping[str, list[int]]) -> dict[str, str]:

@@ -29,7 +29,8 @@ REPORT_NAME = "report.html"
 POSTERS_DIR = "posters"
 POSTER_WIDTH_PX = 480
 POSTER_AT_S = (0.5, 0.0)  # try half a second in (past a fade-in), then the first frame (very short clips)
-FFMPEG_TIMEOUT_S = 30.0
+FFMPEG_TIMEOUT_S = 30.0  # per video
+POSTER_BATCH = 24  # videos per ffmpeg process
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,38 +96,58 @@ def poster_path(video: str) -> str:
 
 def make_posters(run_dir: Path, videos: Sequence[str], ffmpeg: str, *,
                  workers: int | None = None) -> dict[str, str]:
-    """Extract (or reuse) one JPEG per video; video path -> poster path for those that worked."""
+    """Extract (or reuse) one JPEG per video; video path -> poster path for those that worked.
+
+    ffmpeg's start-up dominates, so each process takes `POSTER_BATCH` videos (one output per input);
+    a video its batch could not do (unreadable, shorter than the seek) is retried alone.
+    """
     (run_dir / POSTERS_DIR).mkdir(exist_ok=True)
-    count = workers or min(8, (os.cpu_count() or 2) * 2)
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        done = pool.map(lambda v: (v, _poster(run_dir, v, ffmpeg)), videos)
-        return {video: poster for video, poster in done if poster is not None}
+    todo = [v for v in dict.fromkeys(videos) if not _fresh(run_dir, v)]
+    chunks = [todo[i:i + POSTER_BATCH] for i in range(0, len(todo), POSTER_BATCH)]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        list(pool.map(lambda chunk: _extract(run_dir, chunk, ffmpeg, POSTER_AT_S[0]), chunks))
+        missing = [v for v in todo if not _fresh(run_dir, v)]
+        for at_s in POSTER_AT_S:
+            list(pool.map(lambda v: _extract(run_dir, [v], ffmpeg, at_s), missing))
+            missing = [v for v in missing if not _fresh(run_dir, v)]
+    for video in missing:
+        log.debug("ffmpeg made no poster for %s", video)
+    return {video: poster_path(video) for video in videos if _fresh(run_dir, video)}
 
 
-def _poster(run_dir: Path, video: str, ffmpeg: str) -> str | None:
-    relative = poster_path(video)
-    source, target = run_dir / video, run_dir / relative
+def _fresh(run_dir: Path, video: str) -> bool:
+    """Whether the video's poster exists, is not empty and is not older than the video."""
     try:
-        if target.is_file() and target.stat().st_size and target.stat().st_mtime_ns >= source.stat().st_mtime_ns:
-            return relative
+        poster = (run_dir / poster_path(video)).stat()
+        return poster.st_size > 0 and poster.st_mtime_ns >= (run_dir / video).stat().st_mtime_ns
     except OSError:
-        return None
-    partial = target.with_name(f".{target.stem}.{os.getpid()}.part.jpg")
-    for at_s in POSTER_AT_S:
-        command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", str(at_s),
-                   "-i", str(source), "-frames:v", "1", "-vf", f"scale={POSTER_WIDTH_PX}:-2", "-q:v", "4",
-                   str(partial)]
+        return False
+
+
+def _extract(run_dir: Path, videos: Sequence[str], ffmpeg: str, at_s: float) -> None:
+    """One ffmpeg process: the frame at `at_s` of each video, scaled, to a partial file renamed into place."""
+    inputs: list[str] = []
+    outputs: list[str] = []
+    partials = []
+    for number, video in enumerate(videos):
+        target = run_dir / poster_path(video)
+        partial = target.with_name(f".{target.stem}.{os.getpid()}.part.jpg")
+        partials.append((partial, target))
+        inputs += ["-ss", str(at_s), "-i", str(run_dir / video)]
+        outputs += ["-map", f"{number}:v:0", "-frames:v", "1", "-vf", f"scale={POSTER_WIDTH_PX}:-2", "-q:v", "4",
+                    str(partial)]
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *inputs, *outputs]
+    try:
+        subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S * len(videos), check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("ffmpeg failed (%s); no poster for %d video(s)", exc, len(videos))
+    for partial, target in partials:
         try:
-            subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("no poster for %s: %s", video, exc)
-            break
-        if partial.is_file() and partial.stat().st_size > 0:
-            os.replace(partial, target)
-            return relative
-    partial.unlink(missing_ok=True)
-    log.debug("ffmpeg made no poster for %s", video)
-    return None
+            if partial.stat().st_size > 0:
+                os.replace(partial, target)
+        except OSError:
+            pass
+        partial.unlink(missing_ok=True)
 
 
 def _write_atomic(target: Path, data: bytes) -> None:

@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from pipeline.grid import POSITION, SETTING, Grid, Layout, value_key, value_of
+from pipeline.grid import POSITION, SETTING, Grid, Layout, Section, value_key, value_of
 from pipeline.params import FILE_PARAMS, PARAMS
 from pipeline.rundir import safe_relative
 
-EAGER_VIDEOS = 60  # videos past this many load their metadata only when scrolled near (IntersectionObserver)
+EAGER_VIDEOS = 60  # videos past this many get their src only when scrolled near (IntersectionObserver)
 PROMPT_HEADER_CHARS = 160
 
 
@@ -73,8 +73,8 @@ def render(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Lay
         return _card(jobs[position], media(jobs[position]), filters, counter)
 
     body = [_header(run, jobs, sheet, filters, command)]
-    for grid in sheet.grids:
-        body.append(_grid(grid, sheet, card))
+    for section in sheet.sections:
+        body.append(_section(section, jobs, card))
     style, script = _STYLE, _SCRIPT
     csp = ("default-src 'none'; img-src 'self' file: data:; media-src 'self' file:; "
            f"style-src '{_digest(style)}'; script-src '{_digest(script)}'; base-uri 'none'; form-action 'none'")
@@ -99,44 +99,65 @@ def _header(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: La
         counts[str(job.get("status"))] = counts.get(str(job.get("status")), 0) + 1
     badges = " ".join(f'<span class="badge b-{e(s)}">{e(s)} {n}</span>' for s, n in sorted(counts.items()))
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if sheet.kind == "strips":
-        axes = f"seed study: one row per setting, {'seeds' if sheet.cols == 'seed' else 'its seeds'} along it"
-    else:
-        axes = f"rows: <b>{e(sheet.rows or '—')}</b>, columns: <b>{e(sheet.cols or '—')}</b>"
-        if sheet.groups:
-            axes += f", one table per {e(' × '.join(sheet.groups))}"
     selects = "".join(
         f'<label>{e(name)} <select data-f="{i}"><option value="">all</option>'
         + "".join(f'<option value="{j}">{e(shown(name, v, 60))}</option>' for j, v in enumerate(values))
         + "</select></label>" for i, (name, _, values) in enumerate(filters))
     return (f'<header><h1>{e(run.get("name") or "run")}</h1>'
             f'<p class="meta">{len(jobs)} jobs · {badges} · model {e(run.get("model") or "?")} · made {made}</p>'
-            f'<p class="meta">{axes}. Other axes: <code>{e(command)} --rows NAME --cols NAME</code></p>'
+            f'<p class="meta">Other axes: <code>{e(command)} --rows NAME --cols NAME</code></p>'
             + (f'<form id="filters">{selects}</form>' if filters else "") + "</header>")
 
 
-def _grid(grid: Grid, sheet: Layout, card: Callable[[int], str]) -> str:
-    out = ['<section class="group">']
-    if grid.heading:
-        out.append("<h2>" + " · ".join(f"{e(n)} = {e(shown(n, v, 120))}" for n, v in grid.heading) + "</h2>")
-    corner = f"{e(sheet.rows or '')} \\ {e(sheet.cols or '')}" if sheet.rows or sheet.cols else ""
-    heads = "".join(f"<th>{_label(sheet.cols, v, sheet)}</th>" for v in grid.col_values) if sheet.cols else "<th></th>"
-    out.append(f'<div class="scroll"><table><thead><tr><th class="corner">{corner}</th>{heads}</tr></thead><tbody>')
-    for value, row in zip(grid.row_values, grid.cells):
-        label = _label(sheet.rows, value, sheet) if sheet.rows else ""
-        cells = "".join("<td>" + "".join(card(p) for p in cell) + "</td>" for cell in row)
-        out.append(f'<tr><th scope="row">{label}</th>{cells}</tr>')
-    out.append("</tbody></table></div></section>")
+def _section(section: Section, jobs: Sequence[Mapping[str, Any]], card: Callable[[int], str]) -> str:
+    if section.kind == "strips":
+        axes = "seed study: one row per setting, " + ("seeds along it" if section.cols == "seed" else
+                                                       "its jobs along it")
+    else:
+        axes = f"rows: <b>{e(section.rows or '—')}</b>, columns: <b>{e(section.cols or '—')}</b>"
+        if section.groups:
+            axes += f"; one table per {e(' × '.join(section.groups))}"
+    title = " · ".join(f"{e(n)} {e(shown(n, v, 120))}" for n, v in section.heading)
+    out = ['<section class="part">', f"<h2>{title}</h2>" if title else "", f'<p class="meta">{axes}</p>']
+    for grid in section.grids:
+        out.append(_grid(grid, section, jobs, card))
+    out.append("</section>")
     return "".join(out)
 
 
-def _label(axis: str | None, value: Any, sheet: Layout) -> str:
+def _grid(grid: Grid, section: Section, jobs: Sequence[Mapping[str, Any]], card: Callable[[int], str]) -> str:
+    out = ['<div class="group">']
+    if grid.heading:
+        out.append("<h3>" + " · ".join(f"{e(n)} = {e(shown(n, v, 120))}" for n, v in grid.heading) + "</h3>")
+    rows, cols = section.rows, section.cols
+    corner = f"{e(rows or '')} \\ {e(cols or '')}" if rows or cols else ""
+    heads = "<th></th>"
+    if cols:
+        firsts = [next((cell[0] for row in grid.cells for cell in (row[c],) if cell), None)
+                  for c in range(len(grid.col_values))]
+        heads = "".join(f"<th>{_label(section, cols, v, jobs, first)}</th>"
+                        for v, first in zip(grid.col_values, firsts))
+    out.append(f'<div class="scroll"><table><thead><tr><th class="corner">{corner}</th>{heads}</tr></thead><tbody>')
+    for value, row in zip(grid.row_values, grid.cells):
+        first = next((cell[0] for cell in row if cell), None)
+        label = _label(section, rows, value, jobs, first) if rows else ""
+        cells = "".join("<td>" + "".join(card(p) for p in cell) + "</td>" for cell in row)
+        out.append(f'<tr><th scope="row">{label}</th>{cells}</tr>')
+    out.append("</tbody></table></div></div>")
+    return "".join(out)
+
+
+def _label(section: Section, axis: str | None, value: Any, jobs: Sequence[Mapping[str, Any]],
+           first: int | None) -> str:
     if axis == SETTING:
-        return f'<span class="long">{e(sheet.row_labels.get(value, ""))}</span>'
+        return f'<span class="long">{e(section.row_labels.get(value, ""))}</span>'
     if axis == POSITION:
         return f"#{e(value)}"
     limit = PROMPT_HEADER_CHARS if axis == "prompt" else 60
-    return f'<span class="long">{e(shown(axis, value, limit))}</span>'
+    text = f'<span class="long">{e(shown(axis, value, limit))}</span>'
+    for name in section.companions.get(axis or "", ()) if first is not None else ():
+        text += f'<span class="also">{e(name)} {e(shown(name, value_of(jobs[first], name), 60))}</span>'
+    return text
 
 
 def _card(job: Mapping[str, Any], files: list[Media],
@@ -150,8 +171,8 @@ def _card(job: Mapping[str, Any], files: list[Media],
         counter[0] += 1
         eager = counter[0] <= EAGER_VIDEOS
         poster = f' poster="{e(first.poster)}"' if first.poster else ""
-        lazy = ' preload="metadata"' if eager else ' preload="none" data-lazy=""'
-        out.append(f'<video controls{lazy} muted playsinline{poster} src="{e(first.href)}"></video>')
+        source = f'preload="metadata" src="{e(first.href)}"' if eager else f'preload="none" data-src="{e(first.href)}"'
+        out.append(f'<video controls {source} muted playsinline{poster}></video>')
     else:
         what = {"downloaded": "file missing on disk", "succeeded": "rendered, not downloaded yet"}.get(status, status)
         out.append(f'<div class="empty">{e(what)}</div>')
@@ -186,14 +207,16 @@ _STYLE = """
 @media (prefers-color-scheme:dark){:root{--fg:#e6e6e3;--bg:#15171a;--card:#202328;--line:#363a40;--mute:#9aa0a8}}
 *{box-sizing:border-box}[hidden]{display:none!important}
 body{margin:0;padding:16px 20px;font:14px/1.4 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
-h1{margin:0 0 4px;font-size:20px}h2{font-size:16px;margin:24px 0 8px}
+h1{margin:0 0 4px;font-size:20px}h2{font-size:18px;margin:28px 0 2px}h3{font-size:15px;margin:18px 0 6px}
 .meta{margin:2px 0;color:var(--mute)}code{font-size:12px}
 #filters{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}#filters select{max-width:16em}
 .scroll{overflow-x:auto}table{border-collapse:collapse}
 th{font-weight:600;text-align:left;vertical-align:top;padding:6px;position:sticky;left:0;background:var(--bg)}
 thead th{position:static;border-bottom:1px solid var(--line)}
 td{vertical-align:top;padding:6px;border-bottom:1px solid var(--line)}
+tbody th{min-width:9em;z-index:1}
 th .long{display:block;max-width:14em;overflow-wrap:anywhere}
+th .also{display:block;font-weight:400;font-size:12px;color:var(--mute)}
 .card{width:280px;background:var(--card);border:1px solid var(--line);border-radius:6px;padding:6px;margin:0 0 8px}
 .card video{width:100%;aspect-ratio:16/9;background:#000;border-radius:4px;display:block}
 .empty{width:100%;aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;text-align:center;
@@ -220,7 +243,7 @@ _SCRIPT = """
     for (const card of document.querySelectorAll('.card')) {
       card.hidden = !want.every(([f, v]) => card.dataset[f] === v);
     }
-    for (const group of document.querySelectorAll('section.group')) {
+    for (const group of document.querySelectorAll('.group, section.part')) {
       group.hidden = !group.querySelector('.card:not([hidden])');
     }
   };
@@ -228,17 +251,25 @@ _SCRIPT = """
   for (const p of document.querySelectorAll('.prompt')) {
     p.addEventListener('click', () => p.classList.toggle('open'));
   }
-  const lazy = document.querySelectorAll('video[data-lazy]');
+  // Videos past the first few get their src only when scrolled near, and give it back when far away
+  // and paused: a page of 1,000 videos never holds more than a screenful of media players.
+  const videos = document.querySelectorAll('video[data-src]');
   if ('IntersectionObserver' in window) {
-    const seen = new IntersectionObserver(entries => {
-      for (const entry of entries) {
-        if (!entry.isIntersecting) continue;
-        const v = entry.target;
-        seen.unobserve(v);
-        v.preload = 'metadata';
+    const near = new IntersectionObserver(entries => {
+      for (const {target: v, isIntersecting} of entries) {
+        if (isIntersecting && !v.getAttribute('src')) {
+          v.preload = 'metadata';
+          v.src = v.dataset.src;
+        } else if (!isIntersecting && v.getAttribute('src') && v.paused) {
+          v.removeAttribute('src');
+          v.preload = 'none';
+          v.load();
+        }
       }
-    }, {rootMargin: '600px'});
-    lazy.forEach(v => seen.observe(v));
+    }, {rootMargin: '800px 400px'});
+    videos.forEach(v => near.observe(v));
+  } else {
+    videos.forEach(v => { v.src = v.dataset.src; });
   }
 })();
 """
