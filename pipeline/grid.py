@@ -123,7 +123,7 @@ def ordered_values(name: str, values: Iterable[Any]) -> tuple[Any, ...]:
 
 def axis_names() -> tuple[str, ...]:
     """Every name `--rows`/`--cols` accepts."""
-    return (*META_AXES[:2], *(n for n in PARAMS if n not in ("prompt", "seed")), "prompt", "seed")
+    return tuple(dict.fromkeys(("batch", *(n for n in PARAMS if n not in ("prompt", "seed")), "prompt", "seed")))
 
 
 def check_axis(name: str, *, flag: str) -> str:
@@ -208,13 +208,13 @@ def _section(jobs: Sequence[Record], positions: list[int], heading: tuple[tuple[
         rows, cols = candidates[0], "seed"
     elif rows is None and cols is None:
         rows = candidates[0] if candidates else None
-        cols = _partner(jobs, positions, rows, candidates)
+        cols = _partner(jobs, positions, rows, candidates, axes)
         if cols is None:  # a single axis runs along the columns: one strip
             rows, cols = None, rows
     elif rows is None:
-        rows = _partner(jobs, positions, cols, candidates)
+        rows = _partner(jobs, positions, cols, candidates, axes)
     elif cols is None:
-        cols = _partner(jobs, positions, rows, candidates)
+        cols = _partner(jobs, positions, rows, candidates, axes)
     companions = {axis: tuple(n for n in axes if n not in (rows, cols) and n not in STACKED
                               and determines(jobs, positions, axis, n)) for axis in (rows, cols) if axis}
     taken = {n for names in companions.values() for n in names} | {rows, cols}
@@ -223,11 +223,14 @@ def _section(jobs: Sequence[Record], positions: list[int], heading: tuple[tuple[
                    _grids(jobs, positions, rows, cols, groups, {**every, **axes}), {})
 
 
-def _partner(jobs: Sequence[Record], positions: Sequence[int], axis: str | None, candidates: list[str]) -> str | None:
+def _partner(jobs: Sequence[Record], positions: Sequence[int], axis: str | None, candidates: list[str],
+             varying: Mapping[str, Any]) -> str | None:
     """The best other axis to pair with `axis`: not one that `axis` fixes or that fixes it (a diagonal)."""
     for name in candidates:
-        if axis is None or (name != axis and not determines(jobs, positions, axis, name)
-                            and not determines(jobs, positions, name, axis)):
+        if name == axis:
+            continue
+        if axis not in varying or not (determines(jobs, positions, axis, name)
+                                       or determines(jobs, positions, name, axis)):
             return name
     return None
 
