@@ -1,0 +1,220 @@
+"""`ltx-batch status`: counts, failure groups, unknown POSTs, time, requests and the resume plan, during and
+after a run, with a torn last line and with a journal being appended to concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from run_helpers import run, write_manifest
+
+from pipeline.cli import main
+from pipeline.emulator import EmulatorServer
+from pipeline.ledger import JOURNAL_NAME, Journal
+from pipeline.status import ResumePlan, duration_text, resume_text, run_status, status_json, status_text
+
+
+def spec(key: str, index: int) -> dict[str, Any]:
+    return {"index": index, "batch": "main", "key": key, "model": "m", "params": {"prompt": "p", "seed": index},
+            "inputs": [], "swept": {}}
+
+
+def journal_with(run_dir: Path, states: dict[str, str], *, job_count: int | None = None, pid: int | None = None,
+                 end: str | None = "finished", t0: float = 1000.0) -> Path:
+    """A journal (with explicit times) holding one job per entry of `states` (key -> wanted state)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [{"t": t0, "ev": "run", "name": "sweep", "manifest": "/m/sweep.yaml",
+              "job_count": job_count if job_count is not None else len(states), "pid": pid or 1}]
+    t = t0
+    for index, (key, wanted) in enumerate(states.items()):
+        t += 1
+        if wanted == "pending":
+            continue
+        lines.append({"t": t, "ev": "intent", "key": key, "spec": spec(key, index), "attempt": 1})
+        if wanted == "unknown":
+            continue
+        if wanted.startswith("failed:"):
+            _, reason, message = wanted.split(":", 2)
+            if reason == "download":
+                lines += [{"t": t, "ev": "submitted", "key": key, "job_id": f"job_{index}"},
+                          {"t": t, "ev": "succeeded", "key": key, "asset_ids": [f"asset_{index}"]}]
+            lines.append({"t": t, "ev": "failed", "key": key, "reason": reason, "error": message})
+            continue
+        lines.append({"t": t, "ev": "submitted", "key": key, "job_id": f"job_{index}"})
+        if wanted in ("succeeded", "downloaded", "lost"):
+            lines.append({"t": t, "ev": "succeeded", "key": key, "asset_ids": [f"asset_{index}"]})
+        if wanted in ("downloaded", "lost"):
+            path = f"videos/{index:05d}.mp4"
+            if wanted == "downloaded":
+                (run_dir / "videos").mkdir(exist_ok=True)
+                (run_dir / path).write_bytes(b"x" * 3)
+            lines.append({"t": t, "ev": "downloaded", "key": key, "asset_id": f"asset_{index}", "path": path,
+                          "bytes": 3, "sha256": "0" * 64})
+    lines.append({"t": t + 1, "ev": "requests", "count": 42})
+    if end is not None:
+        lines.append({"t": t + 2, "ev": "end", "reason": None if end == "finished" else end})
+    path = run_dir / JOURNAL_NAME
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+MIXED = {
+    "a" * 64: "downloaded", "b" * 64: "downloaded", "c" * 64: "submitted", "d" * 64: "succeeded",
+    "e" * 64: "unknown", "f" * 64: "failed:rejected:videoStrength is out of range",
+    "0" * 64: "failed:rejected:videoStrength is out of range", "1" * 64: "failed:job-failed:GPU out of memory",
+    "2" * 64: "failed:download:gave up after 12 attempts", "3" * 64: "pending", "4" * 64: "lost",
+}
+
+
+def test_status_after_a_run_with_every_state(tmp_path: Path) -> None:
+    """Counts by state (with the manifest's unsent jobs), failure groups, unknown jobs and the plan."""
+    journal_with(tmp_path, MIXED, job_count=20)
+    status = run_status(tmp_path)
+    assert status.counts == {"pending": 10, "unknown": 1, "submitted": 1, "succeeded": 1, "downloaded": 3,
+                             "failed": 4}
+    assert (status.activity, status.api_requests, status.elapsed_s, status.sessions) == ("finished", 42, 13.0, 1)
+    assert [(g.kind, g.error, [j.index for j in g.jobs]) for g in status.failures] == [
+        ("rejected", "videoStrength is out of range", [5, 6]), ("download", "gave up after 12 attempts", [8]),
+        ("job-failed", "GPU out of memory", [7])]
+    assert [(j.index, j.key[:12]) for j in status.unknown] == [(4, "e" * 12)]
+    assert status.resume == ResumePlan(poll=1, download=1, redownload_failed=1, refetch_lost=1, submit=10,
+                                       leave_unknown=1, leave_failed=3, job_count=20)
+    text = status_text(status)
+    assert "jobs: 20 — 3 downloaded, 4 failed, 1 unknown, 1 submitted, 1 succeeded, 10 pending" in text
+    assert "[rejected] videoStrength is out of range — 2 jobs: #5 (ffffffffffff), #6 (000000000000)" in text
+    assert "  #4 (eeeeeeeeeeee)" in text
+    assert "API requests: 42 (6.00 per finished job)" in text
+    assert text.splitlines()[-1] == (
+        "resume would: poll 1 submitted job, download 1, submit 10 pending (needs the manifest: 20 total from "
+        "the last run event's job_count), leave 1 unknown (use --resubmit-unknown), leave 3 failed (use "
+        "--retry-failed); 1 download-failed job is re-downloaded automatically; 1 downloaded job with a "
+        "missing or changed file is fetched again")
+
+
+@pytest.mark.parametrize(("plan", "expected"), [
+    (ResumePlan(3, 2, 1, 0, 40, 1, 5, 52),
+     "resume would: poll 3 submitted jobs, download 2, submit 40 pending (needs the manifest: 52 total from the "
+     "last run event's job_count), leave 1 unknown (use --resubmit-unknown), leave 5 failed (use "
+     "--retry-failed); 1 download-failed job is re-downloaded automatically"),
+    (ResumePlan(0, 0, 0, 0, 0, 0, 0, 10), "resume would: nothing (every job is finished)"),
+    (ResumePlan(0, 0, 2, 0, 0, 0, 0, 10),
+     "resume would: nothing (every job is finished); 2 download-failed jobs are re-downloaded automatically"),
+    (ResumePlan(0, 0, 0, 0, 7, 0, 0, None),
+     "resume would: submit 7 pending (needs the manifest: the journal does not record the total)"),
+    (ResumePlan(1, 0, 0, 0, 0, 2, 0, 3), "resume would: poll 1 submitted job, leave 2 unknown (use --resubmit-unknown)"),
+])
+def test_resume_text(plan: ResumePlan, expected: str) -> None:
+    """The resume plan reads as one line naming the flags that change it."""
+    assert resume_text(plan) == expected
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0.0, "0.0s"), (12.34, "12.3s"), (245, "4m 05s"),
+                                               (7389, "2h 03m 09s")])
+def test_duration_text(seconds: float, text: str) -> None:
+    """Elapsed time reads as seconds, minutes or hours."""
+    assert duration_text(seconds) == text
+
+
+def test_activity_running_finished_stopped_interrupted(tmp_path: Path) -> None:
+    """No end event and a live writer: running (elapsed to now); a dead writer: interrupted; end: finished/stopped."""
+    states = {"a" * 64: "submitted"}
+    journal_with(tmp_path / "live", states, pid=os.getpid(), end=None)
+    live = run_status(tmp_path / "live", now=1100.0)
+    assert (live.activity, live.pid, live.elapsed_s) == ("running", os.getpid(), 100.0)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    journal_with(tmp_path / "dead", states, pid=gone.pid, end=None)
+    assert run_status(tmp_path / "dead", now=1100.0).activity == "interrupted"
+    journal_with(tmp_path / "stopped", states, end="credits")
+    stopped = run_status(tmp_path / "stopped")
+    assert (stopped.activity, stopped.stop_reason) == ("stopped", "credits")
+    assert "run sweep: stopped (credits)" in status_text(stopped)
+
+
+def test_torn_last_line_is_ignored_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A half-written last line (a run mid-write, or a crash) is not counted and not warned about."""
+    path = journal_with(tmp_path, {"a" * 64: "submitted"}, end=None)
+    with path.open("ab") as handle:
+        handle.write(b'{"t":2000,"ev":"succeeded","key":"' + b"a" * 64 + b'","asset_id')
+    with caplog.at_level(logging.WARNING):
+        status = run_status(tmp_path, now=3000.0)
+    assert status.counts["submitted"] == 1 and status.counts["succeeded"] == 0 and status.torn_tail
+    assert not [r for r in caplog.records if "torn" in r.getMessage()]
+
+
+def test_status_while_another_writer_appends(tmp_path: Path) -> None:
+    """A writer appends events in two halves (torn tails on purpose) while status replays again and again."""
+    run_dir = tmp_path
+    keys = [f"{i:064x}" for i in range(300)]
+    path = journal_with(run_dir, {}, job_count=len(keys), end=None, pid=os.getpid())
+    done = threading.Event()
+
+    def write() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            for i, key in enumerate(keys):
+                for event in ({"ev": "intent", "key": key, "spec": spec(key, i)},
+                              {"ev": "submitted", "key": key, "job_id": f"job_{i}"}):
+                    line = json.dumps({"t": 2000 + i, **event}).encode() + b"\n"
+                    os.write(fd, line[: len(line) // 2])
+                    os.write(fd, line[len(line) // 2:])
+        finally:
+            os.close(fd)
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen = []
+    while not done.is_set() or not seen:
+        status = run_status(run_dir)
+        seen.append(status.counts["submitted"] + status.counts["unknown"])
+        assert sum(status.counts.values()) == len(keys)
+        assert status.activity == "running"
+    writer.join()
+    assert seen == sorted(seen), "a later replay must never know less"
+    assert run_status(run_dir).counts["submitted"] == len(keys)
+
+
+async def test_status_during_and_after_a_real_run(tmp_path: Path, emulator: EmulatorServer) -> None:
+    """Polled while a real run goes (another writer on the journal), then after it: counts, requests, plan."""
+    manifest = write_manifest(tmp_path, prompts=2, seeds=3, name="live")
+    run_dir = tmp_path / "out" / "live"
+    task = asyncio.create_task(run(manifest, emulator, tmp_path / "out"))
+    during = []
+    while not task.done():
+        if (run_dir / JOURNAL_NAME).exists():
+            during.append(await asyncio.to_thread(run_status, run_dir))
+        await asyncio.sleep(0.02)
+    summary = await task
+    assert any(s.activity == "running" and s.counts["downloaded"] < 12 for s in during)
+    assert all(sum(s.counts.values()) == 12 for s in during if s.job_count is not None)
+    after = run_status(run_dir)
+    assert after.activity == "finished" and after.counts["downloaded"] == 12
+    assert after.api_requests == summary.api_requests > 0
+    assert resume_text(after.resume) == "resume would: nothing (every job is finished)"
+
+
+def test_status_command_text_json_and_exit_statuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ltx-batch status`: text, --json for scripts (every job listed), exit 2 with no journal, no traceback."""
+    journal_with(tmp_path / "run", MIXED, job_count=20)
+    assert main(["status", str(tmp_path / "run")]) == 0
+    assert "resume would:" in capsys.readouterr().out
+    assert main(["status", str(tmp_path / "run"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"]["failed"] == 4 and data["unknown"] == [{"index": 4, "key": "e" * 64}]
+    assert data["resume"]["submit"] == 10 and data["resume"]["text"].startswith("resume would: poll 1")
+    assert data == json.loads(json.dumps(status_json(run_status(tmp_path / "run"))))
+    (tmp_path / "empty").mkdir()
+    assert main(["status", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "has no ledger.jsonl" in err and "Traceback" not in err
+    assert main(["status", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
