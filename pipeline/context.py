@@ -61,17 +61,26 @@ class InFlight:
 
 @dataclass(slots=True)
 class StopFlags:
-    """Why the run is winding down: interrupted (Ctrl-C/SIGTERM), out of credits, or a fatal error."""
+    """Why the run is winding down.
 
-    interrupted: asyncio.Event = field(default_factory=asyncio.Event)
+    `stop_submitting` (out of credits): no new POSTs, polling and downloading go on.
+    `halt` (Ctrl-C/SIGTERM, credentials refused, disk unwritable): no new requests of any
+    kind; requests already under way finish, so no POST is cut off with its answer unread.
+    """
+
+    halted: asyncio.Event = field(default_factory=asyncio.Event)
     no_more_submits: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None  # "interrupted" | "credits" | "auth" | "storage"
     message: str | None = None
 
     def stop_submitting(self, reason: str, message: str) -> None:
-        if self.reason is None:
+        if self.reason is None or self.reason == "credits":
             self.reason, self.message = reason, message
         self.no_more_submits.set()
+
+    def halt(self, reason: str, message: str) -> None:
+        self.stop_submitting(reason, message)
+        self.halted.set()
 
 
 @dataclass(slots=True)

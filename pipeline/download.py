@@ -24,9 +24,14 @@ log = logging.getLogger(__name__)
 async def download(ctx: RunContext, finished: asyncio.Queue[Completion | None]) -> None:
     """One download worker: until the queue closes (None)."""
     while (item := await finished.get()) is not None:
-        if ctx.stop.interrupted.is_set():
-            continue  # not started before the interrupt: the resume fetches it
-        await _save_job(ctx, item)
+        if ctx.stop.halted.is_set():
+            continue  # not started before the halt: the resume fetches it
+        try:
+            await _save_job(ctx, item)
+        except AuthError as exc:
+            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+        except StorageError as exc:
+            ctx.stop.halt("storage", f"cannot write the outputs: {exc} (free some space, then resume)")
 
 
 def target_for(run_dir: Path, spec: JobSpec, part: int) -> tuple[str, Path]:
@@ -59,9 +64,7 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
             url = await ctx.api.asset_url(asset_id)
             saved = await stream_download(ctx.session, url, target, timeout_s=settings.download_timeout_s,
                                           connect_timeout_s=settings.connect_timeout_s)
-        except AuthError:
-            raise
-        except StorageError:
+        except (AuthError, StorageError):
             raise
         except UrlExpired as exc:
             last_error = str(exc)

@@ -52,9 +52,9 @@ class PollScheduler:
     def __len__(self) -> int:
         return len(self._heap) + self.busy
 
-    async def next_due(self, loop: asyncio.AbstractEventLoop) -> Tracked | None:
-        """Wait until the earliest job is due and return it; None when the heap is empty."""
-        while self._heap:
+    async def next_due(self, loop: asyncio.AbstractEventLoop, halted: asyncio.Event) -> Tracked | None:
+        """Wait until the earliest job is due and return it; None when the heap is empty or halted."""
+        while self._heap and not halted.is_set():
             due_at = self._heap[0][0]
             wait_s = due_at - loop.time()
             if wait_s <= 0:
@@ -89,17 +89,20 @@ async def poll(ctx: RunContext, submitted: asyncio.Queue[Submission | None],
         intake_done.set()
         scheduler._wake.set()
 
+    async def wake_on_halt() -> None:
+        await ctx.stop.halted.wait()
+        scheduler._wake.set()
+
     async def dispatch() -> None:
-        while True:
-            if ctx.stop.interrupted.is_set():
-                break
-            job = await scheduler.next_due(loop)
+        while not ctx.stop.halted.is_set():
+            job = await scheduler.next_due(loop, ctx.stop.halted)
             if job is not None:
                 await due.put(job)
                 continue
             if intake_done.is_set() and len(scheduler) == 0:
                 break
             await scheduler.changed()
+        halt_watch.cancel()
         for _ in range(POLL_WORKERS):
             await due.put(None)
 
@@ -111,23 +114,23 @@ async def poll(ctx: RunContext, submitted: asyncio.Queue[Submission | None],
                 scheduler.busy -= 1
                 scheduler._wake.set()
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(intake())
-            group.create_task(dispatch())
-            for _ in range(POLL_WORKERS):
-                group.create_task(work())
-    finally:
-        for _ in range(downloaders):
-            await finished.put(None)
+    async with asyncio.TaskGroup() as group:
+        halt_watch = group.create_task(wake_on_halt())
+        group.create_task(intake())
+        group.create_task(dispatch())
+        for _ in range(POLL_WORKERS):
+            group.create_task(work())
+    for _ in range(downloaders):  # close the downloaders' stream (not on error: the group cancels all)
+        await finished.put(None)
 
 
 async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
                      finished: asyncio.Queue[Completion | None], loop: asyncio.AbstractEventLoop) -> None:
     try:
         view = await ctx.api.job(job.job_id)
-    except AuthError:
-        raise
+    except AuthError as exc:
+        ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+        return  # still `submitted` in the journal: the resume polls it
     except TransientApiError as exc:
         log.warning("poll of job %s kept failing (%s); trying again later", job.job_id, exc.message)
         scheduler.schedule(job, loop.time() + ctx.settings.poll_max_interval_s)

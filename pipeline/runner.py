@@ -46,7 +46,7 @@ from pipeline.poll import poll
 from pipeline.progress import Progress, line
 from pipeline.results import iso, records, write_results
 from pipeline.spec import InputRef, JobSpec
-from pipeline.storage import StorageError, file_matches, safe_path
+from pipeline.storage import file_matches, safe_path
 from pipeline.submit import submit
 
 log = logging.getLogger(__name__)
@@ -143,10 +143,6 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
         progress = Progress(ctx, manifest.job_count, mode=options.progress)
         try:
             await _supervise(ctx, manifest, options, progress)
-        except* AuthError as group:
-            stop.stop_submitting("auth", f"the API refused the credentials: {group.exceptions[0]}")
-        except* StorageError as group:
-            stop.stop_submitting("storage", str(group.exceptions[0]))
         finally:
             journal.write_now("requests", count=api.requests)
             journal.write_now("end", reason=stop.reason)
@@ -197,8 +193,7 @@ def _install_signals(loop: asyncio.AbstractEventLoop, ctx: RunContext, stages: a
         if received == 1:
             log.warning("%s: stopping (no new submissions; running downloads get %.0fs); press again to quit now",
                         signal.Signals(signum).name, ctx.settings.shutdown_grace_s)
-            ctx.stop.stop_submitting("interrupted", "interrupted")
-            ctx.stop.interrupted.set()
+            ctx.stop.halt("interrupted", "interrupted")
             group.create_task(_grace_then_cancel(ctx, stages))
         else:
             log.warning("second signal: quitting now")
@@ -252,15 +247,17 @@ async def _submit_side(ctx: RunContext, manifest: RunnableManifest, options: Run
                        to_submit: asyncio.Queue[JobSpec | None], submitted: asyncio.Queue[Submission | None],
                        finished: asyncio.Queue[Completion | None]) -> None:
     """Resume what the journal knows, upload inputs, produce and submit; then close `submitted`."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(_resume(ctx, submitted, finished))
-            group.create_task(_produce(ctx, manifest, options, to_submit))
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_resume(ctx, submitted, finished))
+        group.create_task(_produce(ctx, manifest, options, to_submit))
+        try:
             asset_ids = await _upload_inputs(ctx, manifest)
-            for _ in range(SUBMIT_WORKERS):
-                group.create_task(submit(ctx, to_submit, submitted, asset_ids))
-    finally:
-        await submitted.put(None)
+        except AuthError as exc:
+            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+            asset_ids = {}
+        for _ in range(SUBMIT_WORKERS):
+            group.create_task(submit(ctx, to_submit, submitted, asset_ids))
+    await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
 
 
 async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[str, str]:
@@ -302,22 +299,20 @@ async def _produce(ctx: RunContext, manifest: RunnableManifest, options: RunOpti
                    to_submit: asyncio.Queue[JobSpec | None]) -> None:
     """Walk the manifest lazily and queue every job that needs a POST; then close the queue."""
     state = ctx.journal.state
-    try:
-        for spec in manifest.jobs():
-            if ctx.stop.no_more_submits.is_set():
-                break
-            job = state.jobs.get(spec.key)
-            if job is not None and job.state != PENDING:
-                if job.state == UNKNOWN and options.resubmit_unknown:
-                    await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
-                elif job.state == FAILED and options.retry_failed and job.error_kind != "download":
-                    await ctx.journal.write("reset", key=spec.key, why="retry-failed")
-                else:
-                    continue
-            await to_submit.put(spec)
-    finally:
-        for _ in range(SUBMIT_WORKERS):
-            await to_submit.put(None)
+    for spec in manifest.jobs():
+        if ctx.stop.no_more_submits.is_set():
+            break
+        job = state.jobs.get(spec.key)
+        if job is not None and job.state != PENDING:
+            if job.state == UNKNOWN and options.resubmit_unknown:
+                await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
+            elif job.state == FAILED and options.retry_failed and job.error_kind != "download":
+                await ctx.journal.write("reset", key=spec.key, why="retry-failed")
+            else:
+                continue
+        await to_submit.put(spec)
+    for _ in range(SUBMIT_WORKERS):
+        await to_submit.put(None)
 
 
 def _run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,

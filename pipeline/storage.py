@@ -146,7 +146,7 @@ async def _write(resp: aiohttp.ClientResponse, part: Path, target: Path, *, resu
     written = have if resumed else 0
     try:
         async with aiofiles.open(part, "ab" if resumed else "wb") as handle:
-            async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+            async for chunk in resp.content.iter_any():
                 await handle.write(chunk)
                 digest.update(chunk)
                 written += len(chunk)

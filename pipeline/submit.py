@@ -50,7 +50,8 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
         except AuthError as exc:
             await ctx.journal.write("not-sent", key=spec.key, error=exc.message)
             await ctx.in_flight.release()
-            raise
+            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+            continue
         except CreditsError as exc:
             await ctx.journal.write("not-sent", key=spec.key, error=exc.message)
             await ctx.in_flight.release()

@@ -1,0 +1,233 @@
+"""End-to-end tests of `run` against the emulator over loopback: the flow, faults, resume and safety."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Credentials
+from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.runner import RunOptions
+from run_helpers import check_consistent, run, write_manifest
+
+
+async def test_demo_like_run_downloads_every_job(tmp_path: Path, emulator_factory) -> None:
+    """A clean run downloads every job once, with files identical to what the emulator served."""
+    server = await emulator_factory()
+    summary = await run(write_manifest(tmp_path), server, tmp_path / "out")
+    assert summary.exit_status == 0
+    assert summary.counts["downloaded"] == 8
+    stats = server.emulator.stats()
+    assert stats["jobs_created"] == 8 and stats["uploads"] == 1
+    results = await check_consistent(summary.run_dir, server, expect_jobs=8)
+    job = results["jobs"][0]
+    assert job["params"]["seed"] == 7 and job["inputs"][0]["asset_id"].startswith("asset_")
+    assert job["request"]["video"] == job["inputs"][0]["asset_id"]
+    assert results["run"]["counts"]["downloaded"] == 8
+
+
+async def test_rerun_after_success_sends_nothing_new(tmp_path: Path, emulator_factory) -> None:
+    """Running the same manifest again re-uses everything: no upload, no submit, files kept."""
+    server = await emulator_factory()
+    manifest = write_manifest(tmp_path)
+    await run(manifest, server, tmp_path / "out")
+    before = server.emulator.stats()
+    summary = await run(manifest, server, tmp_path / "out")
+    after = server.emulator.stats()
+    assert summary.exit_status == 0
+    assert after["jobs_created"] == before["jobs_created"] and after["uploads"] == before["uploads"]
+
+
+async def test_edited_manifest_adds_only_new_jobs(tmp_path: Path, emulator_factory) -> None:
+    """After adding a prompt, a resume submits only the new jobs."""
+    server = await emulator_factory()
+    await run(write_manifest(tmp_path, prompts=1), server, tmp_path / "out")
+    assert server.emulator.stats()["jobs_created"] == 4
+    summary = await run(write_manifest(tmp_path, prompts=2), server, tmp_path / "out")
+    assert summary.exit_status == 0
+    assert server.emulator.stats()["jobs_created"] == 8
+    await check_consistent(summary.run_dir, server, expect_jobs=8)
+
+
+async def test_missing_file_is_fetched_again_on_resume(tmp_path: Path, emulator_factory) -> None:
+    """A deleted output is noticed on resume and downloaded again, without resubmitting."""
+    server = await emulator_factory()
+    manifest = write_manifest(tmp_path, prompts=1, seeds=1)
+    summary = await run(manifest, server, tmp_path / "out")
+    victim = next((summary.run_dir / "videos").iterdir())
+    victim.unlink()
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 0 and victim.exists()
+    assert server.emulator.stats()["jobs_created"] == 2
+
+
+@pytest.mark.parametrize("knobs", [
+    {"fault_5xx_rate": 0.3},
+    {"fault_reset_rate": 0.2},
+    {"fault_truncate_rate": 0.5},
+    {"fault_bad_json_rate": 0.2},
+    {"fault_unknown_status_rate": 0.5},
+], ids=lambda k: next(iter(k)))
+async def test_transient_faults_are_absorbed(tmp_path: Path, emulator_factory, knobs: dict) -> None:
+    """Each transient fault alone still ends with every job downloaded (or reported unknown), none paid twice."""
+    server = await emulator_factory(seed=3, **knobs)
+    summary = await run(write_manifest(tmp_path, prompts=3), server, tmp_path / "out")
+    lost_posts = summary.counts["unknown"]
+    assert summary.counts["downloaded"] + lost_posts == 12
+    assert summary.exit_status == (0 if not lost_posts else 1)
+    await check_consistent(summary.run_dir, server, expect_jobs=12, allow_unknown=bool(lost_posts))
+    fault = next(iter(knobs)).removeprefix("fault_").removesuffix("_rate")
+    assert server.emulator.stats()["faults"][fault] > 0
+
+
+async def test_partial_file_is_resumed_with_range(tmp_path: Path, emulator) -> None:
+    """A .part left by a cut download is continued with Range (206) and the whole file verifies."""
+    import aiohttp
+
+    from pipeline.api import ApiClient
+    from pipeline.budget import RequestBudget
+    from pipeline.storage import download
+    from run_helpers import CLIP, CREDENTIALS, settings_for
+
+    data = CLIP.read_bytes()
+    target = tmp_path / "clip.mp4"
+    target.with_name("clip.mp4.part").write_bytes(data[:20000])
+    async with aiohttp.ClientSession() as session:
+        api = ApiClient(session, settings_for(emulator, tmp_path), CREDENTIALS, RequestBudget(100.0))
+        url = await api.asset_url(await api.upload(CLIP, param="video"))
+        saved = await download(session, url, target, timeout_s=10, connect_timeout_s=2)
+    assert saved.bytes == len(data) and target.read_bytes() == data
+    assert saved.sha256 == hashlib.sha256(data).hexdigest()
+    assert emulator.emulator.stats()["responses"].get("206") == 1
+    assert not target.with_name("clip.mp4.part").exists()
+
+
+async def test_failed_jobs_are_recorded_and_retried_on_request(tmp_path: Path, emulator_factory) -> None:
+    """Jobs that end in failure are recorded with the reason (exit 1); --retry-failed resubmits only them."""
+    server = await emulator_factory(fault_job_failure_rate=1.0)
+    manifest = write_manifest(tmp_path, prompts=1, seeds=1)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 1 and summary.counts["failed"] == 2
+    assert all(error for _, _, error in summary.failures)
+    results = json.loads((summary.run_dir / "results.json").read_text())
+    assert {j["error_kind"] for j in results["jobs"]} == {"job-failed"}
+    server.emulator.configure(fault_job_failure_rate=0.0)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 1 and server.emulator.stats()["jobs_created"] == 2  # not without the flag
+    summary = await run(manifest, server, tmp_path / "out", options=RunOptions(progress="off", retry_failed=True))
+    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 4
+
+
+async def test_lost_post_answers_are_reported_not_resent(tmp_path: Path, emulator_factory) -> None:
+    """A POST whose answer is lost leaves the job 'unknown', never resent without --resubmit-unknown."""
+    server = await emulator_factory(fault_lost_response_rate=1.0)
+    manifest = write_manifest(tmp_path, prompts=1, seeds=1)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 1 and len(summary.unknown) == 2
+    assert server.emulator.stats()["jobs_created"] == 2  # created once each, answer lost
+    server.emulator.configure(fault_lost_response_rate=0.0)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert len(summary.unknown) == 2 and server.emulator.stats()["jobs_created"] == 2
+    summary = await run(manifest, server, tmp_path / "out",
+                        options=RunOptions(progress="off", resubmit_unknown=True))
+    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 4
+
+
+async def test_429_storm_is_ridden_out(tmp_path: Path, emulator_factory) -> None:
+    """A client configured far over the emulator's limit gets 429s, honours Retry-After, and finishes."""
+    server = await emulator_factory(rate_limit_per_s=20.0, rate_limit_burst=2)
+    summary = await run(write_manifest(tmp_path, prompts=2), server, tmp_path / "out", max_requests_per_s=500.0)
+    assert summary.exit_status == 0 and summary.throttled > 0
+    await check_consistent(summary.run_dir, server, expect_jobs=8)
+
+
+async def test_429_without_retry_after_backs_off(tmp_path: Path, emulator_factory) -> None:
+    """Without Retry-After the client backs off exponentially and still finishes."""
+    server = await emulator_factory(rate_limit_per_s=20.0, rate_limit_burst=2, send_retry_after=False)
+    summary = await run(write_manifest(tmp_path, prompts=2), server, tmp_path / "out", max_requests_per_s=500.0)
+    assert summary.exit_status == 0 and summary.throttled > 0
+
+
+async def test_no_429_at_or_under_the_limit(tmp_path: Path, emulator_factory) -> None:
+    """A client limited to the emulator's own rate receives no 429 at all (a bucket of 2 absorbs network jitter)."""
+    server = await emulator_factory(rate_limit_per_s=40.0, rate_limit_burst=2)
+    summary = await run(write_manifest(tmp_path, prompts=2), server, tmp_path / "out", max_requests_per_s=40.0)
+    assert summary.exit_status == 0 and summary.throttled == 0
+    assert server.emulator.stats()["rate_limited"] == 0
+
+
+async def test_expired_urls_are_resolved_again(tmp_path: Path, emulator_factory) -> None:
+    """URLs that expire before the download starts are resolved again until one works."""
+    server = await emulator_factory(url_ttl_s=0.0)
+
+    async def heal() -> None:
+        while server.emulator.stats()["cdn_denied"] < 3:
+            await asyncio.sleep(0.01)
+        server.emulator.configure(url_ttl_s=600.0)
+
+    healer = asyncio.create_task(heal())
+    summary = await run(write_manifest(tmp_path, prompts=1, seeds=1), server, tmp_path / "out")
+    await healer
+    assert summary.exit_status == 0 and server.emulator.stats()["cdn_denied"] >= 3
+    await check_consistent(summary.run_dir, server, expect_jobs=2)
+
+
+async def test_credits_running_out_stops_submitting_but_finishes_the_rest(tmp_path: Path, emulator_factory) -> None:
+    """At 402 the run stops submitting, still downloads what was paid for, and exits 3; resume completes."""
+    server = await emulator_factory(credits_jobs=3)
+    manifest = write_manifest(tmp_path, prompts=2)
+    summary = await run(manifest, server, tmp_path / "out", max_in_flight_jobs=2)
+    assert summary.exit_status == 3 and summary.stopped == "credits"
+    assert summary.counts["downloaded"] == 3 and server.emulator.stats()["jobs_created"] == 3
+    server.emulator.configure(credits_jobs=100)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 0
+    await check_consistent(summary.run_dir, server, expect_jobs=8)
+
+
+async def test_bad_credentials_stop_the_run(tmp_path: Path, emulator_factory) -> None:
+    """A 401 stops the run with exit 3, and nothing is left half-recorded."""
+    server = await emulator_factory()
+    summary = await run(write_manifest(tmp_path), server, tmp_path / "out",
+                        credentials=Credentials("wrong-key", "wrong-secret"))
+    assert summary.exit_status == 3 and summary.stopped == "auth"
+    assert server.emulator.stats()["jobs_created"] == 0
+
+
+async def test_auth_revoked_mid_run_stops_and_resume_finishes(tmp_path: Path, emulator_factory) -> None:
+    """401 in the middle of a run stops it (exit 3) keeping every jobId; a resume finishes without duplicates."""
+    server = await emulator_factory(job_time_s=0.5)
+    manifest = write_manifest(tmp_path, prompts=3)
+
+    async def revoke() -> None:
+        while server.emulator.stats()["jobs_created"] < 4:
+            await asyncio.sleep(0.005)
+        server.emulator.configure(revoke_auth=True)
+
+    revoker = asyncio.create_task(revoke())
+    summary = await run(manifest, server, tmp_path / "out")
+    await revoker
+    assert summary.exit_status == 3
+    server.emulator.configure(revoke_auth=False)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 0
+    await check_consistent(summary.run_dir, server, expect_jobs=12)
+
+
+async def test_secrets_never_reach_disk_or_logs(tmp_path: Path, emulator_factory, caplog) -> None:
+    """The API key and secret appear in no file the run wrote and in no log record, even with faults."""
+    key, secret = "KEY-c0ffee-4f1d", "SECRET-deadbeef-99"
+    server = await emulator_factory(api_key=key, api_secret=secret, fault_5xx_rate=0.2, fault_reset_rate=0.1)
+    caplog.set_level("DEBUG")
+    summary = await run(write_manifest(tmp_path), server, tmp_path / "out", credentials=Credentials(key, secret))
+    assert summary.counts["downloaded"] + summary.counts["unknown"] == 8
+    for path in summary.run_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert key.encode() not in data and secret.encode() not in data, path
+    assert key not in caplog.text and secret not in caplog.text
+    assert replay(summary.run_dir / JOURNAL_NAME).api_requests > 0
