@@ -173,7 +173,7 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem])
     with modality none. Returns (errors, warnings); keeps one 8-byte digest per job."""
     seen: set[int] = set()
     clashes: list[tuple[JobSpec, Origin]] = []
-    unpaired: dict[tuple[Path, str], list[int]] = {}
+    unpaired: dict[tuple[Path, str], list[int]] = {}  # -> [job count, first index]
     unmatched: dict[Path, list[int]] = {}
     pairs = [(p.name, p.paired_with) for p in PARAMS.values() if p.paired_with]
     for job, origin in expand(batches):
@@ -186,11 +186,11 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem])
                 message = f"{name} is set without {partner}"
                 if origin.batch.path:  # written under `batches`
                     message += f" in batch {job.batch!r}"
-                unpaired.setdefault((origin.path_of(name), message), []).append(job.index)
+                _count(unpaired, (origin.path_of(name), message), job.index)
         if job.params.get("modality") == "none":
             for ref in job.inputs:
                 if ref.param == "conditioningVideo":
-                    unmatched.setdefault(origin.batch.videos[origin.video].paths[ref.param], []).append(job.index)
+                    _count(unmatched, origin.batch.videos[origin.video].paths[ref.param], job.index)
     errors = [locate(path, f"{message} ({_jobs_phrase(indices)})") for (path, message), indices in unpaired.items()]
     warnings = [locate(path, f"conditioningVideo is given but modality is 'none' ({_jobs_phrase(indices)}); "
                              "set the matching modality") for path, indices in unmatched.items()]
@@ -199,8 +199,13 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem])
     return errors, warnings
 
 
-def _jobs_phrase(indices: list[int]) -> str:
-    return f"job {indices[0]}" if len(indices) == 1 else f"{len(indices)} jobs, e.g. job {indices[0]}"
+def _count(tally: dict[Any, list[int]], key: Any, index: int) -> None:
+    tally.setdefault(key, [0, index])[0] += 1
+
+
+def _jobs_phrase(tally: list[int]) -> str:
+    count, first = tally
+    return f"job {first}" if count == 1 else f"{count:,} jobs, e.g. job {first}"
 
 
 def _duplicates(batches: Sequence[Batch], clashes: list[tuple[JobSpec, Origin]],
@@ -216,14 +221,14 @@ def _duplicates(batches: Sequence[Batch], clashes: list[tuple[JobSpec, Origin]],
         other, other_origin = first[job.key]
         if other.index == job.index:
             continue  # an 8-byte digest collision between different keys: not a duplicate
-        problems.append(locate(origin.batch.path, f"{describe(job, origin)} is identical to "
-                                                  f"{describe(other, other_origin)}"))
+        problems.append(locate(origin.batch.path, f"{describe_job(job, origin)} is identical to "
+                                                  f"{describe_job(other, other_origin)}"))
     if len(clashes) > MAX_SHOWN_DUPLICATES:
         problems.append(locate((), f"... and {len(clashes) - MAX_SHOWN_DUPLICATES} more duplicate jobs"))
     return problems
 
 
-def describe(job: JobSpec, origin: Origin) -> str:
+def describe_job(job: JobSpec, origin: Origin) -> str:
     """`job 7 (batch 'main': video clip.mp4, prompts[1], videoStrength=0.6, seed=3)`."""
     parts = [f"video {origin.batch.videos[origin.video].label}",
              format_path(origin.batch.prompts[origin.prompt].path)]
