@@ -21,7 +21,7 @@ from pipeline.grid import POSITION, SETTING, Grid, Layout, Section, value_key, v
 from pipeline.params import FILE_PARAMS, PARAMS
 from pipeline.rundir import safe_relative
 
-EAGER_VIDEOS = 60  # videos past this many get their src only when scrolled near (IntersectionObserver)
+EAGER_VIDEOS = 12  # the first videos get a src in the markup (play without JS); the rest when scrolled near
 PROMPT_HEADER_CHARS = 160
 
 

@@ -86,9 +86,9 @@ class Browser:
         self._events.setdefault(event, []).append(future)
         return future
 
-    async def goto(self, url: str, *, timeout_s: float = 15.0) -> None:
-        """Navigate and wait for the load event."""
-        loaded = self.expect("Page.loadEventFired")
+    async def goto(self, url: str, *, until: str = "Page.loadEventFired", timeout_s: float = 15.0) -> None:
+        """Navigate and wait for the load event (or `until`, e.g. Page.domContentEventFired)."""
+        loaded = self.expect(until)
         await self.send("Page.navigate", url=url)
         await asyncio.wait_for(loaded, timeout_s)
 
