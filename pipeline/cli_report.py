@@ -21,7 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     result = write_report(args.run_dir, rows=args.rows, cols=args.cols, posters=not args.no_posters)
     if not args.quiet:
-        print(f"{result.path} ({result.jobs} jobs, {result.bytes / 1e6:.2f} MB, {result.posters} posters, "
+        source = "" if result.source == "results.json" else f", from {result.source}"
+        print(f"{result.path} ({result.jobs} jobs{source}, {result.bytes / 1e6:.2f} MB, {result.posters} posters, "
               f"{result.kind} layout, {result.build_s:.1f}s)", file=sys.stderr)
     print(result.path)
     return 0

@@ -86,8 +86,11 @@ def write_csv(run_dir: Path, jobs: Iterable[Mapping[str, Any]] | None = None) ->
         jobs = load_run(run_dir).jobs
     target = Path(run_dir) / CSV_NAME
     temporary = target.with_name(f".{CSV_NAME}.{os.getpid()}.tmp")
-    temporary.write_text(csv_text(jobs), encoding="utf-8", newline="")
-    os.replace(temporary, target)
+    try:
+        temporary.write_text(csv_text(jobs), encoding="utf-8", newline="")
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
     return target
 
 

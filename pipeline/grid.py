@@ -10,25 +10,23 @@ Rules (the README repeats them):
   axis and the columns the seeds.
 - Every other axis becomes a group (one grid per combination, under a heading), except `seed` and
   `prompt`, whose jobs stack inside a cell. Every non-grid axis also gets a filter.
-- Values order: booleans (false, true), then numbers ascending, then strings (an enum in the parameter
-  table's order, other text in order of first appearance), then unset.
+- Values are ordered as `axes.ordered_values` says (numbers ascending, enums in table order, ...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipeline.axes import Record, ordered_values, value_key, value_of
 from pipeline.errors import InputError
-from pipeline.params import FILE_PARAMS, PARAMS, suggest
+from pipeline.params import FILE_PARAMS, PARAMS
 
 STACKED = ("seed", "prompt")  # never a heading of its own: these stack in a cell
 META_AXES = ("batch", "video", "prompt")  # axis names that are not value parameters (and "seed" is)
 SETTING = "setting"  # the row axis of seed strips
 POSITION = "#"  # the column axis of seed strips whose seeds differ from strip to strip
-
-Record = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +40,7 @@ class Grid:
 
     @property
     def job_count(self) -> int:
+        """How many jobs the table holds."""
         return sum(len(cell) for row in self.cells for cell in row)
 
 
@@ -68,72 +67,14 @@ class Layout:
 
     @property
     def kind(self) -> str:
+        """`grid` or `strips` when every section agrees, else `mixed`."""
         kinds = {s.kind for s in self.sections}
         return kinds.pop() if len(kinds) == 1 else "mixed"
 
     @property
     def grids(self) -> tuple[Grid, ...]:
+        """Every table of every section, in page order."""
         return tuple(grid for section in self.sections for grid in section.grids)
-
-
-def value_of(record: Record, name: str) -> Any:
-    """A job's value on an axis: a parameter's value, its batch, or an input's path (or asset id)."""
-    if name == "batch":
-        return record.get("batch")
-    if name in FILE_PARAMS:
-        for ref in record.get("inputs") or ():
-            if ref.get("param") == name:
-                return ref.get("path") or ref.get("asset_id")
-        return None
-    return (record.get("params") or {}).get(name)
-
-
-def value_key(value: Any) -> tuple[str, Any]:
-    """A hashable identity that keeps `True` apart from `1` but `1` equal to `1.0`."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, (int, float)):
-        return ("n", value)
-    if value is None or isinstance(value, str):
-        return ("s", value)
-    return ("j", repr(value))
-
-
-def ordered_values(name: str, values: Iterable[Any]) -> tuple[Any, ...]:
-    """The distinct values of one axis in display order (see the module docstring)."""
-    first: dict[tuple[str, Any], tuple[int, Any]] = {}
-    for value in values:
-        first.setdefault(value_key(value), (len(first), value))
-    choices = PARAMS[name].choices if name in PARAMS else ()
-
-    def rank(item: tuple[int, Any]) -> tuple[int, float, int]:
-        seen, value = item
-        if value is None:
-            return (5, 0.0, seen)
-        if isinstance(value, bool):
-            return (0, float(value), seen)
-        if isinstance(value, (int, float)):
-            return (1, float(value), seen)
-        if isinstance(value, str) and value in choices:
-            return (2, float(choices.index(value)), seen)
-        return (3 if isinstance(value, str) else 4, 0.0, seen)
-
-    return tuple(value for _, value in sorted(first.values(), key=rank))
-
-
-def axis_names() -> tuple[str, ...]:
-    """Every name `--rows`/`--cols` accepts."""
-    return tuple(dict.fromkeys(("batch", *(n for n in PARAMS if n not in ("prompt", "seed")), "prompt", "seed")))
-
-
-def check_axis(name: str, *, flag: str) -> str:
-    """`name` if it can be an axis, else an InputError naming the closest one."""
-    known = axis_names()
-    if name in known:
-        return name
-    hint = suggest(name, list(known))
-    extra = f" (did you mean {hint!r}?)" if hint else f"; choose from {', '.join(known)}"
-    raise InputError(f"{flag}: unknown parameter {name!r}{extra}")
 
 
 def swept_axes(jobs: Sequence[Record]) -> dict[str, tuple[Any, ...]]:

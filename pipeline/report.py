@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
 from pipeline.exports import write_csv
-from pipeline.grid import check_axis, layout
+from pipeline.axes import check_axis
+from pipeline.grid import layout
 from pipeline.rundir import load_run, safe_relative
 from pipeline.sheet import Media, href, render
 
@@ -41,7 +43,8 @@ class ReportResult:
     jobs: int
     bytes: int
     posters: int
-    kind: str
+    kind: str  # grid | strips | mixed
+    source: str  # results.json | results.json+journal | journal
     build_s: float
 
 
@@ -55,7 +58,12 @@ def write_report(run_dir: str | Path, *, rows: str | None = None, cols: str | No
     sheet = layout(view.jobs, rows=rows, cols=cols)
     files = _existing_files(view.run_dir, view.jobs)
     tool = (ffmpeg or shutil.which("ffmpeg")) if posters else None
-    made = make_posters(view.run_dir, [p for paths in files.values() for p, _ in paths], tool) if tool else {}
+    made: dict[str, str] = {}
+    if tool:
+        try:
+            made = make_posters(view.run_dir, [p for paths in files.values() for p, _ in paths], tool)
+        except OSError as exc:  # e.g. a read-only run folder: the page works without posters
+            log.warning("no poster frames: %s", exc)
 
     def media(job: Mapping[str, Any]) -> list[Media]:
         out = []
@@ -69,10 +77,13 @@ def write_report(run_dir: str | Path, *, rows: str | None = None, cols: str | No
     command = f"ltx-batch report {view.run_dir}"
     page = render(view.run, view.jobs, sheet, media, command=command)
     target = view.run_dir / REPORT_NAME
-    _write_atomic(target, page.encode("utf-8"))
-    if csv:
-        write_csv(view.run_dir, view.jobs)
-    return ReportResult(target, len(view.jobs), target.stat().st_size, len(made), sheet.kind,
+    try:
+        _write_atomic(target, page.encode("utf-8"))
+        if csv:
+            write_csv(view.run_dir, view.jobs)
+    except OSError as exc:
+        raise PipelineError(f"cannot write into {view.run_dir}: {exc.strerror or exc}") from None
+    return ReportResult(target, len(view.jobs), len(page.encode("utf-8")), len(made), sheet.kind, view.source,
                         time.monotonic() - started)
 
 
@@ -152,5 +163,8 @@ def _extract(run_dir: Path, videos: Sequence[str], ffmpeg: str, at_s: float) -> 
 
 def _write_atomic(target: Path, data: bytes) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

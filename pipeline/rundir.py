@@ -49,14 +49,14 @@ def load_run(run_dir: str | Path) -> RunView:
     path = check_run_dir(run_dir)
     journal = path / JOURNAL_NAME
     saved = _read_results(path / RESULTS_NAME)
-    state = replay(journal) if journal.is_file() else None
+    if saved is not None and not (journal.is_file() and _newer(journal, path / RESULTS_NAME)):
+        return RunView(path, saved[0], saved[1], "results.json")
+    if not journal.is_file():
+        raise InputError(f"{path}: neither {RESULTS_NAME} nor {JOURNAL_NAME} can be read")
+    state = replay(journal)
     if saved is None:
-        if state is None:
-            raise InputError(f"{path}: neither {RESULTS_NAME} nor {JOURNAL_NAME} can be read")
         return RunView(path, journal_run(path, state), list(records([], state)), "journal")
     run, jobs = saved
-    if state is None or not _newer(journal, path / RESULTS_NAME):
-        return RunView(path, run, jobs, "results.json")
     return RunView(path, {**run, **journal_run(path, state)}, _refresh(jobs, state), "results.json+journal")
 
 

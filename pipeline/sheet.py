@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from pipeline.grid import POSITION, SETTING, Grid, Layout, Section, value_key, value_of
+from pipeline.axes import value_key, value_of
+from pipeline.grid import POSITION, SETTING, Grid, Layout, Section
 from pipeline.params import FILE_PARAMS, PARAMS
 from pipeline.rundir import safe_relative
 

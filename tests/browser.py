@@ -124,10 +124,12 @@ class Browser:
 
     def _note_error(self, method: str, params: dict[str, Any]) -> None:
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.errors.append("console: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+            args = params.get("args", [])
+            self.errors.append("console: " + " ".join(str(a.get("value", a.get("description"))) for a in args))
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            self.errors.append("exception: " + str(details.get("exception", {}).get("description") or details.get("text")))
+            what = details.get("exception", {}).get("description") or details.get("text")
+            self.errors.append(f"exception: {what}")
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             self.errors.append(f"log: {entry.get('text')} {entry.get('url', '')}".strip())

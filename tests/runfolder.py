@@ -29,7 +29,8 @@ def job(index: int, *, prompt: str = "a neon city", seed: int = 1, swept: Mappin
         error_kind: str | None = None, files: Sequence[str] | None = None) -> dict[str, Any]:
     """One job record. `swept` values are also set as parameters (unless `prompt`/`video`/`seed`)."""
     swept = dict(swept or {})
-    values = {"prompt": prompt, **(params or {}), **{k: v for k, v in swept.items() if k not in ("video", "seed", "prompt")}}
+    values = {"prompt": prompt, **(params or {})}
+    values.update({k: v for k, v in swept.items() if k not in ("video", "seed", "prompt")})
     full = {**complete(values), "seed": seed}
     full = dict(sorted(full.items()))
     refs = tuple(InputRef.from_json(ref) for ref in inputs)

@@ -64,7 +64,8 @@ CHECK_VIDEOS = """
 
 FILTER = """
 (() => {
-  const select = [...document.querySelectorAll('#filters select')].find(s => s.parentElement.textContent.startsWith('prompt'));
+  const select = [...document.querySelectorAll('#filters select')]
+    .find(s => s.parentElement.textContent.startsWith('prompt'));
   select.value = '0';
   select.dispatchEvent(new Event('change'));
   const visible = [...document.querySelectorAll('.card')].filter(c => !c.hidden && c.offsetParent !== null).length;

@@ -1,4 +1,5 @@
-"""Table tests of the contact sheet's pure layout (pipeline.grid): axes, groups, seed strips, value order."""
+"""Table tests of the contact sheet's pure layout (pipeline.grid, pipeline.axes): axes, groups, seed strips,
+value order."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.grid import POSITION, SETTING, check_axis, is_seed_study, layout, ordered_values, swept_axes
+from pipeline.axes import check_axis, ordered_values
+from pipeline.grid import POSITION, SETTING, is_seed_study, layout, swept_axes
 from runfolder import job
 
 

@@ -18,7 +18,7 @@ from run_helpers import run, write_manifest
 
 from pipeline.cli import main
 from pipeline.emulator import EmulatorServer
-from pipeline.ledger import JOURNAL_NAME, Journal
+from pipeline.ledger import JOURNAL_NAME
 from pipeline.status import ResumePlan, duration_text, resume_text, run_status, status_json, status_text
 
 
@@ -109,7 +109,8 @@ def test_status_after_a_run_with_every_state(tmp_path: Path) -> None:
      "resume would: nothing (every job is finished); 2 download-failed jobs are re-downloaded automatically"),
     (ResumePlan(0, 0, 0, 0, 7, 0, 0, None),
      "resume would: submit 7 pending (needs the manifest: the journal does not record the total)"),
-    (ResumePlan(1, 0, 0, 0, 0, 2, 0, 3), "resume would: poll 1 submitted job, leave 2 unknown (use --resubmit-unknown)"),
+    (ResumePlan(1, 0, 0, 0, 0, 2, 0, 3),
+     "resume would: poll 1 submitted job, leave 2 unknown (use --resubmit-unknown)"),
 ])
 def test_resume_text(plan: ResumePlan, expected: str) -> None:
     """The resume plan reads as one line naming the flags that change it."""
