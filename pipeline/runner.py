@@ -215,10 +215,11 @@ def _remove_signals(loop: asyncio.AbstractEventLoop, installed: list[int]) -> No
 
 
 async def _grace_then_cancel(ctx: RunContext, stages: asyncio.Task[None]) -> None:
-    deadline = asyncio.get_running_loop().time() + ctx.settings.shutdown_grace_s
-    while ctx.downloading and asyncio.get_running_loop().time() < deadline and not stages.done():
-        await asyncio.sleep(0.05)
-    stages.cancel()
+    """After a halt the stages wind down by themselves (requests under way finish); cut them off at the deadline."""
+    try:
+        await asyncio.wait_for(asyncio.shield(stages), timeout=ctx.settings.shutdown_grace_s)
+    except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - the stages' own errors surface elsewhere
+        stages.cancel()
 
 
 async def _record_requests(ctx: RunContext) -> None:
@@ -247,8 +248,12 @@ async def _submit_side(ctx: RunContext, manifest: RunnableManifest, options: Run
                        to_submit: asyncio.Queue[JobSpec | None], submitted: asyncio.Queue[Submission | None],
                        finished: asyncio.Queue[Completion | None]) -> None:
     """Resume what the journal knows, upload inputs, produce and submit; then close `submitted`."""
+    # what to resume is decided now, before any submit can change a job's state
+    resumable = [(key, job.state) for key, job in ctx.journal.state.jobs.items()
+                 if job.state in (SUBMITTED, SUCCEEDED, DOWNLOADED)
+                 or (job.state == FAILED and job.error_kind == "download")]
     async with asyncio.TaskGroup() as group:
-        group.create_task(_resume(ctx, submitted, finished))
+        group.create_task(_resume(ctx, resumable, submitted, finished))
         group.create_task(_produce(ctx, manifest, options, to_submit))
         try:
             asset_ids = await _upload_inputs(ctx, manifest)
@@ -274,12 +279,15 @@ async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[st
     return uploads
 
 
-async def _resume(ctx: RunContext, submitted: asyncio.Queue[Submission | None],
+async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: asyncio.Queue[Submission | None],
                   finished: asyncio.Queue[Completion | None]) -> None:
-    """Send the journal's unfinished jobs on: submitted ones to the poller, paid ones to the downloaders."""
+    """Send the journal's unfinished jobs on: submitted ones to the poller, paid ones to the downloaders.
+
+    `resumable` is the (key, state) list taken at start; the submit stage never touches these jobs.
+    """
     loop = asyncio.get_running_loop()
-    state = ctx.journal.state
-    for key, job in list(state.jobs.items()):
+    for key, _ in resumable:
+        job = ctx.journal.state.jobs[key]
         if job.state == SUBMITTED and job.job_id:
             ctx.in_flight.force()
             await submitted.put(Submission(key, job.job_id, loop.time()))
