@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from runfolder import job, make_clip, write_run
 
+from pipeline import cli_run
 from pipeline.cli import main
-from pipeline.ledger import JOURNAL_NAME, Journal
+from pipeline.ledger import JOURNAL_NAME, STATES, Journal
 from pipeline.report import write_report
 from pipeline.results import RESULTS_NAME
+from pipeline.runner import RunSummary
 from pipeline.sheet import EAGER_VIDEOS, href
 
 FFMPEG = shutil.which("ffmpeg")
@@ -261,3 +263,26 @@ def test_report_command_exit_statuses(tmp_path: Path, capsys: pytest.CaptureFixt
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "no ledger.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "writes_report"), [([], True), (["--no-report"], False)])
+def test_run_writes_the_report_at_its_end_unless_told_not_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             flags: list[str], writes_report: bool) -> None:
+    """`run` hands the runner a finish hook that writes report.html; `--no-report` hands it none."""
+    seen: list[Any] = []
+
+    async def spy_run_manifest(manifest: Any, settings: Any, credentials: Any, run_dir: Path,
+                               options: Any) -> RunSummary:
+        seen.append(options.on_finish)
+        write_run(run_dir, [job(0, swept={"videoStrength": 0.5}), job(1, swept={"videoStrength": 0.9})])
+        if options.on_finish is not None:
+            options.on_finish(run_dir)
+        return RunSummary(run_dir, 0, dict.fromkeys(STATES, 0) | {"downloaded": 2}, 2, 0.1, 4, 0, None, None)
+
+    monkeypatch.setattr(cli_run, "run_manifest", spy_run_manifest)
+    monkeypatch.setenv("SCENARIO_API_KEY", "k")
+    monkeypatch.setenv("SCENARIO_API_SECRET", "s")
+    manifest = Path(__file__).resolve().parent.parent / "samples" / "demo.yaml"
+    assert main(["run", str(manifest), "--out", str(tmp_path), "-q", *flags]) == 0
+    assert (seen[0] is not None) == writes_report
+    assert (tmp_path / "demo" / "report.html").is_file() == writes_report
