@@ -9,7 +9,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -151,37 +150,40 @@ def test_torn_last_line_is_ignored_quietly(tmp_path: Path, caplog: pytest.LogCap
     assert not [r for r in caplog.records if "torn" in r.getMessage()]
 
 
-def test_status_while_another_writer_appends(tmp_path: Path) -> None:
-    """A writer appends events in two halves (torn tails on purpose) while status replays again and again."""
-    run_dir = tmp_path
-    keys = [f"{i:064x}" for i in range(300)]
-    path = journal_with(run_dir, {}, job_count=len(keys), end=None, pid=os.getpid())
-    done = threading.Event()
+WRITER = """
+import json, os, sys, time
+path, count = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+for i in range(count):
+    key = f"{i:064x}"
+    spec = {"index": i, "batch": "main", "key": key, "model": "m", "params": {}, "inputs": [], "swept": {}}
+    for event in ({"ev": "intent", "key": key, "spec": spec}, {"ev": "submitted", "key": key, "job_id": f"j{i}"}):
+        line = json.dumps({"t": 2000 + i, **event}).encode() + b"\\n"
+        os.write(fd, line[: len(line) // 2])  # a torn last line, on purpose, for a moment
+        time.sleep(0.0005)
+        os.write(fd, line[len(line) // 2:])
+os.close(fd)
+"""
 
-    def write() -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        try:
-            for i, key in enumerate(keys):
-                for event in ({"ev": "intent", "key": key, "spec": spec(key, i)},
-                              {"ev": "submitted", "key": key, "job_id": f"job_{i}"}):
-                    line = json.dumps({"t": 2000 + i, **event}).encode() + b"\n"
-                    os.write(fd, line[: len(line) // 2])
-                    os.write(fd, line[len(line) // 2:])
-        finally:
-            os.close(fd)
-            done.set()
 
-    writer = threading.Thread(target=write)
-    writer.start()
-    seen = []
-    while not done.is_set() or not seen:
-        status = run_status(run_dir)
-        seen.append(status.counts["submitted"] + status.counts["unknown"])
-        assert sum(status.counts.values()) == len(keys)
-        assert status.activity == "running"
-    writer.join()
+def test_status_while_another_process_appends(tmp_path: Path) -> None:
+    """Another process appends events in two halves (torn tails on purpose) while status replays again and again."""
+    count = 300
+    path = journal_with(tmp_path, {}, job_count=count, end=None, pid=os.getpid())
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(count)])
+    seen, torn = [], 0
+    try:
+        while writer.poll() is None or not seen:
+            status = run_status(tmp_path)
+            seen.append(status.counts["submitted"] + status.counts["unknown"])
+            torn += status.torn_tail
+            assert sum(status.counts.values()) == count
+            assert status.activity == "running"
+    finally:
+        assert writer.wait(timeout=30) == 0
     assert seen == sorted(seen), "a later replay must never know less"
-    assert run_status(run_dir).counts["submitted"] == len(keys)
+    assert len(set(seen)) > 2 and torn > 0, "status should have run while the writer was writing"
+    assert run_status(tmp_path).counts["submitted"] == count
 
 
 async def test_status_during_and_after_a_real_run(tmp_path: Path, emulator: EmulatorServer) -> None:
