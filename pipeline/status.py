@@ -1,8 +1,9 @@
 """`ltx-batch status`: what a run folder's journal says, during a run (another process appending) or after.
 
-`run_status(run_dir)` replays the journal (a torn last line, normal while a run writes, is ignored) into a
-frozen `RunStatus`: counts by state, failures grouped by reason, unknown-POST jobs, elapsed time, API
-requests, and what a resume would do. `status_text` and `status_json` present it.
+`run_status(run_dir)` replays the journal as `ledger.replay` does (a torn last line, normal while a run
+writes, is ignored), noting each session's span, into a frozen `RunStatus`: counts by state, failures
+grouped by reason, unknown-POST jobs, time spent running, API requests, and what a resume would do.
+`status_text` and `status_json` present it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from pipeline.ledger import (
     UNKNOWN,
     JobState,
     LedgerState,
-    replay,
+    apply,
+    read_events,
 )
 from pipeline.results import iso
 from pipeline.rundir import safe_relative
@@ -37,6 +39,7 @@ SHOWN_PER_GROUP = 10
 SHOWN_GROUPS = 20
 SHOWN_UNKNOWN = 50
 KEY_PREFIX_CHARS = 12
+PID_CLOCK_SLACK_S = 2.0  # /proc start times are rounded to clock ticks and boot time to seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +109,32 @@ def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
         raise InputError(f"{path}: {what}, so it is not a run folder "
                          "(give the folder `ltx-batch run` wrote, e.g. out/<manifest name>)")
     with _quiet_torn_tail():
-        state = replay(journal)
-    return summarize(path, state, now=time.time() if now is None else now, torn_tail=_ends_mid_line(journal))
+        state, sessions = replay_sessions(journal)
+    return summarize(path, state, now=time.time() if now is None else now, sessions=sessions,
+                     torn_tail=_ends_mid_line(journal))
 
 
-def summarize(run_dir: Path, state: LedgerState, *, now: float, torn_tail: bool = False) -> RunStatus:
-    """The status a replayed journal describes (pure but for checking output files and the run's pid)."""
+def replay_sessions(path: Path) -> tuple[LedgerState, list[tuple[float, float]]]:
+    """`ledger.replay`, also noting each session's (first, last) event time: the time spent running."""
+    state = LedgerState()
+    sessions: list[tuple[float, float]] = []
+    for event in read_events(path):
+        apply(state, event)
+        t = float(event.get("t", 0.0))
+        if event.get("ev") == "run" or not sessions:
+            sessions.append((t, t))
+        else:
+            sessions[-1] = (sessions[-1][0], max(sessions[-1][1], t))
+    return state, sessions
+
+
+def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequence[tuple[float, float]] = (),
+              torn_tail: bool = False) -> RunStatus:
+    """The status a replayed journal describes (pure but for checking output files and the run's pid).
+
+    Elapsed time is the sum of the sessions' spans (idle time between sessions is not counted); a session
+    still running counts up to `now`.
+    """
     last = state.runs[-1] if state.runs else {}
     job_count = last.get("job_count") if isinstance(last.get("job_count"), int) else None
     counts = state.counts()
@@ -119,8 +142,11 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, torn_tail: bool 
     unseen = max(0, job_count - known) if job_count is not None else 0
     counts[PENDING] += unseen
     pid = last.get("pid") if isinstance(last.get("pid"), int) else None
-    activity = _activity(state, pid)
-    end = now if activity == "running" else (state.last_at or now)
+    activity = _activity(state, pid, float(last.get("t", 0.0)))
+    spans = list(sessions) or ([(state.first_at, state.last_at)] if state.first_at is not None else [])
+    if spans and activity == "running":
+        spans[-1] = (spans[-1][0], max(spans[-1][1], now))
+    elapsed_s = sum(max(0.0, end - start) for start, end in spans)
     jobs = list(state.jobs.values())
     plan = ResumePlan(
         poll=sum(1 for j in jobs if j.state == SUBMITTED and j.job_id),
@@ -137,7 +163,7 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, torn_tail: bool 
         activity=activity, pid=pid, stop_reason=state.stopped, sessions=len(state.runs), job_count=job_count,
         known=known, counts={s: counts[s] for s in STATES}, started_at=iso(state.first_at),
         updated_at=iso(state.last_at),
-        elapsed_s=round(max(0.0, end - state.first_at), 3) if state.first_at is not None else 0.0,
+        elapsed_s=round(elapsed_s, 3),
         api_requests=state.api_requests, failures=_failures(jobs),
         unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN), resume=plan, torn_tail=torn_tail)
 
@@ -179,7 +205,7 @@ def status_text(status: RunStatus) -> str:
         f"run {status.name}: {activity}" + (f"; manifest {status.manifest}" if status.manifest else ""),
         f"jobs: {total} — " + ", ".join(f"{c[s]} {s}" for s in (DOWNLOADED, FAILED, UNKNOWN, SUBMITTED,
                                                                   SUCCEEDED, PENDING)),
-        f"elapsed: {duration_text(status.elapsed_s)} over {status.sessions} session{_s(status.sessions)}"
+        f"elapsed: {duration_text(status.elapsed_s)} running, in {status.sessions} session{_s(status.sessions)}"
         + (f" (first event {status.started_at}, last {status.updated_at})" if status.started_at else ""),
         f"API requests: {status.api_requests}" + _per_job(status),
     ]
@@ -221,23 +247,40 @@ def duration_text(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def _activity(state: LedgerState, pid: int | None) -> str:
+def _activity(state: LedgerState, pid: int | None, started: float) -> str:
     if not state.runs:
         return "not started"
     if state.ended:
         return "stopped" if state.stopped else "finished"
-    return "running" if pid is not None and _alive(pid) else "interrupted"
+    return "running" if pid is not None and _alive(pid, started) else "interrupted"
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine (the run's writer, if status runs beside it)."""
+def _alive(pid: int, started: float) -> bool:
+    """Whether the process that wrote the session's `run` event at `started` still runs on this machine.
+
+    A process with that id must exist and (where /proc tells) have started before the event: after a crash
+    and a reboot, the id may belong to another program.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OSError):
-        return True
-    return True
+        pass
+    born = _process_start(pid)
+    return born is None or born <= started + PID_CLOCK_SLACK_S
+
+
+def _process_start(pid: int) -> float | None:
+    """When a process started (epoch seconds), from /proc on Linux; None where that cannot be told."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _download_failed(job: JobState) -> bool:

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,18 @@ def test_resume_text(plan: ResumePlan, expected: str) -> None:
     assert resume_text(plan) == expected
 
 
+def test_elapsed_counts_sessions_not_the_gaps_between_them(tmp_path: Path) -> None:
+    """Time spent running sums each session's span; a night between two sessions does not count."""
+    path = journal_with(tmp_path, {"a" * 64: "downloaded"}, t0=1000.0)  # 1000..1003
+    with path.open("a") as handle:
+        for t, event in ((90000.0, {"ev": "run", "name": "sweep", "job_count": 1, "pid": 1}),
+                         (90010.5, {"ev": "requests", "count": 3}), (90012.0, {"ev": "end", "reason": None})):
+            handle.write(json.dumps({"t": t, **event}) + "\n")
+    status = run_status(tmp_path)
+    assert (status.elapsed_s, status.sessions, status.api_requests) == (15.0, 2, 45)
+    assert "elapsed: 15.0s running, in 2 sessions" in status_text(status)
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(0.0, "0.0s"), (12.34, "12.3s"), (245, "4m 05s"),
                                                (7389, "2h 03m 09s")])
 def test_duration_text(seconds: float, text: str) -> None:
@@ -126,13 +139,16 @@ def test_duration_text(seconds: float, text: str) -> None:
 def test_activity_running_finished_stopped_interrupted(tmp_path: Path) -> None:
     """No end event and a live writer: running (elapsed to now); a dead writer: interrupted; end: finished/stopped."""
     states = {"a" * 64: "submitted"}
-    journal_with(tmp_path / "live", states, pid=os.getpid(), end=None)
-    live = run_status(tmp_path / "live", now=1100.0)
+    t0 = time.time()
+    journal_with(tmp_path / "live", states, pid=os.getpid(), end=None, t0=t0)
+    live = run_status(tmp_path / "live", now=t0 + 100)
     assert (live.activity, live.pid, live.elapsed_s) == ("running", os.getpid(), 100.0)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    journal_with(tmp_path / "dead", states, pid=gone.pid, end=None)
-    assert run_status(tmp_path / "dead", now=1100.0).activity == "interrupted"
+    journal_with(tmp_path / "dead", states, pid=gone.pid, end=None, t0=t0)
+    assert run_status(tmp_path / "dead", now=t0 + 100).activity == "interrupted"
+    journal_with(tmp_path / "reused", states, pid=os.getpid(), end=None, t0=1000.0)  # a pid from before a reboot
+    assert run_status(tmp_path / "reused", now=t0).activity == "interrupted"
     journal_with(tmp_path / "stopped", states, end="credits")
     stopped = run_status(tmp_path / "stopped")
     assert (stopped.activity, stopped.stop_reason) == ("stopped", "credits")
@@ -169,7 +185,7 @@ os.close(fd)
 def test_status_while_another_process_appends(tmp_path: Path) -> None:
     """Another process appends events in two halves (torn tails on purpose) while status replays again and again."""
     count = 300
-    path = journal_with(tmp_path, {}, job_count=count, end=None, pid=os.getpid())
+    path = journal_with(tmp_path, {}, job_count=count, end=None, pid=os.getpid(), t0=time.time())
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(count)])
     seen, torn = [], 0
     try:
