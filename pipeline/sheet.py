@@ -180,16 +180,20 @@ def _card(job: Mapping[str, Any], files: list[Media],
     out.append(f'<p class="prompt">{e(job.get("prompt") or "")}</p>')
     index = job.get("index")
     out.append(f'<p class="line"><span class="badge b-{e(status)}">{e(status)}</span> '
-               f'#{e(index if index is not None else "?")} · seed {e(job.get("seed"))}</p>')
+               f'#{e(index if index is not None else "?")} · seed {e(_or(job.get("seed"), "?"))}</p>')
     if job.get("error") or job.get("error_kind"):
         kind = f"{job.get('error_kind')}: " if job.get("error_kind") else ""
         out.append(f'<p class="error">{e(kind)}{e(job.get("error") or "")}</p>')
     for f in files:
-        size = f" · {f.bytes / 1e6:.1f} MB" if f.bytes is not None else ""
+        size = f" · {f.bytes / 1e6:.1f} MB" if isinstance(f.bytes, int) else ""
         out.append(f'<p class="file"><a href="{e(f.href)}">{e(f.name)}</a>{size}</p>')
     out.append(_details(job))
     out.append("</article>")
     return "".join(out)
+
+
+def _or(value: Any, fallback: str) -> Any:
+    return fallback if value is None else value
 
 
 def _details(job: Mapping[str, Any]) -> str:
