@@ -15,14 +15,16 @@ from collections.abc import AsyncIterator
 from aiolimiter import AsyncLimiter
 
 SUBMIT, POLL, LOOKUP = 0, 1, 2
+RATE_HEADROOM = 0.97  # we send at 97% of the configured rate
 
 
 class RequestBudget:
     """Rate limit (requests per second, no bursts), priority order and a shared pause."""
 
     def __init__(self, max_requests_per_s: float) -> None:
-        # capacity 1 refilled every 1/rate s: requests are spaced evenly, never bursting past the limit
-        self._limiter = AsyncLimiter(1, 1.0 / max_requests_per_s)
+        # capacity 1 refilled every 1/rate s: requests are spaced evenly, never bursting past the limit;
+        # a little headroom absorbs the jitter between our send times and the server's arrival times
+        self._limiter = AsyncLimiter(1, 1.0 / (max_requests_per_s * RATE_HEADROOM))
         self._waiting = [0, 0, 0]
         self._changed = asyncio.Condition()
         self._paused_until = 0.0
