@@ -14,9 +14,8 @@ from pathlib import Path
 from pipeline.context import Completion, RunContext
 from pipeline.errors import ApiError, AuthError, TransientApiError
 from pipeline.retry import backoff_s
-from pipeline.spec import JobSpec
 from pipeline.storage import VIDEOS_DIR, StorageError, UrlExpired, download as stream_download
-from pipeline.storage import output_name, safe_path
+from pipeline.storage import part_path, safe_path
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +33,17 @@ async def download(ctx: RunContext, finished: asyncio.Queue[Completion | None]) 
             ctx.stop.halt("storage", f"cannot write the outputs: {exc} (free some space, then resume)")
 
 
-def target_for(run_dir: Path, spec: JobSpec, part: int) -> tuple[str, Path]:
-    relative = f"{VIDEOS_DIR}/{output_name(spec.index, spec.prompt, spec.swept, spec.seed, part=part)}"
-    return relative, safe_path(run_dir, relative)
-
-
 async def _save_job(ctx: RunContext, item: Completion) -> None:
     state = ctx.journal.state.job(item.key)
-    spec = JobSpec.from_json(state.spec or {})
+    first = state.file or f"{VIDEOS_DIR}/{item.key[:16]}.mp4"  # journals always record `file` with the intent
     for part, asset_id in enumerate(item.asset_ids):
         if asset_id in state.files:
             continue
-        relative, target = target_for(ctx.run_dir, spec, part)
-        error = await _save_asset(ctx, item.key, asset_id, relative, target)
+        relative = part_path(first, part)
+        error = await _save_asset(ctx, item.key, asset_id, relative, safe_path(ctx.run_dir, relative))
         if error is not None:
             await ctx.journal.write("failed", key=item.key, reason="download", error=error)
-            log.warning("job %d: download of %s gave up: %s (a resume tries again)", spec.index, asset_id, error)
+            log.warning("job %s: download of %s gave up: %s (a resume tries again)", state.index, asset_id, error)
             return
 
 

@@ -50,7 +50,9 @@ class JobState:
     """What the journal knows about one job (mutable: it is the replay's working state)."""
 
     key: str
-    spec: dict[str, Any] | None = None  # JobSpec.to_json(), recorded with the first intent
+    spec: dict[str, Any] | None = None  # JobSpec.to_json() of the last intent (kept only if keep_specs)
+    index: int | None = None  # the job's index in its manifest
+    file: str | None = None  # output path for its first asset, relative to the run folder
     state: str = PENDING
     job_id: str | None = None
     server_status: str | None = None
@@ -59,7 +61,7 @@ class JobState:
     error_kind: str | None = None  # rejected | job-failed | download | unknown-post
     asset_ids: list[str] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
-    request: dict[str, Any] | None = None  # the exact body sent
+    request: dict[str, Any] | None = None  # the exact body sent (kept only if keep_specs)
     submit_attempts: int = 0
     download_attempts: int = 0
     intent_at: float | None = None
@@ -83,6 +85,7 @@ class LedgerState:
     stopped: str | None = None  # last session's stop reason, if any
     ended: bool = False  # the last session wrote an "end" event
     torn_lines: int = 0
+    keep_specs: bool = True  # the runner drops specs and bodies (the manifest has them): memory flat in N
     by_state: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
 
     def job(self, key: str) -> JobState:
@@ -127,6 +130,8 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
     job = state.job(key)
     before = job.state
     _apply_job(job, kind, event, now)
+    if not state.keep_specs:
+        job.spec = job.request = None
     if job.state != before:
         state.by_state[before] -= 1
         state.by_state[job.state] += 1
@@ -134,8 +139,11 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
 
 def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -> None:
     if kind == "intent":
-        if event.get("spec") is not None:
-            job.spec = dict(event["spec"])
+        spec = event.get("spec")
+        if isinstance(spec, dict):
+            job.spec = spec
+            job.index = spec.get("index") if isinstance(spec.get("index"), int) else job.index
+        job.file = event.get("file", job.file)
         job.request = event.get("request")
         job.state = UNKNOWN
         job.submit_attempts = int(event.get("attempt", job.submit_attempts + 1))
@@ -189,6 +197,16 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         log.debug("ignoring unknown journal event %r", kind)
 
 
+def intents_of(path: Path, keys: set[str]) -> dict[str, dict[str, Any]]:
+    """The last intent event of each of `keys` (spec and request), read back from the journal."""
+    found: dict[str, dict[str, Any]] = {}
+    if keys:
+        for event in read_events(path):
+            if event.get("ev") == "intent" and event.get("key") in keys:
+                found[event["key"]] = event
+    return found
+
+
 def read_events(path: Path) -> Iterator[dict[str, Any]]:
     """Every complete event in the journal; a torn or corrupt line is skipped with a warning."""
     try:
@@ -209,9 +227,9 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
                 yield event
 
 
-def replay(path: Path) -> LedgerState:
+def replay(path: Path, *, keep_specs: bool = True) -> LedgerState:
     """The state a journal describes (empty when it does not exist)."""
-    state = LedgerState()
+    state = LedgerState(keep_specs=keep_specs)
     for event in read_events(path):
         apply(state, event)
     return state
@@ -239,11 +257,11 @@ def _cut_torn_tail(path: Path) -> int:
 class Journal:
     """The open journal of one run: appends events, keeps the replayed state current."""
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+    def __init__(self, path: Path, *, fsync: bool = True, keep_specs: bool = True) -> None:
         self.path = path
         self._fsync = fsync
         cut = _cut_torn_tail(path)
-        self.state = replay(path)
+        self.state = replay(path, keep_specs=keep_specs)
         self.state.torn_lines += 1 if cut else 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

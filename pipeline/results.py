@@ -8,18 +8,15 @@ Written by streaming to a temporary file and renaming, so a reader never sees ha
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
-from pipeline.ledger import JobState, LedgerState
+from pipeline.ledger import JobState, LedgerState, intents_of
 from pipeline.spec import JobSpec
 
-log = logging.getLogger(__name__)
 
 RESULTS_NAME = "results.json"
 SCHEMA_VERSION = 1
@@ -53,7 +50,7 @@ def job_record(spec: JobSpec | None, job: JobState | None, uploads: Mapping[str,
         "params": params,
         "swept": spec_json.get("swept", {}),
         "inputs": inputs,
-        "request": job.request if job else None,
+        "request": _request(spec, job, uploads),
         "status": job.state if job else "pending",
         "job_id": job.job_id if job else None,
         "server_status": job.server_status if job else None,
@@ -75,41 +72,65 @@ def job_record(spec: JobSpec | None, job: JobState | None, uploads: Mapping[str,
     }
 
 
-def records(specs: Iterable[JobSpec], state: LedgerState) -> Iterable[dict[str, Any]]:
-    """Every job's record: the manifest's jobs first, then journal-only jobs."""
+def _request(spec: JobSpec | None, job: JobState | None, uploads: Mapping[str, str]) -> dict[str, Any] | None:
+    """The exact body sent: as journaled, or rebuilt from the spec and the uploads (the same bytes)."""
+    if job is None or job.intent_at is None:
+        return None
+    if job.request is not None or spec is None:
+        return job.request
+    try:
+        return spec.body(uploads)
+    except KeyError:
+        return None
+
+
+def records(specs: Iterable[JobSpec], state: LedgerState, *, journal: Path | None = None) -> Iterable[dict[str, Any]]:
+    """Every job's record: the manifest's jobs first, then journal-only jobs (specs read back from `journal`
+    when the state did not keep them)."""
     seen: set[str] = set()
     for spec in specs:
         seen.add(spec.key)
         yield job_record(spec, state.jobs.get(spec.key), state.uploads)
+    missing = {k for k, j in state.jobs.items() if k not in seen and j.spec is None}
+    intents = intents_of(journal, missing) if journal is not None else {}
     for key, job in state.jobs.items():
-        if key not in seen and job.spec is not None:
+        if key in seen:
+            continue
+        if job.spec is None and key in intents:
+            job.spec, job.request = intents[key].get("spec"), intents[key].get("request")
+        if job.spec is not None:
             yield job_record(None, job, state.uploads, in_manifest=False)
 
 
 def write_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]]) -> Path:
-    """Stream `{"run": ..., "jobs": [...]}` to a temporary file, fsync, and rename it into place."""
+    """Stream `{"run": ..., "jobs": [...]}` and results.csv in one pass over the records (memory flat in
+    the number of jobs) to temporary files, fsync, and rename them into place (results.json last)."""
+    import csv
+
+    from pipeline.exports import CSV_COLUMNS, CSV_NAME, csv_row
+
     target = run_dir / RESULTS_NAME
     temporary = run_dir / f".{RESULTS_NAME}.{os.getpid()}.tmp"
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write('{"schema": %d, "run": ' % SCHEMA_VERSION)
-        handle.write(json.dumps(run, ensure_ascii=False, indent=1))
-        handle.write(',\n"jobs": [')
-        for number, record in enumerate(jobs):
-            handle.write(",\n" if number else "\n")
-            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-        handle.write("\n]}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
-    _write_csv_beside(run_dir)
-    return target
-
-
-def _write_csv_beside(run_dir: Path) -> None:
-    """results.csv (for spreadsheets and pandas) follows every results.json; its failure is only logged."""
-    from pipeline.exports import write_csv  # exports reads results.json back through rundir
-
+    temporary_csv = run_dir / f".{CSV_NAME}.{os.getpid()}.tmp"
     try:
-        write_csv(run_dir)
-    except (OSError, PipelineError) as exc:
-        log.error("could not write results.csv: %s (results.json is intact)", exc)
+        with temporary.open("w", encoding="utf-8") as handle, \
+                temporary_csv.open("w", encoding="utf-8", newline="") as csv_handle:
+            table = csv.writer(csv_handle, quoting=csv.QUOTE_MINIMAL)
+            table.writerow(CSV_COLUMNS)
+            handle.write('{"schema": %d, "run": ' % SCHEMA_VERSION)
+            handle.write(json.dumps(run, ensure_ascii=False, indent=1))
+            handle.write(',\n"jobs": [')
+            for number, record in enumerate(jobs):
+                handle.write(",\n" if number else "\n")
+                handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+                table.writerow(csv_row(record))
+            handle.write("\n]}\n")
+            for done in (handle, csv_handle):
+                done.flush()
+                os.fsync(done.fileno())
+        os.replace(temporary_csv, run_dir / CSV_NAME)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary_csv.unlink(missing_ok=True)
+    return target

@@ -119,7 +119,7 @@ async def run_manifest(manifest: RunnableManifest, settings: Settings, credentia
                        run_dir: Path, options: RunOptions) -> RunSummary:
     """Run (or resume) every job of the manifest into `run_dir`; never raises for one job's failure."""
     with run_lock(run_dir):
-        journal = Journal(run_dir / JOURNAL_NAME)
+        journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
         try:
             return await _run(manifest, settings, credentials, run_dir, options, journal)
         finally:
@@ -148,7 +148,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
             journal.write_now("end", reason=stop.reason)
             _write_results(run_dir, manifest, journal, settings, started, api, stop)
     if options.on_finish is not None and stop.reason != "interrupted":
-        options.on_finish(run_dir)
+        await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
     return _summary(run_dir, manifest, journal, started, api, stop)
 
 
@@ -359,7 +359,7 @@ def _write_results(run_dir: Path, manifest: RunnableManifest, journal: Journal, 
                    started: float, api: ApiClient, stop: StopFlags) -> None:
     try:
         write_results(run_dir, _run_record(manifest, journal, settings, started, api, stop),
-                      records(manifest.jobs(), journal.state))
+                      records(manifest.jobs(), journal.state, journal=journal.path))
     except OSError as exc:  # the journal still holds everything; `status` and the next run rebuild it
         log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
 

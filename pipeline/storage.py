@@ -23,6 +23,7 @@ import aiofiles.os
 import aiohttp
 
 from pipeline.errors import PipelineError, TransientApiError
+from pipeline.spec import JobSpec
 
 CHUNK_BYTES = 256 * 1024
 MAX_NAME_CHARS = 120
@@ -76,6 +77,16 @@ def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int, *,
     middle = f"_{values[:room]}" if values and room > 0 else ""
     name = head + middle + tail
     return name.replace("..", ".")
+
+
+def output_path(spec: JobSpec, part: int = 0) -> str:
+    """Where a job's output goes, relative to the run folder: `videos/<output_name>`."""
+    return f"{VIDEOS_DIR}/{output_name(spec.index, spec.prompt, spec.swept, spec.seed, part=part)}"
+
+
+def part_path(first: str, part: int) -> str:
+    """The path of output number `part` of a job whose first output goes to `first`."""
+    return first if part == 0 else first.removesuffix(".mp4") + f"-{part}.mp4"
 
 
 def safe_path(run_dir: Path, relative: str) -> Path:
