@@ -13,6 +13,7 @@ import json
 import logging
 import mimetypes
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,7 @@ class ApiClient:
     async def _once(self, method: str, url: str, priority: int, body: Any, idempotent: bool) -> Any:
         headers = {"Authorization": self._auth, "Accept": "application/json"}
         async with self._budget.slot(priority):
+            sent_at = time.monotonic()
             try:
                 async with self._session.request(method, url, json=body, headers=headers,
                                                  timeout=self._timeout()) as resp:
@@ -217,6 +219,8 @@ class ApiClient:
                 if not idempotent:
                     raise SubmitOutcomeUnknown(f"connection lost after sending ({type(exc).__name__})") from None
                 raise TransientApiError(0, f"connection lost ({type(exc).__name__})", url=url) from None
+        log.debug("%s %s -> %d (%d bytes, %.0f ms)", method, url, status, len(raw),
+                  (time.monotonic() - sent_at) * 1000)
         if len(raw) > MAX_API_BODY_BYTES:
             if not idempotent and 200 <= status < 300:
                 raise SubmitOutcomeUnknown("the generate answer was too large to be real")

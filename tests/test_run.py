@@ -189,6 +189,19 @@ async def test_credits_running_out_stops_submitting_but_finishes_the_rest(tmp_pa
     await check_consistent(summary.run_dir, server, expect_jobs=8)
 
 
+async def test_random_402s_stop_submitting_and_a_resume_completes(tmp_path: Path, emulator_factory) -> None:
+    """A 402 answer (credits fault) stops submitting, keeps what was paid, exits 3; the resume finishes."""
+    server = await emulator_factory(fault_credits_rate=0.3, seed=2)
+    manifest = write_manifest(tmp_path, prompts=3)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 3 and summary.stopped == "credits"
+    assert summary.counts["downloaded"] == server.emulator.stats()["jobs_created"] < 12
+    server.emulator.configure(fault_credits_rate=0.0)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 0
+    await check_consistent(summary.run_dir, server, expect_jobs=12)
+
+
 async def test_bad_credentials_stop_the_run(tmp_path: Path, emulator_factory) -> None:
     """A 401 stops the run with exit 3, and nothing is left half-recorded."""
     server = await emulator_factory()
