@@ -7,7 +7,10 @@ import logging
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.context import RunContext
 from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
@@ -81,13 +84,30 @@ class Progress:
         from rich.live import Live
 
         console = Console(file=sys.stderr)
-        with Live(table(self.snapshot()), console=console, refresh_per_second=4, transient=False) as live:
+        with Live(table(self.snapshot()), console=console, refresh_per_second=4, transient=False) as live, \
+                _logging_through(console):
             try:
                 while True:
                     await asyncio.sleep(LIVE_EVERY_S)
                     live.update(table(self.snapshot()))
             finally:
                 live.update(table(self.snapshot()))
+
+
+@contextmanager
+def _logging_through(console: Any) -> Iterator[None]:
+    """While the live table is shown, log records print above it instead of tearing it."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")
+    handler.setLevel(min((h.level for h in saved), default=logging.NOTSET))
+    root.handlers = [handler]
+    try:
+        yield
+    finally:
+        root.handlers = saved
 
 
 def _eta(eta_s: float | None) -> str:
