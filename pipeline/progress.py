@@ -48,7 +48,7 @@ class Progress:
         self._mode = mode  # "live" | "log" | "off"
         self._started = time.monotonic()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=240)  # (time, requests, done)
-        self._done_at_start = ctx.journal.state.counts()[DOWNLOADED]
+        self._samples.append((self._started, ctx.api.requests, ctx.journal.state.counts()[DOWNLOADED]))
 
     def snapshot(self) -> Snapshot:
         counts = self._ctx.journal.state.counts()
@@ -58,8 +58,8 @@ class Progress:
         self._samples.append((now, requests, done))
         first = self._samples[0]
         span = max(1e-6, now - first[0])
-        rate = (requests - first[1]) / span if len(self._samples) > 1 else 0.0
-        done_rate = (done - first[2]) / span if len(self._samples) > 1 else 0.0
+        rate = (requests - first[1]) / span
+        done_rate = (done - first[2]) / span
         known = sum(counts.values())
         pending = counts[PENDING] + max(0, self._total - known)
         remaining = pending + counts[SUBMITTED] + counts[SUCCEEDED]
