@@ -146,10 +146,11 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
         finally:
             journal.write_now("requests", count=api.requests)
             journal.write_now("end", reason=stop.reason)
-            _write_results(run_dir, manifest, journal, settings, started, api, stop)
+            tally = _tally(manifest, journal)
+            _write_results(run_dir, manifest, journal, settings, started, api, stop, tally)
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
-    return _summary(run_dir, manifest, journal, started, api, stop)
+    return _summary(run_dir, manifest, started, api, stop, tally)
 
 
 async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOptions,
@@ -323,14 +324,41 @@ async def _produce(ctx: RunContext, manifest: RunnableManifest, options: RunOpti
         await to_submit.put(None)
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The manifest's jobs by state (one pass over the manifest), and the ones that need a word."""
+
+    counts: dict[str, int]
+    failures: list[tuple[int | None, str, str]]
+    unknown: list[tuple[int | None, str]]
+    journal_only: int  # jobs the journal knows that the current manifest no longer has
+
+
+def _tally(manifest: RunnableManifest, journal: Journal) -> Tally:
+    counts = dict.fromkeys(STATES, 0)
+    failures: list[tuple[int | None, str, str]] = []
+    unknown: list[tuple[int | None, str]] = []
+    jobs = journal.state.jobs
+    seen = 0
+    for spec in manifest.jobs():
+        job = jobs.get(spec.key)
+        seen += job is not None
+        state = job.state if job is not None else PENDING
+        counts[state] += 1
+        if state == FAILED:
+            failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
+        elif state == UNKNOWN:
+            unknown.append((spec.index, spec.key))
+    return Tally(counts, failures, unknown, len(jobs) - seen)
+
+
 def _run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
-                api: ApiClient, stop: StopFlags) -> dict[str, Any]:
+                api: ApiClient, stop: StopFlags, tally: Tally) -> dict[str, Any]:
     state = journal.state
-    counts = _counts(manifest, journal)
-    finished = counts[DOWNLOADED] + counts[FAILED]
+    finished = tally.counts[DOWNLOADED] + tally.counts[FAILED]
     return {
         "name": manifest.name,
-        "manifest": journal.state.runs[-1].get("manifest") if state.runs else None,
+        "manifest": state.runs[-1].get("manifest") if state.runs else None,
         "model": manifest.model,
         "api_base_url": settings.api_base_url,
         "tool_version": __version__,
@@ -339,7 +367,8 @@ def _run_record(manifest: RunnableManifest, journal: Journal, settings: Settings
         "updated_at": iso(time.time()),
         "session_wall_s": round(time.monotonic() - started, 3),
         "job_count": manifest.job_count,
-        "counts": counts,
+        "counts": tally.counts,
+        "jobs_no_longer_in_manifest": tally.journal_only,
         "api_requests": state.api_requests,
         "api_requests_per_finished_job": round(state.api_requests / finished, 3) if finished else None,
         "throttled_429": api.throttled,
@@ -348,40 +377,27 @@ def _run_record(manifest: RunnableManifest, journal: Journal, settings: Settings
     }
 
 
-def _counts(manifest: RunnableManifest, journal: Journal) -> dict[str, int]:
-    counts = journal.state.counts()
-    known = sum(counts.values())
-    counts[PENDING] += max(0, manifest.job_count - known)
-    return {state: counts[state] for state in STATES}
-
-
 def _write_results(run_dir: Path, manifest: RunnableManifest, journal: Journal, settings: Settings,
-                   started: float, api: ApiClient, stop: StopFlags) -> None:
+                   started: float, api: ApiClient, stop: StopFlags, tally: Tally) -> None:
     try:
-        write_results(run_dir, _run_record(manifest, journal, settings, started, api, stop),
+        write_results(run_dir, _run_record(manifest, journal, settings, started, api, stop, tally),
                       records(manifest.jobs(), journal.state, journal=journal.path))
     except OSError as exc:  # the journal still holds everything; `status` and the next run rebuild it
         log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
 
 
-def _summary(run_dir: Path, manifest: RunnableManifest, journal: Journal, started: float, api: ApiClient,
-             stop: StopFlags) -> RunSummary:
-    counts = _counts(manifest, journal)
-    state = journal.state
-    keys = {spec.key: spec.index for spec in manifest.jobs()}
-    failures = [(keys.get(k), k, j.error or "unknown error") for k, j in state.jobs.items() if j.state == FAILED]
-    unknown = [(keys.get(k), k) for k, j in state.jobs.items() if j.state == UNKNOWN]
+def _summary(run_dir: Path, manifest: RunnableManifest, started: float, api: ApiClient, stop: StopFlags,
+             tally: Tally) -> RunSummary:
     if stop.reason == "interrupted":
         status = EXIT_INTERRUPTED
     elif stop.reason in ("auth", "credits"):
         status = EXIT_STOPPED
-    elif all(counts[s] == 0 for s in STATES if s != DOWNLOADED) and keys.keys() <= {
-            k for k, j in state.jobs.items() if j.state == DOWNLOADED}:
+    elif tally.counts[DOWNLOADED] == manifest.job_count:
         status = EXIT_OK
     else:
         status = EXIT_FAILED
-    return RunSummary(run_dir, status, counts, manifest.job_count, time.monotonic() - started,
-                      api.requests, api.throttled, stop.reason, stop.message, failures, unknown)
+    return RunSummary(run_dir, status, tally.counts, manifest.job_count, time.monotonic() - started,
+                      api.requests, api.throttled, stop.reason, stop.message, tally.failures, tally.unknown)
 
 
 def summary_text(summary: RunSummary, *, resume_command: str) -> str:

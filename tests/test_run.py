@@ -53,6 +53,19 @@ async def test_edited_manifest_adds_only_new_jobs(tmp_path: Path, emulator_facto
     await check_consistent(summary.run_dir, server, expect_jobs=8)
 
 
+async def test_jobs_removed_from_the_manifest_are_kept_on_record(tmp_path: Path, emulator_factory) -> None:
+    """After removing a prompt, the run is complete (exit 0) and the old jobs stay in results.json, marked."""
+    server = await emulator_factory()
+    await run(write_manifest(tmp_path, prompts=2), server, tmp_path / "out")
+    summary = await run(write_manifest(tmp_path, prompts=1), server, tmp_path / "out")
+    assert summary.exit_status == 0 and summary.total == 4
+    results = json.loads((summary.run_dir / "results.json").read_text())
+    assert [j["in_manifest"] for j in results["jobs"]].count(False) == 4
+    assert results["run"]["jobs_no_longer_in_manifest"] == 4
+    assert all(j["request"] and j["files"] for j in results["jobs"])
+    assert server.emulator.stats()["jobs_created"] == 8
+
+
 async def test_missing_file_is_fetched_again_on_resume(tmp_path: Path, emulator_factory) -> None:
     """A deleted output is noticed on resume and downloaded again, without resubmitting."""
     server = await emulator_factory()
