@@ -167,8 +167,8 @@ async def test_429_without_retry_after_backs_off(tmp_path: Path, emulator_factor
 
 async def test_no_429_at_or_under_the_limit(tmp_path: Path, emulator_factory) -> None:
     """A client limited to the emulator's own rate receives no 429 at all (a bucket of 2 absorbs network jitter)."""
-    server = await emulator_factory(rate_limit_per_s=40.0, rate_limit_burst=2)
-    summary = await run(write_manifest(tmp_path, prompts=2), server, tmp_path / "out", max_requests_per_s=40.0)
+    server = await emulator_factory(rate_limit_per_s=20.0, rate_limit_burst=2)
+    summary = await run(write_manifest(tmp_path, prompts=2), server, tmp_path / "out", max_requests_per_s=20.0)
     assert summary.exit_status == 0 and summary.throttled == 0
     assert server.emulator.stats()["rate_limited"] == 0
 
