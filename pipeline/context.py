@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 
@@ -12,6 +14,19 @@ from pipeline.api import ApiClient
 from pipeline.config import Settings
 from pipeline.ledger import Journal
 from pipeline.schedule import DurationModel
+from pipeline.spec import InputRef, JobSpec
+
+
+class RunnableManifest(Protocol):
+    """What the runner needs of a manifest (pipeline.manifest.Manifest is one)."""
+
+    name: str
+    model: str
+    job_count: int
+
+    def jobs(self) -> Iterator[JobSpec]: ...
+
+    def input_files(self) -> list[InputRef]: ...
 
 
 @dataclass(frozen=True, slots=True)

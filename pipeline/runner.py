@@ -13,14 +13,12 @@ import asyncio
 import fcntl
 import logging
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
@@ -28,41 +26,23 @@ from pipeline import __version__
 from pipeline.api import ApiClient
 from pipeline.budget import RequestBudget
 from pipeline.config import Credentials, Settings
-from pipeline.context import Completion, InFlight, RunContext, StopFlags, Submission
+from pipeline.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
 from pipeline.download import download
-from pipeline.errors import AuthError, InputError, PipelineError
-from pipeline.ledger import (
-    DOWNLOADED,
-    FAILED,
-    JOURNAL_NAME,
-    PENDING,
-    STATES,
-    SUBMITTED,
-    SUCCEEDED,
-    UNKNOWN,
-    Journal,
-)
+from pipeline.errors import AuthError, InputError
+from pipeline.ledger import DOWNLOADED, FAILED, JOURNAL_NAME, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, Journal
+from pipeline.outcome import RunSummary, save_results, summarize, summary_text, tally
 from pipeline.poll import poll
-from pipeline.progress import Progress, line
-from pipeline.results import iso, records, write_results
-from pipeline.spec import InputRef, JobSpec
+from pipeline.progress import Progress
+from pipeline.shutdown import install_signals, remove_signals
+from pipeline.spec import JobSpec
 from pipeline.storage import file_matches, safe_path
 from pipeline.submit import submit
+
+__all__ = ["RunOptions", "RunSummary", "run_manifest", "summary_text"]
 
 log = logging.getLogger(__name__)
 
 SUBMIT_WORKERS = 4
-EXIT_OK, EXIT_FAILED, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 3, 130
-
-
-class RunnableManifest(Protocol):
-    name: str
-    model: str
-    job_count: int
-
-    def jobs(self) -> Iterator[JobSpec]: ...
-
-    def input_files(self) -> list[InputRef]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,28 +54,6 @@ class RunOptions:
     progress: str = "log"  # "live" | "log" | "off"
     manifest_path: str = ""
     on_finish: Callable[[Path], Any] | None = None  # e.g. write the HTML report
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """What the run achieved, for the final lines and the exit status."""
-
-    run_dir: Path
-    exit_status: int
-    counts: dict[str, int]
-    total: int
-    wall_s: float
-    api_requests: int
-    throttled: int
-    stopped: str | None
-    message: str | None
-    failures: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, error)
-    unknown: list[tuple[int | None, str]] = field(default_factory=list)
-
-    @property
-    def requests_per_job(self) -> float:
-        finished = self.counts.get(DOWNLOADED, 0) + self.counts.get(FAILED, 0)
-        return self.api_requests / finished if finished else 0.0
 
 
 @contextmanager
@@ -146,11 +104,11 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
         finally:
             journal.write_now("requests", count=api.requests)
             journal.write_now("end", reason=stop.reason)
-            tally = _tally(manifest, journal)
-            _write_results(run_dir, manifest, journal, settings, started, api, stop, tally)
+            ending = tally(manifest, journal)
+            save_results(run_dir, manifest, journal, settings, started, api, stop, ending)
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
-    return _summary(run_dir, manifest, started, api, stop, tally)
+    return summarize(run_dir, manifest, started, api, stop, ending)
 
 
 async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOptions,
@@ -161,11 +119,11 @@ async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOp
         stages = group.create_task(_stages(ctx, manifest, options))
         reporter = group.create_task(progress.run())
         snapshots = group.create_task(_record_requests(ctx))
-        signals = _install_signals(loop, ctx, stages, group)
+        signals = install_signals(loop, ctx, stages, group)
         try:
             await _wait(stages)
         finally:
-            _remove_signals(loop, signals)
+            remove_signals(loop, signals)
             reporter.cancel()
             snapshots.cancel()
 
@@ -182,45 +140,6 @@ async def _wait(task: asyncio.Task[None]) -> None:
 def _current_cancelling() -> int:
     current = asyncio.current_task()
     return current.cancelling() if current is not None else 0
-
-
-def _install_signals(loop: asyncio.AbstractEventLoop, ctx: RunContext, stages: asyncio.Task[None],
-                     group: asyncio.TaskGroup) -> list[int]:
-    received = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal received
-        received += 1
-        if received == 1:
-            log.warning("%s: stopping (no new submissions; running downloads get %.0fs); press again to quit now",
-                        signal.Signals(signum).name, ctx.settings.shutdown_grace_s)
-            ctx.stop.halt("interrupted", "interrupted")
-            group.create_task(_grace_then_cancel(ctx, stages))
-        else:
-            log.warning("second signal: quitting now")
-            stages.cancel()
-
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(signum, on_signal, signum)
-            installed.append(signum)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
-            pass
-    return installed
-
-
-def _remove_signals(loop: asyncio.AbstractEventLoop, installed: list[int]) -> None:
-    for signum in installed:
-        loop.remove_signal_handler(signum)
-
-
-async def _grace_then_cancel(ctx: RunContext, stages: asyncio.Task[None]) -> None:
-    """After a halt the stages wind down by themselves (requests under way finish); cut them off at the deadline."""
-    try:
-        await asyncio.wait_for(asyncio.shield(stages), timeout=ctx.settings.shutdown_grace_s)
-    except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - the stages' own errors surface elsewhere
-        stages.cancel()
 
 
 async def _record_requests(ctx: RunContext) -> None:
@@ -322,103 +241,3 @@ async def _produce(ctx: RunContext, manifest: RunnableManifest, options: RunOpti
         await to_submit.put(spec)
     for _ in range(SUBMIT_WORKERS):
         await to_submit.put(None)
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """The manifest's jobs by state (one pass over the manifest), and the ones that need a word."""
-
-    counts: dict[str, int]
-    failures: list[tuple[int | None, str, str]]
-    unknown: list[tuple[int | None, str]]
-    journal_only: int  # jobs the journal knows that the current manifest no longer has
-
-
-def _tally(manifest: RunnableManifest, journal: Journal) -> Tally:
-    counts = dict.fromkeys(STATES, 0)
-    failures: list[tuple[int | None, str, str]] = []
-    unknown: list[tuple[int | None, str]] = []
-    jobs = journal.state.jobs
-    seen = 0
-    for spec in manifest.jobs():
-        job = jobs.get(spec.key)
-        seen += job is not None
-        state = job.state if job is not None else PENDING
-        counts[state] += 1
-        if state == FAILED:
-            failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
-        elif state == UNKNOWN:
-            unknown.append((spec.index, spec.key))
-    return Tally(counts, failures, unknown, len(jobs) - seen)
-
-
-def _run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
-                api: ApiClient, stop: StopFlags, tally: Tally) -> dict[str, Any]:
-    state = journal.state
-    finished = tally.counts[DOWNLOADED] + tally.counts[FAILED]
-    return {
-        "name": manifest.name,
-        "manifest": state.runs[-1].get("manifest") if state.runs else None,
-        "model": manifest.model,
-        "api_base_url": settings.api_base_url,
-        "tool_version": __version__,
-        "sessions": len(state.runs),
-        "first_started_at": iso(state.first_at),
-        "updated_at": iso(time.time()),
-        "session_wall_s": round(time.monotonic() - started, 3),
-        "job_count": manifest.job_count,
-        "counts": tally.counts,
-        "jobs_no_longer_in_manifest": tally.journal_only,
-        "api_requests": state.api_requests,
-        "api_requests_per_finished_job": round(state.api_requests / finished, 3) if finished else None,
-        "throttled_429": api.throttled,
-        "stopped": stop.reason,
-        "stop_message": stop.message,
-    }
-
-
-def _write_results(run_dir: Path, manifest: RunnableManifest, journal: Journal, settings: Settings,
-                   started: float, api: ApiClient, stop: StopFlags, tally: Tally) -> None:
-    try:
-        write_results(run_dir, _run_record(manifest, journal, settings, started, api, stop, tally),
-                      records(manifest.jobs(), journal.state, journal=journal.path))
-    except OSError as exc:  # the journal still holds everything; `status` and the next run rebuild it
-        log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
-
-
-def _summary(run_dir: Path, manifest: RunnableManifest, started: float, api: ApiClient, stop: StopFlags,
-             tally: Tally) -> RunSummary:
-    if stop.reason == "interrupted":
-        status = EXIT_INTERRUPTED
-    elif stop.reason in ("auth", "credits"):
-        status = EXIT_STOPPED
-    elif tally.counts[DOWNLOADED] == manifest.job_count:
-        status = EXIT_OK
-    else:
-        status = EXIT_FAILED
-    return RunSummary(run_dir, status, tally.counts, manifest.job_count, time.monotonic() - started,
-                      api.requests, api.throttled, stop.reason, stop.message, tally.failures, tally.unknown)
-
-
-def summary_text(summary: RunSummary, *, resume_command: str) -> str:
-    """The final lines printed after a run."""
-    c = summary.counts
-    lines = [f"{c[DOWNLOADED]}/{summary.total} downloaded, {c[FAILED]} failed, {c[UNKNOWN]} unknown, "
-             f"{c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]} unfinished; wall {summary.wall_s:.1f}s; "
-             f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job), "
-             f"{summary.throttled} throttled (429)",
-             f"output: {summary.run_dir}"]
-    for index, key, error in summary.failures[:20]:
-        lines.append(f"  failed job {index if index is not None else '?'} ({key[:12]}): {error}")
-    if len(summary.failures) > 20:
-        lines.append(f"  ... and {len(summary.failures) - 20} more failures (see results.json)")
-    if summary.unknown:
-        lines.append(f"{len(summary.unknown)} job(s) were sent but their answer was lost; they may exist on the "
-                     f"server (paid). Check your Scenario account, then rerun with --resubmit-unknown to send "
-                     f"them again:")
-        lines += [f"  job {i if i is not None else '?'} ({k[:12]})" for i, k in summary.unknown[:20]]
-    if summary.message and summary.stopped != "interrupted":
-        lines.append(f"stopped: {summary.message}")
-    if summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]:
-        lines.append(f"to resume: {resume_command}")
-    return "\n".join(lines)

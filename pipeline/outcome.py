@@ -1,0 +1,142 @@
+"""How a run ended: the tally of the manifest's jobs, the results.json record, the exit status and the summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.api import ApiClient
+from pipeline.config import Settings
+from pipeline.context import RunnableManifest, StopFlags
+from pipeline.ledger import DOWNLOADED, FAILED, JOURNAL_NAME, PENDING, STATES, SUBMITTED, SUCCEEDED, UNKNOWN, Journal
+from pipeline.results import iso, records, write_results
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What the run achieved, for the final lines and the exit status."""
+
+    run_dir: Path
+    exit_status: int
+    counts: dict[str, int]
+    total: int
+    wall_s: float
+    api_requests: int
+    throttled: int
+    stopped: str | None
+    message: str | None
+    failures: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, error)
+    unknown: list[tuple[int | None, str]] = field(default_factory=list)
+
+    @property
+    def requests_per_job(self) -> float:
+        finished = self.counts.get(DOWNLOADED, 0) + self.counts.get(FAILED, 0)
+        return self.api_requests / finished if finished else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The manifest's jobs by state (one pass over the manifest), and the ones that need a word."""
+
+    counts: dict[str, int]
+    failures: list[tuple[int | None, str, str]]
+    unknown: list[tuple[int | None, str]]
+    journal_only: int  # jobs the journal knows that the current manifest no longer has
+
+
+def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
+    counts = dict.fromkeys(STATES, 0)
+    failures: list[tuple[int | None, str, str]] = []
+    unknown: list[tuple[int | None, str]] = []
+    jobs = journal.state.jobs
+    seen = 0
+    for spec in manifest.jobs():
+        job = jobs.get(spec.key)
+        seen += job is not None
+        state = job.state if job is not None else PENDING
+        counts[state] += 1
+        if state == FAILED:
+            failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
+        elif state == UNKNOWN:
+            unknown.append((spec.index, spec.key))
+    return Tally(counts, failures, unknown, len(jobs) - seen)
+
+
+def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
+                api: ApiClient, stop: StopFlags, ending: Tally) -> dict[str, Any]:
+    state = journal.state
+    finished = ending.counts[DOWNLOADED] + ending.counts[FAILED]
+    return {
+        "name": manifest.name,
+        "manifest": state.runs[-1].get("manifest") if state.runs else None,
+        "model": manifest.model,
+        "api_base_url": settings.api_base_url,
+        "tool_version": __version__,
+        "sessions": len(state.runs),
+        "first_started_at": iso(state.first_at),
+        "updated_at": iso(time.time()),
+        "session_wall_s": round(time.monotonic() - started, 3),
+        "job_count": manifest.job_count,
+        "counts": ending.counts,
+        "jobs_no_longer_in_manifest": ending.journal_only,
+        "api_requests": state.api_requests,
+        "api_requests_per_finished_job": round(state.api_requests / finished, 3) if finished else None,
+        "throttled_429": api.throttled,
+        "stopped": stop.reason,
+        "stop_message": stop.message,
+    }
+
+
+def save_results(run_dir: Path, manifest: RunnableManifest, journal: Journal, settings: Settings,
+                   started: float, api: ApiClient, stop: StopFlags, ending: Tally) -> None:
+    try:
+        write_results(run_dir, run_record(manifest, journal, settings, started, api, stop, ending),
+                      records(manifest.jobs(), journal.state, journal=journal.path))
+    except OSError as exc:  # the journal still holds everything; `status` and the next run rebuild it
+        log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
+
+
+def summarize(run_dir: Path, manifest: RunnableManifest, started: float, api: ApiClient, stop: StopFlags,
+              ending: Tally) -> RunSummary:
+    if stop.reason == "interrupted":
+        status = EXIT_INTERRUPTED
+    elif stop.reason in ("auth", "credits"):
+        status = EXIT_STOPPED
+    elif ending.counts[DOWNLOADED] == manifest.job_count:
+        status = EXIT_OK
+    else:
+        status = EXIT_FAILED
+    return RunSummary(run_dir, status, ending.counts, manifest.job_count, time.monotonic() - started,
+                      api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown)
+
+
+def summary_text(summary: RunSummary, *, resume_command: str) -> str:
+    """The final lines printed after a run."""
+    c = summary.counts
+    lines = [f"{c[DOWNLOADED]}/{summary.total} downloaded, {c[FAILED]} failed, {c[UNKNOWN]} unknown, "
+             f"{c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]} unfinished; wall {summary.wall_s:.1f}s; "
+             f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job), "
+             f"{summary.throttled} throttled (429)",
+             f"output: {summary.run_dir}"]
+    for index, key, error in summary.failures[:20]:
+        lines.append(f"  failed job {index if index is not None else '?'} ({key[:12]}): {error}")
+    if len(summary.failures) > 20:
+        lines.append(f"  ... and {len(summary.failures) - 20} more failures (see results.json)")
+    if summary.unknown:
+        lines.append(f"{len(summary.unknown)} job(s) were sent but their answer was lost; they may exist on the "
+                     f"server (paid). Check your Scenario account, then rerun with --resubmit-unknown to send "
+                     f"them again:")
+        lines += [f"  job {i if i is not None else '?'} ({k[:12]})" for i, k in summary.unknown[:20]]
+    if summary.message and summary.stopped != "interrupted":
+        lines.append(f"stopped: {summary.message}")
+    if summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]:
+        lines.append(f"to resume: {resume_command}")
+    return "\n".join(lines)
