@@ -161,7 +161,7 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
                                 error=view.error or f"job ended with status {view.status!r}")
         await ctx.in_flight.release()
         return
-    if view.status not in KNOWN_RUNNING:
+    if view.status not in KNOWN_RUNNING and view.status != job.status:
         log.info("job %s reports unknown status %r: treated as still running", job.job_id, view.status)
     if view.status != job.status or (view.progress is not None and view.progress != job.progress):
         job.status, job.progress = view.status, view.progress
