@@ -1,0 +1,150 @@
+"""Throughput of `ltx-batch run` with no rate limit: jobs per second end to end against the emulator.
+
+Not part of the test suite. Small videos (the 54 kB sample clip), tiny job time, a client rate far above
+what it can send, an emulator with no rate limit and room for every job at once.
+
+    python tests/bench/bench_throughput.py                        # client and emulator in separate processes
+    python tests/bench/bench_throughput.py --baseline HEAD~3      # and the client of git ref HEAD~3, interleaved
+    python tests/bench/bench_throughput.py --in-process           # also both in one process (one event loop)
+    python tests/bench/bench_throughput.py --profile cprofile     # profile the client process (top functions)
+    python tests/bench/bench_throughput.py --profile pyinstrument # the same with pyinstrument (pip install it)
+
+Each row is one run; with `--repeat` the trees alternate (current, baseline, current, ...), so the ratio
+between them is measured under the same conditions. CPU is the client process's user + system time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import ROOT, emulator, machine, run_client, seed_manifest, source_tree, table
+
+RATE = 100_000.0  # client requests/s: far above what one process can send
+FAST_SETTINGS = {"poll_first_delay_s": 0.05, "poll_min_interval_s": 0.02, "poll_max_interval_s": 0.5}
+
+
+def separate(jobs: int, job_time_s: float, in_flight: int, *, tree: Path, label: str,
+             python: tuple[str, ...] = ()) -> dict[str, Any]:
+    with emulator(job_time_s=job_time_s, max_running_jobs=100_000) as server, \
+            tempfile.TemporaryDirectory(prefix="ltx-bench-") as folder:
+        before = server.cpu_s()
+        run = run_client(seed_manifest(Path(folder), jobs), server.port, Path(folder) / "out", rate=RATE,
+                         in_flight=in_flight, settings=FAST_SETTINGS, python=python, tree=tree)
+        emulator_cpu_s = server.cpu_s() - before
+    return {"client": label, "mode": "processes", "jobs": jobs, "exit": run.exit_status, "wall_s": run.wall_s,
+            "jobs_per_s": jobs / run.wall_s, "client_cpu_s": run.cpu_s,
+            "client_cpu_ms_per_job": run.cpu_s / jobs * 1000, "emulator_cpu_s": emulator_cpu_s,
+            "client_peak_rss_mb": run.peak_rss_mb}
+
+
+async def _in_process(jobs: int, job_time_s: float, in_flight: int, folder: Path) -> float:
+    from pipeline.config import Credentials, load_settings
+    from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
+    from pipeline.manifest import load_manifest
+    from pipeline.runner import RunOptions, run_manifest
+
+    async with EmulatorServer(Emulator(job_time_s=job_time_s, max_running_jobs=100_000)) as server:
+        started = time.perf_counter()
+        manifest = load_manifest(seed_manifest(folder, jobs))
+        settings = load_settings(overrides={**FAST_SETTINGS, "api_base_url": server.url,
+                                            "output_dir": str(folder / "out"), "max_requests_per_s": RATE,
+                                            "max_in_flight_jobs": in_flight}, environ={})
+        summary = await run_manifest(manifest, settings, Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET),
+                                     folder / "out" / manifest.name, RunOptions(progress="off"))
+        wall = time.perf_counter() - started
+        if summary.exit_status != 0:
+            raise SystemExit(f"in-process run failed: {summary.counts}")
+        return wall
+
+
+def in_process(jobs: int, job_time_s: float, in_flight: int, profile: str | None) -> dict[str, Any]:
+    """Client and emulator on one event loop in this process (what cProfile sees whole)."""
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="ltx-bench-") as folder:
+        if profile == "cprofile":
+            import cProfile
+
+            profiler = cProfile.Profile()
+            wall = profiler.runcall(asyncio.run, _in_process(jobs, job_time_s, in_flight, Path(folder)))
+            _print_cprofile(pstats.Stats(profiler), "in-process (client + emulator)")
+        else:
+            wall = asyncio.run(_in_process(jobs, job_time_s, in_flight, Path(folder)))
+    return {"client": "current", "mode": "in-process", "jobs": jobs, "exit": 0, "wall_s": wall,
+            "jobs_per_s": jobs / wall}
+
+
+def _print_cprofile(stats: pstats.Stats, title: str, top: int = 30) -> None:
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        stats.stream = out
+        stats.sort_stats(order).print_stats(top)
+        text = out.getvalue()
+        body = text[text.find("   ncalls"):]
+        print(f"\n--- {title}: top {top} by {order} ---\n{body.rstrip()}")
+
+
+def profile_client(jobs: int, job_time_s: float, in_flight: int, profiler: str, keep: str | None) -> None:
+    """The client process (emulator apart) under cProfile or pyinstrument; prints where its time goes."""
+    with tempfile.TemporaryDirectory(prefix="ltx-bench-prof-") as folder:
+        output = Path(keep).resolve() if keep else Path(folder) / "profile.out"
+        if profiler == "cprofile":
+            python = ("-m", "cProfile", "-o", str(output))
+        else:
+            python = ("-m", "pyinstrument", "--renderer", "text", "--outfile", str(output))
+        row = separate(jobs, job_time_s, in_flight, tree=ROOT, label=f"current ({profiler})", python=python)
+        print(table([row]))
+        if profiler == "cprofile":
+            _print_cprofile(pstats.Stats(str(output)), "client process")
+        else:
+            print(f"\n--- client process: pyinstrument ---\n{output.read_text()[:20_000]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--job-time-s", type=float, default=0.01)
+    parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per tree")
+    parser.add_argument("--baseline", metavar="GIT_REF", help="also run the client of this git ref")
+    parser.add_argument("--in-process", action="store_true", help="also run client and emulator in one process")
+    parser.add_argument("--profile", choices=("cprofile", "pyinstrument"),
+                        help="profile the client process (and the in-process run with cprofile)")
+    parser.add_argument("--profile-out", metavar="FILE", help="keep the client's profile (cProfile stats) here")
+    args = parser.parse_args()
+    print(machine())
+    print(f"N={args.jobs} jobs, T={args.job_time_s} s, client --rate {RATE:,.0f} (no emulator limit), "
+          f"--max-in-flight {args.max_in_flight}, 4 downloaders")
+    if args.profile:
+        profile_client(args.jobs, args.job_time_s, args.max_in_flight, args.profile, args.profile_out)
+        if args.profile == "cprofile" and args.in_process:
+            print(table([in_process(args.jobs, args.job_time_s, args.max_in_flight, "cprofile")]))
+        return 0
+    rows = []
+    with source_tree(args.baseline) as baseline:
+        trees = [(ROOT, "current")] + ([(baseline, args.baseline)] if args.baseline else [])
+        for _ in range(args.repeat):
+            for tree, label in trees:
+                rows.append(separate(args.jobs, args.job_time_s, args.max_in_flight, tree=tree, label=label))
+                print(f"  {label}: {rows[-1]['jobs_per_s']:.1f} jobs/s", file=sys.stderr, flush=True)
+    if args.in_process:
+        rows.append(in_process(args.jobs, args.job_time_s, args.max_in_flight, None))
+    print()
+    print(table(rows))
+    if args.baseline:
+        def best(label: str) -> float:
+            return max(r["jobs_per_s"] for r in rows if r["client"] == label and r["mode"] == "processes")
+        print(f"\nthroughput current / {args.baseline}: {best('current') / best(args.baseline):.2f}x (best of "
+              f"{args.repeat} each)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
