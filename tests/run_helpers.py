@@ -10,7 +10,7 @@ from typing import Any
 
 from pipeline.config import Credentials, Settings, load_settings
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
-from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.ledger import JOURNAL_NAME, read_events, replay
 from pipeline.manifest import load_manifest
 from pipeline.runner import RunOptions, RunSummary, run_manifest
 
@@ -87,3 +87,41 @@ async def check_consistent(run_dir: Path, server: EmulatorServer, *, expect_jobs
     if not allow_unknown:
         assert not unknown
     return results
+
+
+def ever_unknown(journal: Path) -> set[str]:
+    """Keys that were left with an intent and no answer at the end of some session (a lost POST)."""
+    last: dict[str, str] = {}
+    unknown: set[str] = set()
+
+    def close_session() -> None:
+        unknown.update(k for k, kind in last.items() if kind == "intent")
+
+    for event in read_events(journal):
+        if event.get("ev") == "run":
+            close_session()
+        elif "key" in event:
+            last[event["key"]] = event["ev"]
+    close_session()
+    return unknown
+
+
+def audit_creations(journal: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Hold the emulator's created jobs against the journal: every job created had a journaled intent, every
+    extra creation of a body follows a `reset` the user asked for (--retry-failed / --resubmit-unknown), and a
+    body with more than one job that did not fail on the server (paid twice) was reported unknown.
+    Returns the figures: created, distinct bodies, paid twice, ever unknown."""
+    events = list(read_events(journal))
+    key_of = {body_key(e["request"]): e["key"] for e in events if e.get("ev") == "intent"}
+    resets = Counter(e["key"] for e in events if e.get("ev") == "reset")
+    created = Counter(body_key(r["body"]) for r in records)
+    not_failed = Counter(body_key(r["body"]) for r in records if r["status"] != "failure")
+    unknown = ever_unknown(journal)
+    orphans = [b for b in created if b not in key_of]
+    assert not orphans, f"{len(orphans)} job(s) created without a journaled intent"
+    unexplained = {key_of[b]: n for b, n in created.items() if n > 1 + resets[key_of[b]]}
+    assert not unexplained, f"jobs created more often than the user asked for: {unexplained}"
+    paid_twice = {key_of[b] for b, n in not_failed.items() if n > 1}
+    assert paid_twice <= unknown, f"paid twice without being reported unknown: {sorted(paid_twice - unknown)}"
+    return {"created": len(records), "bodies": len(created), "paid_twice": len(paid_twice),
+            "ever_unknown": len(unknown), "resets": sum(resets.values())}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
 from pipeline.ledger import JOURNAL_NAME, read_events, replay
-from run_helpers import FAST, body_key, check_consistent, write_manifest
+from run_helpers import FAST, body_key, check_consistent, ever_unknown, write_manifest
 
 
 def _env(server: EmulatorServer) -> dict[str, str]:
@@ -28,23 +28,6 @@ async def _start(manifest: Path, out: Path, server: EmulatorServer, *flags: str)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pipeline", "run", str(manifest), "--out", str(out), "--no-report", *flags,
         env=_env(server), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-
-
-def ever_unknown(journal: Path) -> set[str]:
-    """Keys that were left with an intent and no answer at the end of some session (a lost POST)."""
-    last: dict[str, str] = {}
-    unknown: set[str] = set()
-
-    def close_session() -> None:
-        unknown.update(k for k, kind in last.items() if kind == "intent")
-
-    for event in read_events(journal):
-        if event.get("ev") == "run":
-            close_session()
-        elif "key" in event:
-            last[event["key"]] = event["ev"]
-    close_session()
-    return unknown
 
 
 async def test_sigkill_at_random_moments_then_resume(tmp_path: Path, emulator_factory) -> None:
