@@ -207,8 +207,11 @@ def intents_of(path: Path, keys: set[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete event in the journal; a torn or corrupt line is skipped with a warning."""
+def read_events(path: Path, *, warn_torn: bool = True) -> Iterator[dict[str, Any]]:
+    """Every complete event in the journal; a torn or corrupt line is skipped with a warning.
+
+    `warn_torn=False` for readers of a journal another process is writing (a torn tail is normal there).
+    """
     try:
         handle = path.open("rb")
     except FileNotFoundError:
@@ -216,7 +219,8 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
     with handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.endswith(b"\n"):
-                log.warning("%s:%d: ignoring a torn last line (a crash mid-write)", path, number)
+                if warn_torn:
+                    log.warning("%s:%d: ignoring a torn last line (a crash mid-write)", path, number)
                 return
             try:
                 event = json.loads(raw)

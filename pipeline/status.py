@@ -8,11 +8,9 @@ grouped by reason, unknown-POST jobs, time spent running, API requests, and what
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from pipeline.ledger import (
     apply,
     read_events,
 )
+from pipeline.liveness import run_activity
 from pipeline.results import iso
 from pipeline.rundir import safe_relative
 
@@ -39,7 +38,6 @@ SHOWN_PER_GROUP = 10
 SHOWN_GROUPS = 20
 SHOWN_UNKNOWN = 50
 KEY_PREFIX_CHARS = 12
-PID_CLOCK_SLACK_S = 2.0  # /proc start times are rounded to clock ticks and boot time to seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +106,7 @@ def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
         what = "does not exist" if not path.exists() else "has no " + JOURNAL_NAME
         raise InputError(f"{path}: {what}, so it is not a run folder "
                          "(give the folder `ltx-batch run` wrote, e.g. out/<manifest name>)")
-    with _quiet_torn_tail():
-        state, sessions = replay_sessions(journal)
+    state, sessions = replay_sessions(journal)
     return summarize(path, state, now=time.time() if now is None else now, sessions=sessions,
                      torn_tail=_ends_mid_line(journal))
 
@@ -118,7 +115,7 @@ def replay_sessions(path: Path) -> tuple[LedgerState, list[tuple[float, float]]]
     """`ledger.replay`, also noting each session's (first, last) event time: the time spent running."""
     state = LedgerState()
     sessions: list[tuple[float, float]] = []
-    for event in read_events(path):
+    for event in read_events(path, warn_torn=False):  # a torn tail is normal while a run writes
         apply(state, event)
         t = float(event.get("t", 0.0))
         if event.get("ev") == "run" or not sessions:
@@ -142,7 +139,7 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
     unseen = max(0, job_count - known) if job_count is not None else 0
     counts[PENDING] += unseen
     pid = last.get("pid") if isinstance(last.get("pid"), int) else None
-    activity = _activity(state, pid, float(last.get("t", 0.0)))
+    activity = run_activity(state, pid, float(last.get("t", 0.0)))
     spans = list(sessions) or ([(state.first_at, state.last_at)] if state.first_at is not None else [])
     if spans and activity == "running":
         spans[-1] = (spans[-1][0], max(spans[-1][1], now))
@@ -247,42 +244,6 @@ def duration_text(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def _activity(state: LedgerState, pid: int | None, started: float) -> str:
-    if not state.runs:
-        return "not started"
-    if state.ended:
-        return "stopped" if state.stopped else "finished"
-    return "running" if pid is not None and _alive(pid, started) else "interrupted"
-
-
-def _alive(pid: int, started: float) -> bool:
-    """Whether the process that wrote the session's `run` event at `started` still runs on this machine.
-
-    A process with that id must exist and (where /proc tells) have started before the event: after a crash
-    and a reboot, the id may belong to another program.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        pass
-    born = _process_start(pid)
-    return born is None or born <= started + PID_CLOCK_SLACK_S
-
-
-def _process_start(pid: int) -> float | None:
-    """When a process started (epoch seconds), from /proc on Linux; None where that cannot be told."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
 def _download_failed(job: JobState) -> bool:
     return job.state == FAILED and job.error_kind == "download" and bool(job.asset_ids)
 
@@ -299,8 +260,7 @@ def _lost_files(run_dir: Path, job: JobState) -> bool:
 
 
 def _ref(job: JobState) -> JobRef:
-    index = (job.spec or {}).get("index")
-    return JobRef(index if isinstance(index, int) else None, job.key)
+    return JobRef(job.index, job.key)
 
 
 def _failures(jobs: list[JobState]) -> tuple[FailureGroup, ...]:
@@ -336,20 +296,3 @@ def _ends_mid_line(path: Path) -> bool:
             return handle.read(1) != b"\n"
     except OSError:
         return False
-
-
-class _DropTornTail(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "torn last line" not in str(record.msg)
-
-
-@contextmanager
-def _quiet_torn_tail() -> Iterator[None]:
-    """While replaying for status, a half-written last line is expected (a run is writing): don't warn."""
-    logger = logging.getLogger("pipeline.ledger")
-    drop = _DropTornTail()
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
