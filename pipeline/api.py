@@ -38,6 +38,7 @@ from pipeline.retry import backoff_s, parse_retry_after
 log = logging.getLogger(__name__)
 
 MAX_API_BODY_BYTES = 4 * 1024 * 1024  # an API answer larger than this is refused as malformed
+THROTTLED_RETRIES_FACTOR = 10  # a call waits out up to 10 x max_retries 429s before giving up
 FINAL_OK, FINAL_FAILED = ("success",), ("failure", "failed", "canceled", "cancelled", "error")
 KNOWN_RUNNING = ("queued", "in-progress", "warming-up", "pending", "processing")
 
@@ -184,14 +185,20 @@ class ApiClient:
     async def _call(self, method: str, path: str, priority: int, *, body: Any = None,
                     idempotent: bool = True) -> Any:
         url = self._settings.api_base_url + path
-        attempt = 0
+        failures = throttles = 0
         while True:
-            attempt += 1
             try:
                 return await self._once(method, url, priority, body, idempotent)
             except TransientApiError as exc:
-                if attempt > self._settings.max_retries:
+                # a 429 is the server pacing us, not a failed attempt: it has its own, larger allowance
+                if exc.status == 429:
+                    throttles += 1
+                else:
+                    failures += 1
+                retries = self._settings.max_retries
+                if failures > retries or throttles > THROTTLED_RETRIES_FACTOR * retries:
                     raise
+                attempt = throttles if exc.status == 429 else failures
                 delay = backoff_s(attempt, base_s=self._settings.backoff_base_s,
                                   max_s=self._settings.backoff_max_s, rng=self._rng)
                 if exc.status == 429:
