@@ -9,6 +9,7 @@ the file. A torn last line (a crash mid-write) is tolerated and cut off.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +261,16 @@ def _cut_torn_tail(path: Path) -> int:
         return size - keep
 
 
+class JournalError(PipelineError):
+    """The journal cannot be written (disk full, permissions): the run stops; what the journal holds stays valid."""
+
+
 class Journal:
-    """The open journal of one run: appends events, keeps the replayed state current."""
+    """The open journal of one run: appends events, keeps the replayed state current.
+
+    A failed write (disk full, I/O error) raises JournalError; a short write is cut off again, and the
+    journal refuses every later write, so no torn or merged line is ever left inside it.
+    """
 
     def __init__(self, path: Path, *, fsync: bool = True, keep_specs: bool = True) -> None:
         self.path = path
@@ -269,26 +280,48 @@ class Journal:
         self.state.torn_lines += 1 if cut else 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._failed: JournalError | None = None
 
     async def write(self, kind: str, **fields_: Any) -> None:
         """Append one event, apply it, and (for events that guard money) fsync before returning."""
         event = {"t": round(time.time(), 3), "ev": kind, **fields_}
-        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        os.write(self._fd, line)  # one small O_APPEND write: a line is never interleaved
+        self._append((json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
         if self._fsync and kind in DURABLE_EVENTS:
-            await asyncio.to_thread(os.fsync, self._fd)
+            try:
+                await asyncio.to_thread(os.fsync, self._fd)
+            except OSError as exc:
+                raise self._fail(exc) from None
         apply(self.state, event)
 
     def write_now(self, kind: str, **fields_: Any) -> None:
         """Append an event synchronously (used on the way out, where no loop may be left)."""
         event = {"t": round(time.time(), 3), "ev": kind, **fields_}
-        os.write(self._fd, (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
+        self._append((json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
         apply(self.state, event)
+
+    def _append(self, line: bytes) -> None:
+        """One small O_APPEND write (a line is never interleaved); a short one is truncated away."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):  # the disk filled up mid-line
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def _fail(self, exc: OSError) -> JournalError:
+        self._failed = JournalError(f"cannot write the journal {self.path}: {exc.strerror or exc} "
+                                    f"(free some space, then resume)")
+        return self._failed
 
     def close(self) -> None:
         if self._fd >= 0:
             try:
                 os.fsync(self._fd)
+            except OSError as exc:  # every event written so far is in the file; the next run replays it
+                log.error("could not sync the journal %s: %s", self.path, exc.strerror or exc)
             finally:
                 os.close(self._fd)
                 self._fd = -1

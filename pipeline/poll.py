@@ -101,6 +101,8 @@ async def poll(ctx: RunContext, submitted: asyncio.Queue[Submission | None],
                 continue
             if intake_done.is_set() and len(scheduler) == 0:
                 break
+            if ctx.stop.halted.is_set():  # changed() would clear the wake-up the halt just set, and wait for ever
+                break
             await scheduler.changed()
         halt_watch.cancel()
         for _ in range(POLL_WORKERS):

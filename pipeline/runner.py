@@ -28,8 +28,18 @@ from pipeline.budget import RequestBudget
 from pipeline.config import Credentials, Settings
 from pipeline.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
 from pipeline.download import download
-from pipeline.errors import AuthError, InputError
-from pipeline.ledger import DOWNLOADED, FAILED, JOURNAL_NAME, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, Journal
+from pipeline.errors import AuthError, InputError, PipelineError
+from pipeline.ledger import (
+    DOWNLOADED,
+    FAILED,
+    JOURNAL_NAME,
+    PENDING,
+    SUBMITTED,
+    SUCCEEDED,
+    UNKNOWN,
+    Journal,
+    JournalError,
+)
 from pipeline.outcome import RunSummary, save_results, summarize, summary_text, tally
 from pipeline.poll import poll
 from pipeline.progress import Progress
@@ -80,8 +90,21 @@ async def run_manifest(manifest: RunnableManifest, settings: Settings, credentia
         journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
         try:
             return await _run(manifest, settings, credentials, run_dir, options, journal)
+        except BaseExceptionGroup as group:  # a stage stopped on one of our errors: that error, not a traceback
+            raise _our_error(group) from None
         finally:
             journal.close()
+
+
+def _our_error(group: BaseExceptionGroup) -> BaseException:
+    """The first PipelineError of a TaskGroup's errors when all of them are ours; else the group itself."""
+    ours, other = group.split(PipelineError)
+    if ours is None or other is not None:
+        return group
+    error: BaseException = ours
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 async def _run(manifest: RunnableManifest, settings: Settings, credentials: Credentials, run_dir: Path,
@@ -102,8 +125,11 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
         try:
             await _supervise(ctx, manifest, options, progress)
         finally:
-            journal.write_now("requests", count=api.requests)
-            journal.write_now("end", reason=stop.reason)
+            try:
+                journal.write_now("requests", count=api.requests)
+                journal.write_now("end", reason=stop.reason)
+            except JournalError as exc:  # what it holds is valid; the error itself surfaces from the stages
+                log.error("%s", exc)
             ending = tally(manifest, journal)
             save_results(run_dir, manifest, journal, settings, started, api, stop, ending)
     if options.on_finish is not None and stop.reason != "interrupted":
