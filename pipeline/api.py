@@ -83,7 +83,7 @@ def classify(status: int, text: str, retry_after: str | None, url: str) -> ApiEr
 def _error_message(text: str) -> str:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the parser is not JSON we can read either
         return " ".join(text.split())[:300] or "(empty body)"
     if isinstance(data, dict):
         parts = [str(data.get(k)) for k in ("error", "message", "reason") if data.get(k)]
@@ -104,13 +104,23 @@ def parse_job(data: Any) -> JobView:
     assets = metadata.get("assetIds") or []
     if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
         raise BadResponse(200, "job.metadata.assetIds is not a list of ids")
-    progress = job.get("progress")
-    progress = float(progress) if isinstance(progress, (int, float)) and not isinstance(progress, bool) else None
-    if progress is not None and progress > 1:
-        progress = progress / 100.0  # tolerate a percentage
+    progress = _progress(job.get("progress"))
     error = metadata.get("error") or job.get("error") or metadata.get("failure") or metadata.get("reason")
     return JobView(job["jobId"], job["status"].lower(), progress, tuple(assets),
                    None if error is None else str(error)[:500], _duration(job))
+
+
+def _progress(value: Any) -> float | None:
+    """A finite fraction 0..1 (a percentage tolerated); None for anything else (NaN, 1e400, text)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        progress = float(value)
+    except OverflowError:
+        return None
+    if not 0 <= progress <= 100:  # also NaN
+        return None
+    return progress / 100.0 if progress > 1 else progress
 
 
 def _duration(job: Mapping[str, Any]) -> float | None:
@@ -119,9 +129,9 @@ def _duration(job: Mapping[str, Any]) -> float | None:
     try:
         start = datetime.fromisoformat(str(job["createdAt"]).replace("Z", "+00:00"))
         end = datetime.fromisoformat(str(job["updatedAt"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
+        seconds = (end - start).total_seconds()
+    except (KeyError, ValueError, TypeError):  # TypeError: one date with a zone, the other without
         return None
-    seconds = (end - start).total_seconds()
     return seconds if seconds >= 0 else None
 
 
@@ -237,7 +247,7 @@ class ApiClient:
             raise classify(status, text, retry_after, url)
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             if not idempotent:
                 raise SubmitOutcomeUnknown("the generate answer was not JSON") from None
             raise BadResponse(status, "answer is not JSON", url=url) from None

@@ -163,6 +163,8 @@ async def _write(resp: aiohttp.ClientResponse, part: Path, target: Path, *, resu
                 written += len(chunk)
             await handle.flush()
             await asyncio.to_thread(os.fsync, handle.fileno())
+    except (aiohttp.ClientError, asyncio.TimeoutError):  # the connection (some are OSErrors), not the disk
+        raise
     except OSError as exc:
         raise StorageError(f"cannot write {part.name}: {exc.strerror or exc}") from None
     if total is not None and written != total:

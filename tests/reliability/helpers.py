@@ -142,7 +142,8 @@ def assert_no_traceback(text: str, where: str) -> None:
 
 def check_accounting(run_dir: Path) -> dict[str, Any]:
     """results.json lists every job of the manifest with a known state, its counts add up and match the
-    journal, every recorded file is on disk with its size and sha256, and no `.part` file is counted. Returns the results."""
+    journal, every recorded file is on disk with its size and sha256, and no `.part` file is counted.
+    Returns the results."""
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     run, jobs = results["run"], results["jobs"]
     in_manifest = [j for j in jobs if j["in_manifest"]]

@@ -34,6 +34,7 @@ CRASH_KNOBS = {
     "rate_limit_per_s": 30.0, "rate_limit_burst": 3,  # below the client's --rate: 429s happen
 }
 """Every fault knob at a moderate rate; credits unlimited."""
+SESSION_FLAGS = [(), (), ("--retry-failed",), ("--resubmit-unknown",), ("--retry-failed", "--resubmit-unknown")]
 
 
 @pytest.mark.timeout(scaled(150, 1200))
@@ -49,7 +50,7 @@ async def test_sigkill_crash_loop_with_every_fault(tmp_path: Path, emulator_fact
     finished_alone = False
     while kills < KILLS and sessions < 4 * KILLS:
         # some sessions are themselves resubmitting or retrying when the kill comes
-        flags = rng.choice([(), (), ("--retry-failed",), ("--resubmit-unknown",), ("--retry-failed", "--resubmit-unknown")])
+        flags = rng.choice(SESSION_FLAGS)
         session = await run_or_kill(*command, "--no-report", *flags, env=env, cwd=tmp_path,
                                     kill_after_s=rng.uniform(0.4, 2.0))
         sessions += 1

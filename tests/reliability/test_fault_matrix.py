@@ -93,7 +93,7 @@ def documented_exit(summary: RunSummary) -> int:
 @pytest.mark.timeout(scaled(60, 300))
 @pytest.mark.parametrize("fault", MATRIX, ids=lambda f: f.name)
 async def test_fault_alone_at_a_high_rate(tmp_path: Path, emulator_factory, caplog, fault: Fault) -> None:
-    """The fault ends the run with its documented exit status and a full account; the resume completes, none paid twice."""
+    """The fault ends the run with its documented exit status and a full account; the resume completes, paying once."""
     caplog.set_level("DEBUG")
     server = await emulator_factory(api_key=API_KEY, api_secret=API_SECRET, seed=17, **fault.knobs)
     manifest = write_manifest(tmp_path, prompts=PROMPTS, name="fault")
