@@ -124,23 +124,33 @@ def load_settings(
 ) -> Settings:
     """Merge the layers (default file, user file, environment, CLI overrides) into checked Settings."""
     env = os.environ if environ is None else environ
-    merged = _layer(_read_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
+    merged: dict[str, Any] = {}
+    source: dict[str, str] = {}  # where each merged value came from, for the cross-setting checks below
+
+    def add(layer: dict[str, Any], where: str) -> None:
+        merged.update(layer)
+        source.update(dict.fromkeys(layer, where))
+
+    add(_layer(_read_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG)), str(DEFAULT_CONFIG))
     if config_file is not None:
-        merged.update(_layer(_read_yaml(Path(config_file)), str(config_file)))
+        add(_layer(_read_yaml(Path(config_file)), str(config_file)), str(config_file))
     from_env: dict[str, Any] = {}
     if env.get("SCENARIO_API_URL"):
         from_env["api_base_url"] = env["SCENARIO_API_URL"]
     for name in _TYPES:
         if (value := env.get(ENV_PREFIX + name.upper())) not in (None, ""):
             from_env[name] = value
-    merged.update(_layer(from_env, "environment"))
-    merged.update(_layer({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"))
+    add(_layer(from_env, "environment"), "environment")
+    add(_layer({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"), "command line")
     if merged["upload_mode"] not in UPLOAD_MODES:
-        raise ConfigError(Problem("upload_mode", f"must be one of {', '.join(UPLOAD_MODES)}"))
+        raise ConfigError(Problem("upload_mode", f"must be one of {', '.join(UPLOAD_MODES)}",
+                                  source=source["upload_mode"]))
     if not merged["api_base_url"].startswith(("http://", "https://")):
-        raise ConfigError(Problem("api_base_url", f"must start with http:// or https://, not {merged['api_base_url']!r}"))
+        raise ConfigError(Problem("api_base_url", "must start with http:// or https://, "
+                                  f"not {merged['api_base_url']!r}", source=source["api_base_url"]))
     if merged["poll_min_interval_s"] > merged["poll_max_interval_s"]:
-        raise ConfigError(Problem("poll_min_interval_s", "must not exceed poll_max_interval_s"))
+        raise ConfigError(Problem("poll_min_interval_s", "must not exceed poll_max_interval_s",
+                                  source=source["poll_min_interval_s"]))
     merged["api_base_url"] = merged["api_base_url"].rstrip("/")
     return Settings(**merged)
 

@@ -81,10 +81,10 @@ def test_types_are_coerced() -> None:
         (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "lots"}, {}, "max_requests_per_s", "environment", "must be a number"),
         (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "nan"}, {}, "max_requests_per_s", "environment", "must be a number"),
         (None, {}, {"download_workers": -2}, "download_workers", "command line", "greater than 0"),
-        (None, {"SCENARIO_API_URL": "ftp://x"}, {}, "api_base_url", None, "http:// or https://"),
-        ("poll_min_interval_s: 50\npoll_max_interval_s: 10\n", {}, {}, "poll_min_interval_s", None,
+        (None, {"SCENARIO_API_URL": "ftp://x"}, {}, "api_base_url", "environment", "http:// or https://"),
+        ("poll_min_interval_s: 50\npoll_max_interval_s: 10\n", {}, {}, "poll_min_interval_s", "file",
          "must not exceed"),
-        ("upload_mode: multipart\n", {}, {}, "upload_mode", None, "must be one of"),
+        ("upload_mode: multipart\n", {}, {}, "upload_mode", "file", "must be one of"),
     ],
 )
 def test_bad_values_are_located(tmp_path: Path, file_text: str | None, environ: dict[str, str],

@@ -142,7 +142,7 @@ def test_cli_on_generated_config_files(doc: object) -> None:
         status, printed = cli("plan", str(DEMO), "--config", str(config), "--out", str(Path(folder) / "out"))
         assert status in (0, 2), printed[-2000:]
         if status == 2:
-            assert str(config) in printed or "settings.yaml" in printed or "api_base_url" in printed, printed
+            assert str(config) in printed or "poll_min_interval_s" in printed, printed
             status, printed = cli("run", str(DEMO), "--config", str(config), "--out", str(Path(folder) / "out"))
             assert status == 2, printed[-2000:]
             assert not (Path(folder) / "out").exists()
@@ -159,7 +159,7 @@ def test_cli_on_junk_environment_variables(env: Mapping[str, str]) -> None:
         status, printed = cli("plan", str(DEMO), "--out", str(out))
         assert status in (0, 2), printed[-2000:]
         if status == 2:
-            assert "environment" in printed or "api_base_url" in printed or "poll_min_interval_s" in printed, printed
+            assert "environment" in printed or "poll_min_interval_s" in printed, printed  # the latter: two sources
             status, printed = cli("run", str(DEMO), "--out", str(out))
             assert status == 2 and not out.exists(), printed[-2000:]
 
