@@ -90,7 +90,7 @@ def documented_exit(summary: RunSummary) -> int:
     return 0 if summary.counts["downloaded"] == summary.total else 1
 
 
-@pytest.mark.timeout(scaled(60, 300))
+@pytest.mark.timeout(scaled(60, 900))
 @pytest.mark.parametrize("fault", MATRIX, ids=lambda f: f.name)
 async def test_fault_alone_at_a_high_rate(tmp_path: Path, emulator_factory, caplog, fault: Fault) -> None:
     """The fault ends the run with its documented exit status and a full account; the resume completes, paying once."""
