@@ -87,31 +87,17 @@ def launch(*, fsync_delay_ms: float = 0.0, no_gc: bool = False) -> tuple[str, ..
             *(["--no-gc"] if no_gc else []))
 
 
-EMULATOR_NICE = -10  # the emulator stands for a remote server with CPUs of its own (see `emulator`)
-
-
-def _raise_priority() -> None:
-    try:
-        os.nice(EMULATOR_NICE)
-    except OSError:  # not allowed (not root): run at normal priority
-        pass
-
-
 @contextmanager
-def emulator(*, python: Sequence[str] = (), nice: bool = True, **knobs: object) -> Iterator[EmulatorProcess]:
+def emulator(*, python: Sequence[str] = (), **knobs: object) -> Iterator[EmulatorProcess]:
     """`ltx-batch emulator` in its own process on a free loopback port, with these knobs.
 
-    With `nice` (the default) it runs at a higher scheduling priority (nice -10, when allowed): on a small
-    machine shared with the client (and anything else), the emulator process otherwise waits for a CPU for
-    tens of milliseconds now and then, handles the requests that queued up meanwhile back to back, and its
-    rate limiter sees a burst that the client never sent (spurious 429s). A remote server would not."""
+    `python` adds interpreter arguments before `-m pipeline` (e.g. `launch(no_gc=True)`)."""
     port = free_port()
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in knobs.items()]
     env = {**os.environ, "SCENARIO_API_KEY": KEY, "SCENARIO_API_SECRET": SECRET}
     process = subprocess.Popen([sys.executable, *python, "-m", "pipeline", "emulator", "--host", "127.0.0.1",
                                 "--port", str(port), *flags],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=_raise_priority if nice else None)
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
         while True:
