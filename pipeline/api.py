@@ -135,6 +135,15 @@ def _duration(job: Mapping[str, Any]) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+async def _read_capped(stream: aiohttp.StreamReader, max_bytes: int) -> bytes:
+    """The body up to `max_bytes` (`read(n)` alone returns only what has arrived so far: a large answer
+    that comes in several pieces would be cut and taken for malformed)."""
+    body = bytearray()
+    while len(body) < max_bytes and (chunk := await stream.read(max_bytes - len(body))):
+        body += chunk
+    return bytes(body)
+
+
 class ApiClient:
     """Calls the Scenario API within the shared request budget, retrying what is transient."""
 
@@ -228,7 +237,7 @@ class ApiClient:
             try:
                 async with self._session.request(method, url, json=body, headers=headers,
                                                  timeout=self._timeout()) as resp:
-                    raw = await resp.content.read(MAX_API_BODY_BYTES + 1)
+                    raw = await _read_capped(resp.content, MAX_API_BODY_BYTES + 1)
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
             except aiohttp.ClientConnectorError as exc:  # never reached the server
                 raise TransientApiError(0, f"cannot connect: {exc.os_error.strerror or exc}", url=url) from None

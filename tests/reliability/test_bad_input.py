@@ -240,7 +240,7 @@ async def test_hostile_prompts_run_for_real(tmp_path: Path, emulator_factory, ca
     manifest.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     jobs = len(HOSTILE_PROMPTS) * 3
     before = files_under(tmp_path)
-    summary = await run(manifest, server, tmp_path / "out", credentials=CREDENTIALS)
+    summary = await asyncio.wait_for(run(manifest, server, tmp_path / "out", credentials=CREDENTIALS), 40)
     assert summary.exit_status == 0, summary.counts
     run_dir = summary.run_dir
     report = write_report(run_dir, posters=False)

@@ -4,6 +4,7 @@ layer otherwise (and always, in-process, for the outputs alone)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import subprocess
 from collections.abc import Iterator
@@ -139,12 +140,12 @@ async def test_disk_full_injected(tmp_path: Path, emulator_factory, monkeypatch,
     manifest = write_manifest(tmp_path, prompts=4, name="full")
     disk = _FullDisk(room_bytes=4 * 360_000)
     monkeypatch.setattr(pipeline.storage, "aiofiles", disk)
-    first = await run(manifest, server, tmp_path / "out", credentials=CREDENTIALS)
+    first = await asyncio.wait_for(run(manifest, server, tmp_path / "out", credentials=CREDENTIALS), 40)
     assert first.exit_status == 1 and first.stopped == "storage" and disk.refused > 0
     assert "No space left on device" in summary_text(first, resume_command="-")
     check_accounting(first.run_dir)
     disk.room_bytes = 10**9
-    resumed = await run(manifest, server, tmp_path / "out", credentials=CREDENTIALS)
+    resumed = await asyncio.wait_for(run(manifest, server, tmp_path / "out", credentials=CREDENTIALS), 40)
     assert resumed.exit_status == 0, summary_text(resumed, resume_command="-")
     await check_complete(resumed.run_dir, server, expect_jobs=16)
     audit = audit_creations(resumed.run_dir / JOURNAL_NAME, await server.emulator.job_records())

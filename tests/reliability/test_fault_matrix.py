@@ -29,6 +29,7 @@ from run_helpers import audit_creations, run, write_manifest
 
 PROMPTS = scaled(4, 25)  # x 2 strengths x 2 seeds: 16 jobs (full: 100)
 JOBS = PROMPTS * 4
+RUN_TIMEOUT_S = scaled(40, 600)  # every run is bounded: one that never ends fails the test
 
 
 async def revoke_after(server: EmulatorServer, jobs_created: int) -> None:
@@ -72,11 +73,12 @@ MATRIX = [
           settings={"download_workers": 4}),
     # every URL expired on arrival: each download gives up (a paid render, kept), the resume fetches it
     Fault("url-expired", {"url_ttl_s": 0.0}, 1, {"url_ttl_s": 600.0}, counts={"failed": JOBS}),
-    # the client at 200 requests/s against an account allowing 40/s (full: 10/s, no burst); with only 3 retries
-    # per call, as 429s are waited out rather than counted as failed attempts
+    # the client at 200 requests/s against an account allowing 40/s, with only 3 retries per call: 429s are
+    # waited out, not counted as failed attempts. Full: 10/s, no burst, Retry-After in whole seconds (every
+    # caller held by the pause comes back at once, so ~15 429s a job: the herd figure in the report)
     Fault("429-storm", scaled({"rate_limit_per_s": 40.0, "rate_limit_burst": 2, "send_retry_after": False},
                               {"rate_limit_per_s": 10.0, "rate_limit_burst": 1}), 0, {"rate_limit_per_s": None},
-          settings={"max_requests_per_s": 200.0, "max_retries": 3}),
+          settings={"max_requests_per_s": 200.0, "max_retries": scaled(3, 12)}),
     Fault("credits-out", {"credits_jobs": 5}, 3, {"credits_jobs": None}, settings={"max_in_flight_jobs": 2},
           counts={"downloaded": 5, "pending": JOBS - 5}),
     Fault("auth-revoked", {"job_time_s": 0.5}, 3, {"revoke_auth": False}, during=lambda s: revoke_after(s, 4)),
@@ -99,7 +101,7 @@ async def test_fault_alone_at_a_high_rate(tmp_path: Path, emulator_factory, capl
     manifest = write_manifest(tmp_path, prompts=PROMPTS, name="fault")
     out, started = tmp_path / "out", time.monotonic()
     during = asyncio.create_task(fault.during(server)) if fault.during else None
-    first = await run(manifest, server, out, credentials=CREDENTIALS, **fault.settings)
+    first = await asyncio.wait_for(run(manifest, server, out, credentials=CREDENTIALS, **fault.settings), RUN_TIMEOUT_S)
     if during is not None:
         during.cancel()
     first_s = time.monotonic() - started
@@ -113,7 +115,8 @@ async def test_fault_alone_at_a_high_rate(tmp_path: Path, emulator_factory, capl
     check_accounting(first.run_dir)  # every job with a state, counts add up, files match their sha256
 
     server.emulator.configure(**fault.heal)
-    resumed = await run(manifest, server, out, credentials=CREDENTIALS, options=fault.resume, **fault.settings)
+    resumed = await asyncio.wait_for(
+        run(manifest, server, out, credentials=CREDENTIALS, options=fault.resume, **fault.settings), RUN_TIMEOUT_S)
     assert resumed.exit_status == 0, summary_text(resumed, resume_command="-")
     await check_complete(first.run_dir, server, expect_jobs=JOBS)
     audit = audit_creations(first.run_dir / JOURNAL_NAME, await server.emulator.job_records())

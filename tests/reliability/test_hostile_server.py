@@ -137,6 +137,11 @@ SCENARIOS = [
              "unknown"),
     Scenario("generate-400-deep-json", lambda: Hostile(generate=lambda r, h: text(DEEP, 400)), "failed"),
     Scenario("generate-418", lambda: Hostile(generate=lambda r, h: text('{"error": "teapot"}', 418)), "failed"),
+    # valid answers of 1 MiB (under the 4 MiB cap) arrive in many reads: every byte must be read
+    Scenario("generate-large-valid-answer", lambda: Hostile(generate=lambda r, h: web.json_response(
+        {"job": job_json(f"job_{h.created}", "queued", metadata={"input": {"prompt": "x" * 2**20}})})), "ok"),
+    Scenario("job-large-valid-answer", lambda: Hostile(job=lambda r, h: success(
+        job_id_of(r), padding=["\U0001F600" * 64] * 4096)), "ok"),
     Scenario("job-id-odd-characters", lambda: Hostile(
         generate=lambda r, h: web.json_response({"job": job_json(f"job ü#{h.created}?x=1&", "queued")})), "ok"),
     Scenario("job-naive-and-aware-dates", lambda: Hostile(job=lambda r, h: success(
@@ -206,7 +211,8 @@ async def test_hostile_answers(tmp_path: Path, hostile_server, caplog, scenario:
     out = tmp_path / "out"
     before = tree(tmp_path)
     try:
-        summary = await run(manifest, Url(url), out, credentials=CREDENTIALS, **HOSTILE_SETTINGS)  # type: ignore
+        summary = await asyncio.wait_for(  # bounded: a run that never ends fails here
+            run(manifest, Url(url), out, credentials=CREDENTIALS, **HOSTILE_SETTINGS), timeout=30)  # type: ignore
     except PipelineError as exc:
         outcome, message = "error", str(exc)
         assert message.strip()
