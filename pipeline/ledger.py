@@ -281,17 +281,45 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._failed: JournalError | None = None
+        self._appended = 0  # lines written by this Journal
+        self._synced = 0  # of those, how many an fsync has covered (it began after they were written)
+        self._syncing: asyncio.Future[None] | None = None  # done when the fsync under way ends
 
     async def write(self, kind: str, **fields_: Any) -> None:
-        """Append one event, apply it, and (for events that guard money) fsync before returning."""
+        """Append one event, apply it, and (for events that guard money) fsync before returning.
+
+        A durable event returns only after an fsync that began after its line was written. Writers that
+        arrive while an fsync is under way share the next one (group commit): the same guarantee for
+        each event, fewer fsyncs and thread hand-offs when several stages write at once.
+        """
         event = {"t": round(time.time(), 3), "ev": kind, **fields_}
         self._append((json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
         if self._fsync and kind in DURABLE_EVENTS:
+            await self._sync(self._appended)
+        apply(self.state, event)
+
+    async def _sync(self, line: int) -> None:
+        """Wait until the first `line` lines are on disk, starting an fsync or joining the next one."""
+        while self._synced < line:
+            if self._failed is not None:
+                raise self._failed
+            if self._syncing is not None:  # it may have begun before our line was written: wait, then look again
+                await asyncio.shield(self._syncing)
+                continue
+            syncing = self._syncing = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.to_thread(os.fsync, self._fd)
+                self._synced = max(self._synced, await asyncio.to_thread(self._fsync_written))
             except OSError as exc:
                 raise self._fail(exc) from None
-        apply(self.state, event)
+            finally:
+                self._syncing = None
+                syncing.set_result(None)
+
+    def _fsync_written(self) -> int:
+        """fsync (in a worker thread); returns how many lines it covers: those written before it began."""
+        covered = self._appended  # counted after each os.write returns, so these lines are all in the file
+        os.fsync(self._fd)
+        return covered
 
     def write_now(self, kind: str, **fields_: Any) -> None:
         """Append an event synchronously (used on the way out, where no loop may be left)."""
@@ -310,6 +338,7 @@ class Journal:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         except OSError as exc:
             raise self._fail(exc) from None
+        self._appended += 1
 
     def _fail(self, exc: OSError) -> JournalError:
         self._failed = JournalError(f"cannot write the journal {self.path}: {exc.strerror or exc} "

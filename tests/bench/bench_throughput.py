@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import pstats
 import sys
 import tempfile
@@ -25,23 +26,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import ROOT, emulator, machine, run_client, seed_manifest, source_tree, table
+from benchlib import ROOT, emulator, launch, machine, run_client, seed_manifest, source_tree, table
 
 RATE = 100_000.0  # client requests/s: far above what one process can send
 FAST_SETTINGS = {"poll_first_delay_s": 0.05, "poll_min_interval_s": 0.02, "poll_max_interval_s": 0.5}
 
 
 def separate(jobs: int, job_time_s: float, in_flight: int, *, tree: Path, label: str,
-             python: tuple[str, ...] = ()) -> dict[str, Any]:
+             python: tuple[str, ...] | None = None, fsync_delay_ms: float = 0.0) -> dict[str, Any]:
+    """One run, client and emulator in separate processes; counts the client's fsyncs unless `python` is given."""
     with emulator(job_time_s=job_time_s, max_running_jobs=100_000) as server, \
             tempfile.TemporaryDirectory(prefix="ltx-bench-") as folder:
+        counts = Path(folder) / "fsyncs.json"
+        if python is None:
+            python = launch(fsync_delay_ms=fsync_delay_ms, count_fsyncs=counts)
         before = server.cpu_s()
         run = run_client(seed_manifest(Path(folder), jobs), server.port, Path(folder) / "out", rate=RATE,
                          in_flight=in_flight, settings=FAST_SETTINGS, python=python, tree=tree)
         emulator_cpu_s = server.cpu_s() - before
-    return {"client": label, "mode": "processes", "jobs": jobs, "exit": run.exit_status, "wall_s": run.wall_s,
-            "jobs_per_s": jobs / run.wall_s, "client_cpu_s": run.cpu_s,
-            "client_cpu_ms_per_job": run.cpu_s / jobs * 1000, "emulator_cpu_s": emulator_cpu_s,
+        fsyncs = json.loads(counts.read_text()) if counts.exists() else {}
+    return {"client": label, "fsync_delay_ms": fsync_delay_ms, "jobs": jobs, "exit": run.exit_status,
+            "wall_s": run.wall_s, "jobs_per_s": jobs / run.wall_s, "client_cpu_ms_per_job": run.cpu_s / jobs * 1000,
+            "emulator_cpu_ms_per_job": emulator_cpu_s / jobs * 1000,
+            "journal_fsyncs_per_job": fsyncs.get("ledger.jsonl", 0) / jobs if fsyncs else None,
             "client_peak_rss_mb": run.peak_rss_mb}
 
 
@@ -77,8 +84,7 @@ def in_process(jobs: int, job_time_s: float, in_flight: int, profile: str | None
             _print_cprofile(pstats.Stats(profiler), "in-process (client + emulator)")
         else:
             wall = asyncio.run(_in_process(jobs, job_time_s, in_flight, Path(folder)))
-    return {"client": "current", "mode": "in-process", "jobs": jobs, "exit": 0, "wall_s": wall,
-            "jobs_per_s": jobs / wall}
+    return {"client": "current (in-process)", "jobs": jobs, "exit": 0, "wall_s": wall, "jobs_per_s": jobs / wall}
 
 
 def _print_cprofile(stats: pstats.Stats, title: str, top: int = 30) -> None:
@@ -113,6 +119,8 @@ def main() -> int:
     parser.add_argument("--job-time-s", type=float, default=0.01)
     parser.add_argument("--max-in-flight", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=2, help="runs per tree")
+    parser.add_argument("--fsync-delay-ms", type=float, nargs="+", default=[0.0],
+                        help="add this much to every fsync of the client (a slower disk); one set of runs each")
     parser.add_argument("--baseline", metavar="GIT_REF", help="also run the client of this git ref")
     parser.add_argument("--in-process", action="store_true", help="also run client and emulator in one process")
     parser.add_argument("--profile", choices=("cprofile", "pyinstrument"),
@@ -130,19 +138,23 @@ def main() -> int:
     rows = []
     with source_tree(args.baseline) as baseline:
         trees = [(ROOT, "current")] + ([(baseline, args.baseline)] if args.baseline else [])
-        for _ in range(args.repeat):
-            for tree, label in trees:
-                rows.append(separate(args.jobs, args.job_time_s, args.max_in_flight, tree=tree, label=label))
-                print(f"  {label}: {rows[-1]['jobs_per_s']:.1f} jobs/s", file=sys.stderr, flush=True)
+        for delay_ms in args.fsync_delay_ms:
+            for _ in range(args.repeat):
+                for tree, label in trees:
+                    rows.append(separate(args.jobs, args.job_time_s, args.max_in_flight, tree=tree, label=label,
+                                         fsync_delay_ms=delay_ms))
+                    print(f"  {label}, fsync +{delay_ms:g} ms: {rows[-1]['jobs_per_s']:.1f} jobs/s",
+                          file=sys.stderr, flush=True)
     if args.in_process:
         rows.append(in_process(args.jobs, args.job_time_s, args.max_in_flight, None))
     print()
     print(table(rows))
     if args.baseline:
-        def best(label: str) -> float:
-            return max(r["jobs_per_s"] for r in rows if r["client"] == label and r["mode"] == "processes")
-        print(f"\nthroughput current / {args.baseline}: {best('current') / best(args.baseline):.2f}x (best of "
-              f"{args.repeat} each)")
+        for delay_ms in args.fsync_delay_ms:
+            def best(label: str) -> float:
+                return max(r["jobs_per_s"] for r in rows if r["client"] == label and r.get("fsync_delay_ms") == delay_ms)
+            print(f"throughput current / {args.baseline}, fsync +{delay_ms:g} ms: "
+                  f"{best('current') / best(args.baseline):.2f}x (best of {args.repeat} each)")
     return 0
 
 

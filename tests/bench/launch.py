@@ -1,7 +1,8 @@
 """Run `-m MODULE ARGS...` with an experimental condition, for benchmarks only (never for real runs).
 
-    python tests/bench/launch.py --fsync-delay-ms 5 -m pipeline run ...   # every fsync takes 5 ms longer (a slow disk)
+    python tests/bench/launch.py --fsync-delay-ms 5 -m pipeline run ...   # a disk whose flush (commit) takes 5 ms
     python tests/bench/launch.py --no-gc -m pipeline emulator ...         # no cyclic garbage collection
+    python tests/bench/launch.py --count-fsyncs OUT.json -m pipeline run ...  # fsyncs per file name, written at exit
 
 The module is imported from the current directory first (so a source tree extracted by
 `benchlib.source_tree` runs instead of the installed one).
@@ -10,27 +11,68 @@ The module is imported from the current directory first (so a source tree extrac
 from __future__ import annotations
 
 import argparse
+import atexit
+import collections
 import gc
+import json
 import os
 import runpy
 import sys
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _slow_fsync(real_fsync: Callable[[int], None], delay_s: float) -> Callable[[int], None]:
+    """fsync on a disk whose flush takes `delay_s` and, like ext4's journal (jbd2), commits for every file at
+    once, one commit at a time: a call waits for the commit under way (it may have begun before the call's
+    writes), then one commit serves every call that was waiting. Concurrent calls are not free in parallel."""
+    changed = threading.Condition()
+    state = {"running": False, "served_from": -1.0}  # the last finished commit began at served_from
+
+    def slow_fsync(fd: int) -> None:
+        called = time.monotonic()
+        with changed:
+            while True:
+                if state["served_from"] >= called:
+                    return
+                if not state["running"]:
+                    state["running"], began = True, time.monotonic()
+                    break
+                changed.wait()
+        try:
+            time.sleep(delay_s)
+            real_fsync(fd)
+        finally:
+            with changed:
+                state["running"], state["served_from"] = False, max(state["served_from"], began)
+                changed.notify_all()
+
+    return slow_fsync
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fsync-delay-ms", type=float, default=0.0)
     parser.add_argument("--no-gc", action="store_true")
+    parser.add_argument("--count-fsyncs", metavar="OUT_JSON")
     parser.add_argument("-m", dest="module", required=True)
     args, rest = parser.parse_known_args()
     if args.fsync_delay_ms > 0:
-        real_fsync, delay_s = os.fsync, args.fsync_delay_ms / 1000
+        os.fsync = _slow_fsync(os.fsync, args.fsync_delay_ms / 1000)
+    if args.count_fsyncs:
+        counted_fsync, counts = os.fsync, collections.Counter[str]()
 
-        def slow_fsync(fd: int) -> None:
-            time.sleep(delay_s)
-            real_fsync(fd)
+        def counting_fsync(fd: int) -> None:
+            try:
+                counts[os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))] += 1
+            except OSError:
+                counts["?"] += 1
+            counted_fsync(fd)
 
-        os.fsync = slow_fsync
+        os.fsync = counting_fsync
+        atexit.register(lambda: Path(args.count_fsyncs).write_text(json.dumps(counts)))
     if args.no_gc:
         gc.disable()
     sys.path.insert(0, os.getcwd())
