@@ -113,7 +113,7 @@ def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
 
 def replay_sessions(path: Path) -> tuple[LedgerState, list[tuple[float, float]]]:
     """`ledger.replay`, also noting each session's (first, last) event time: the time spent running."""
-    state = LedgerState()
+    state = LedgerState(keep_specs=False)  # status never reads specs or bodies: 100,000 jobs 674 -> 176 MiB
     sessions: list[tuple[float, float]] = []
     for event in read_events(path, warn_torn=False):  # a torn tail is normal while a run writes
         apply(state, event)

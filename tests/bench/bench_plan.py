@@ -3,19 +3,18 @@
     .venv/bin/python tests/bench/bench_plan.py
 
 Each case runs `ltx-batch plan ...` in a fresh Python process and prints its wall time and that
-process's peak RSS. The input is a 4 MiB file, hashed once per run. Output goes to /dev/null.
+process's peak RSS (os.wait4). The input is a 4 MiB file, hashed once per run. Output goes to /dev/null.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchlib import machine, run_process, table
+
 SWEEP = """
 inputs: {{video: clip.mp4}}
 prompts: [a, b, c, d, e]
@@ -33,36 +32,28 @@ MANIFESTS = {
 RUNS = {"plan": [], "plan --json": ["--json"], "plan --all": ["--all"]}
 
 
-CHILD = ("import resource, sys\n"
-         "from pipeline.cli import main\n"
-         "try:\n"
-         "    sys.exit(main(sys.argv[1:]))\n"
-         "finally:\n"
-         "    print('peak_rss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
-
-
-def measure(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of `ltx-batch ARGS` in a fresh process, stdout discarded."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    elapsed = time.perf_counter() - started
-    kib = int(done.stderr.split("peak_rss_kib")[-1].split()[0])
-    return elapsed, kib / 1024  # ru_maxrss is KiB on Linux
+def measure(label: str, args: list[str], cwd: Path) -> dict[str, object]:
+    """Wall seconds and peak RSS of `ltx-batch ARGS` in a fresh process, stdout discarded."""
+    run = run_process([sys.executable, "-m", "pipeline", *args], cwd=cwd,
+                      env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    if run.exit_status != 0:
+        sys.stderr.write(run.stderr)
+    return {"case": label, "exit": run.exit_status, "wall_s": run.wall_s, "peak_rss_mib": run.peak_rss_mib}
 
 
 def main() -> int:
+    print(machine())
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "clip.mp4").write_bytes(os.urandom(4 << 20))
-        seconds, mib = measure(["--version"], folder)
-        print(f"{'ltx-batch --version (baseline)':<32} {seconds:6.2f} s  {mib:6.1f} MiB peak RSS")
+        rows.append(measure("ltx-batch --version (baseline)", ["--version"], folder))
         for label, text in MANIFESTS.items():
             path = folder / f"{label.replace(' ', '-')}.yaml"
             path.write_text(text)
             for run, flags in RUNS.items():
-                seconds, mib = measure(["plan", str(path), *flags], folder)
-                print(f"{label + ', ' + run:<32} {seconds:6.2f} s  {mib:6.1f} MiB peak RSS")
+                rows.append(measure(f"100,000 jobs, {label}, {run}", ["plan", str(path), *flags], folder))
+    print(table(rows))
     return 0
 
 

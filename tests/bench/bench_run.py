@@ -41,7 +41,7 @@ def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tr
             "makespan_s": run.wall_s, "bound_s": bound, "over_bound": f"{(run.wall_s / bound - 1) * 100:+.1f}%",
             "requests_per_job": requests / jobs, "polls_per_job": figures["requests"].get("GET /v1/jobs/{jobId}", 0) / jobs,
             "throttled_429": figures["rate_limited"], "jobs_created": figures["jobs_created"],
-            "client_peak_rss_mb": run.peak_rss_mb}
+            "client_peak_rss_mib": run.peak_rss_mib}
 
 
 def memory_case(jobs: int) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def memory_case(jobs: int) -> dict[str, Any]:
         run = run_client(seed_manifest(Path(folder), jobs), server.port, Path(folder) / "out", rate=2000,
                          in_flight=64, settings={"poll_first_delay_s": 0.05, "poll_min_interval_s": 0.05})
     return {"jobs": jobs, "exit": run.exit_status, "wall_s": run.wall_s, "jobs_per_s": jobs / run.wall_s,
-            "client_peak_rss_mb": run.peak_rss_mb}
+            "client_peak_rss_mib": run.peak_rss_mib}
 
 
 def main() -> int:
@@ -79,7 +79,7 @@ def main() -> int:
         print()
         print(table([small, large]))
         print(f"client peak RSS growth {args.memory_jobs[0]:,} -> {args.memory_jobs[1]:,} jobs: "
-              f"{large['client_peak_rss_mb'] - small['client_peak_rss_mb']:+.1f} MB")
+              f"{large['client_peak_rss_mib'] - small['client_peak_rss_mib']:+.1f} MiB")
     return 0
 
 

@@ -49,7 +49,7 @@ def separate(jobs: int, job_time_s: float, in_flight: int, *, tree: Path, label:
             "wall_s": run.wall_s, "jobs_per_s": jobs / run.wall_s, "client_cpu_ms_per_job": run.cpu_s / jobs * 1000,
             "emulator_cpu_ms_per_job": emulator_cpu_s / jobs * 1000,
             "journal_fsyncs_per_job": fsyncs.get("ledger.jsonl", 0) / jobs if fsyncs else None,
-            "client_peak_rss_mb": run.peak_rss_mb}
+            "client_peak_rss_mib": run.peak_rss_mib}
 
 
 async def _in_process(jobs: int, job_time_s: float, in_flight: int, folder: Path) -> float:
@@ -87,7 +87,37 @@ def in_process(jobs: int, job_time_s: float, in_flight: int, profile: str | None
     return {"client": "current (in-process)", "jobs": jobs, "exit": 0, "wall_s": wall, "jobs_per_s": jobs / wall}
 
 
+def _group(path: str, function: str) -> str:
+    """Where a profiled function belongs: our modules one by one, libraries and the kernel by kind."""
+    if "/pipeline/" in path:
+        return "ours: pipeline/" + path.split("/pipeline/", 1)[1]
+    for marks, name in ((("aiohttp", "yarl", "multidict"), "aiohttp (HTTP client)"),
+                        (("asyncio", "concurrent", "threading", "selectors"), "asyncio loop and thread hand-offs"),
+                        (("aiofiles",), "aiofiles"), (("json",), "json"), (("pathlib", "posixpath"), "pathlib")):
+        if any(mark in path for mark in marks):
+            return name
+    if path == "~":
+        if "socket" in function or "epoll" in function:
+            return "kernel: sockets and epoll wait (" + function.split("'")[1] + ")"
+        if "posix." in function:
+            return "kernel: file system calls (" + function.split("posix.")[1].rstrip(">}") + ")"
+        return "C built-ins"
+    return "other"
+
+
+def _print_groups(stats: pstats.Stats, title: str) -> None:
+    totals: dict[str, float] = {}
+    for (path, _, function), (_, _, own_s, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        key = _group(path, function)
+        totals[key] = totals.get(key, 0.0) + own_s
+    whole = sum(totals.values())
+    rows = [{"where": k, "own_s": v, "share": f"{v / whole * 100:.1f}%"}
+            for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+    print(f"\n--- {title}: own time by place ---\n{table(rows)}")
+
+
 def _print_cprofile(stats: pstats.Stats, title: str, top: int = 30) -> None:
+    _print_groups(stats, title)
     for order in ("tottime", "cumulative"):
         out = io.StringIO()
         stats.stream = out

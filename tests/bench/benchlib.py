@@ -79,12 +79,13 @@ class EmulatorProcess:
 LAUNCH = Path(__file__).resolve().parent / "launch.py"
 
 
-def launch(*, fsync_delay_ms: float = 0.0, no_gc: bool = False, count_fsyncs: Path | None = None) -> tuple[str, ...]:
+def launch(*, fsync_delay_ms: float = 0.0, no_gc: bool = False, count_fsyncs: Path | None = None,
+           gc_stats: Path | None = None) -> tuple[str, ...]:
     """Interpreter arguments that run the module under an experimental condition (see launch.py)."""
-    if not fsync_delay_ms and not no_gc and count_fsyncs is None:
-        return ()
-    return (str(LAUNCH), *(["--fsync-delay-ms", str(fsync_delay_ms)] if fsync_delay_ms else []),
-            *(["--no-gc"] if no_gc else []), *(["--count-fsyncs", str(count_fsyncs)] if count_fsyncs else []))
+    flags = [*(["--fsync-delay-ms", str(fsync_delay_ms)] if fsync_delay_ms else []),
+             *(["--no-gc"] if no_gc else []), *(["--count-fsyncs", str(count_fsyncs)] if count_fsyncs else []),
+             *(["--gc-stats", str(gc_stats)] if gc_stats else [])]
+    return (str(LAUNCH), *flags) if flags else ()
 
 
 @contextmanager
@@ -133,7 +134,7 @@ class ClientRun:
 
     exit_status: int
     wall_s: float
-    peak_rss_mb: float
+    peak_rss_mib: float
     cpu_s: float
     stderr: str
 

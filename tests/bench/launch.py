@@ -3,6 +3,7 @@
     python tests/bench/launch.py --fsync-delay-ms 5 -m pipeline run ...   # a disk whose flush (commit) takes 5 ms
     python tests/bench/launch.py --no-gc -m pipeline emulator ...         # no cyclic garbage collection
     python tests/bench/launch.py --count-fsyncs OUT.json -m pipeline run ...  # fsyncs per file name, written at exit
+    python tests/bench/launch.py --gc-stats OUT.json -m pipeline run ...      # GC pauses per generation, at exit
 
 The module is imported from the current directory first (so a source tree extracted by
 `benchlib.source_tree` runs instead of the installed one).
@@ -52,11 +53,29 @@ def _slow_fsync(real_fsync: Callable[[int], None], delay_s: float) -> Callable[[
     return slow_fsync
 
 
+def _record_gc_pauses(out: Path) -> None:
+    """Time every garbage collection; write {generation: {count, total_ms, max_ms}} at exit."""
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(timed)
+    atexit.register(lambda: out.write_text(json.dumps(
+        {g: {"count": len(p), "total_ms": sum(p) * 1000, "max_ms": max(p, default=0.0) * 1000}
+         for g, p in pauses.items()})))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fsync-delay-ms", type=float, default=0.0)
     parser.add_argument("--no-gc", action="store_true")
     parser.add_argument("--count-fsyncs", metavar="OUT_JSON")
+    parser.add_argument("--gc-stats", metavar="OUT_JSON")
     parser.add_argument("-m", dest="module", required=True)
     args, rest = parser.parse_known_args()
     if args.fsync_delay_ms > 0:
@@ -73,6 +92,8 @@ def main() -> None:
 
         os.fsync = counting_fsync
         atexit.register(lambda: Path(args.count_fsyncs).write_text(json.dumps(counts)))
+    if args.gc_stats:
+        _record_gc_pauses(Path(args.gc_stats))
     if args.no_gc:
         gc.disable()
     sys.path.insert(0, os.getcwd())
