@@ -9,8 +9,11 @@ what it can send, an emulator with no rate limit and room for every job at once.
     python tests/bench/bench_throughput.py --profile cprofile     # profile the client process (top functions)
     python tests/bench/bench_throughput.py --profile pyinstrument # the same with pyinstrument (pip install it)
 
-Each row is one run; with `--repeat` the trees alternate (current, baseline, current, ...), so the ratio
-between them is measured under the same conditions. CPU is the client process's user + system time.
+Each row is one run; with `--repeat` the trees alternate in ABBA order (current, baseline, baseline,
+current, ...), so a slow drift of the machine's load hits both alike; the ratio is the median over rounds.
+CPU is the client process's user + system time.
+
+    python tests/bench/bench_throughput.py --baseline HEAD --revert e84a295 --repeat 6   # HEAD without one commit
 """
 
 from __future__ import annotations
@@ -97,10 +100,10 @@ def _group(path: str, function: str) -> str:
         if any(mark in path for mark in marks):
             return name
     if path == "~":
-        if "socket" in function or "epoll" in function:
-            return "kernel: sockets and epoll wait (" + function.split("'")[1] + ")"
+        if any(word in function for word in ("'send'", "'recv'", "'poll'")):
+            return "kernel: socket send/recv, epoll wait (" + function.split("'")[1] + ")"
         if "posix." in function:
-            return "kernel: file system calls (" + function.split("posix.")[1].rstrip(">}") + ")"
+            return "kernel: posix calls (" + function.split("posix.")[1].rstrip(">}") + ")"
         return "C built-ins"
     return "other"
 
@@ -111,8 +114,10 @@ def _print_groups(stats: pstats.Stats, title: str) -> None:
         key = _group(path, function)
         totals[key] = totals.get(key, 0.0) + own_s
     whole = sum(totals.values())
+    shown = {k: v for k, v in totals.items() if v >= whole * 0.005}
+    shown["(the rest, each under 0.5%)"] = whole - sum(shown.values())
     rows = [{"where": k, "own_s": v, "share": f"{v / whole * 100:.1f}%"}
-            for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+            for k, v in sorted(shown.items(), key=lambda kv: -kv[1])]
     print(f"\n--- {title}: own time by place ---\n{table(rows)}")
 
 
@@ -152,6 +157,8 @@ def main() -> int:
     parser.add_argument("--fsync-delay-ms", type=float, nargs="+", default=[0.0],
                         help="add this much to every fsync of the client (a slower disk); one set of runs each")
     parser.add_argument("--baseline", metavar="GIT_REF", help="also run the client of this git ref")
+    parser.add_argument("--revert", metavar="COMMIT", nargs="+", default=[],
+                        help="undo these commits' pipeline/ changes in the baseline (isolates one change)")
     parser.add_argument("--in-process", action="store_true", help="also run client and emulator in one process")
     parser.add_argument("--profile", choices=("cprofile", "pyinstrument"),
                         help="profile the client process (and the in-process run with cprofile)")
@@ -166,11 +173,12 @@ def main() -> int:
             print(table([in_process(args.jobs, args.job_time_s, args.max_in_flight, "cprofile")]))
         return 0
     rows = []
-    with source_tree(args.baseline) as baseline:
-        trees = [(ROOT, "current")] + ([(baseline, args.baseline)] if args.baseline else [])
+    with source_tree(args.baseline, args.revert) as baseline:
+        name = args.baseline + "".join(f" -{c}" for c in args.revert) if args.baseline else ""
+        trees = [(ROOT, "current")] + ([(baseline, name)] if args.baseline else [])
         for delay_ms in args.fsync_delay_ms:
-            for _ in range(args.repeat):
-                for tree, label in trees:
+            for round_ in range(args.repeat):
+                for tree, label in trees if round_ % 2 == 0 else trees[::-1]:  # ABBA: a drift hits both alike
                     rows.append(separate(args.jobs, args.job_time_s, args.max_in_flight, tree=tree, label=label,
                                          fsync_delay_ms=delay_ms))
                     print(f"  {label}, fsync +{delay_ms:g} ms: {rows[-1]['jobs_per_s']:.1f} jobs/s",
@@ -181,10 +189,14 @@ def main() -> int:
     print(table(rows))
     if args.baseline:
         for delay_ms in args.fsync_delay_ms:
-            def best(label: str) -> float:
-                return max(r["jobs_per_s"] for r in rows if r["client"] == label and r.get("fsync_delay_ms") == delay_ms)
-            print(f"throughput current / {args.baseline}, fsync +{delay_ms:g} ms: "
-                  f"{best('current') / best(args.baseline):.2f}x (best of {args.repeat} each)")
+            pairs = [r for r in rows if r.get("fsync_delay_ms") == delay_ms]
+            ratios = sorted(a["jobs_per_s"] / b["jobs_per_s"] if a["client"] == "current" else
+                            b["jobs_per_s"] / a["jobs_per_s"] for a, b in zip(pairs[::2], pairs[1::2]))
+            cpu = sorted(b["client_cpu_ms_per_job"] / a["client_cpu_ms_per_job"] if a["client"] == "current" else
+                         a["client_cpu_ms_per_job"] / b["client_cpu_ms_per_job"] for a, b in zip(pairs[::2], pairs[1::2]))
+            print(f"current vs {name}, fsync +{delay_ms:g} ms, {len(ratios)} rounds: throughput ratio median "
+                  f"{ratios[len(ratios) // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}); client CPU per job "
+                  f"baseline/current median {cpu[len(cpu) // 2]:.2f}x (range {cpu[0]:.2f}-{cpu[-1]:.2f})")
     return 0
 
 

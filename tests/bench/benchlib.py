@@ -196,12 +196,13 @@ def run_client(manifest: Path, port: int, out: Path, *, rate: float, in_flight: 
 
 
 @contextmanager
-def source_tree(ref: str | None) -> Iterator[Path]:
+def source_tree(ref: str | None, revert: Sequence[str] = ()) -> Iterator[Path]:
     """The working tree (ref None) or the `pipeline/` package of git `ref` extracted to a temporary folder
     (`git archive`, no change to the repository), for before/after figures measured in one run.
 
     A process started with `cwd` there and `-m pipeline` imports that copy (the current directory comes
-    first on sys.path, before the editable install)."""
+    first on sys.path, before the editable install). `revert` lists commits whose `pipeline/` changes are
+    undone in the copy (e.g. ref HEAD, revert [X]: today's code without change X)."""
     if ref is None:
         yield ROOT
         return
@@ -211,6 +212,10 @@ def source_tree(ref: str | None) -> Iterator[Path]:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "pipeline"], check=True,
                                  capture_output=True, timeout=60).stdout
         subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True, timeout=60)
+        for commit in revert:
+            undo = subprocess.run(["git", "-C", str(ROOT), "diff", commit, f"{commit}^", "--", "pipeline"],
+                                  check=True, capture_output=True, timeout=60).stdout
+            subprocess.run(["git", "apply"], input=undo, cwd=folder, check=True, timeout=60)
         yield Path(folder)
 
 
