@@ -292,8 +292,7 @@ class Journal:
         arrive while an fsync is under way share the next one (group commit): the same guarantee for
         each event, fewer fsyncs and thread hand-offs when several stages write at once.
         """
-        event = {"t": round(time.time(), 3), "ev": kind, **fields_}
-        self._append((json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
+        event = self._append_event(kind, fields_)
         if self._fsync and kind in DURABLE_EVENTS:
             await self._sync(self._appended)
         apply(self.state, event)
@@ -323,9 +322,13 @@ class Journal:
 
     def write_now(self, kind: str, **fields_: Any) -> None:
         """Append an event synchronously (used on the way out, where no loop may be left)."""
+        apply(self.state, self._append_event(kind, fields_))
+
+    def _append_event(self, kind: str, fields_: dict[str, Any]) -> dict[str, Any]:
+        """Stamp, encode and append one event (one line); return it for `apply`."""
         event = {"t": round(time.time(), 3), "ev": kind, **fields_}
         self._append((json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
-        apply(self.state, event)
+        return event
 
     def _append(self, line: bytes) -> None:
         """One small O_APPEND write (a line is never interleaved); a short one is truncated away."""
