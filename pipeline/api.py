@@ -23,6 +23,7 @@ import aiofiles
 import aiohttp
 
 from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
+from pipeline.pacing import Pacing
 from pipeline.config import Credentials, Settings
 from pipeline.errors import (
     ApiError,
@@ -163,6 +164,11 @@ class ApiClient:
         return self._budget.requests
 
     @property
+    def pacing(self) -> Pacing:
+        """The sending rate as 429s have lowered it (and calm has raised it back)."""
+        return self._budget.pacing
+
+    @property
     def base_url(self) -> str:
         return self._settings.api_base_url
 
@@ -232,8 +238,7 @@ class ApiClient:
 
     async def _once(self, method: str, url: str, priority: int, body: Any, idempotent: bool) -> Any:
         headers = {"Authorization": self._auth, "Accept": "application/json"}
-        async with self._budget.slot(priority):
-            sent_at = time.monotonic()
+        async with self._budget.slot(priority) as sent_at:
             try:
                 async with self._session.request(method, url, json=body, headers=headers,
                                                  timeout=self._timeout()) as resp:
@@ -253,6 +258,8 @@ class ApiClient:
             raise BadResponse(status, f"answer larger than {MAX_API_BODY_BYTES} bytes", url=url)
         text = raw.decode("utf-8", "replace")
         if not 200 <= status < 300:
+            if status == 429:
+                self._budget.throttled(sent_at=sent_at)
             raise classify(status, text, retry_after, url)
         try:
             return json.loads(text)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.api import ApiClient
+from pipeline.budget import RATE_HEADROOM
 from pipeline.config import Settings
 from pipeline.context import RunnableManifest, StopFlags
 from pipeline.ledger import DOWNLOADED, FAILED, JOURNAL_NAME, PENDING, STATES, SUBMITTED, SUCCEEDED, UNKNOWN, Journal
@@ -35,6 +36,9 @@ class RunSummary:
     message: str | None
     failures: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, error)
     unknown: list[tuple[int | None, str]] = field(default_factory=list)
+    rate_cuts: int = 0  # times a 429 lowered the sending rate
+    lowest_sending_per_s: float | None = None  # the lowest it went, when it was lowered
+    configured_per_s: float | None = None  # --rate
 
     @property
     def requests_per_job(self) -> float:
@@ -90,6 +94,8 @@ def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings,
         "api_requests": state.api_requests,
         "api_requests_per_finished_job": round(state.api_requests / finished, 3) if finished else None,
         "throttled_429": api.throttled,
+        "sending_rate_cuts": api.pacing.cuts,
+        "lowest_sending_rate_per_s": round(api.pacing.lowest_per_s, 3),
         "stopped": stop.reason,
         "stop_message": stop.message,
     }
@@ -115,7 +121,9 @@ def summarize(run_dir: Path, manifest: RunnableManifest, started: float, api: Ap
     else:
         status = EXIT_FAILED
     return RunSummary(run_dir, status, ending.counts, manifest.job_count, time.monotonic() - started,
-                      api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown)
+                      api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
+                      api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
+                      api.pacing.configured_per_s / RATE_HEADROOM)
 
 
 def summary_text(summary: RunSummary, *, resume_command: str) -> str:
@@ -126,6 +134,12 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
              f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job), "
              f"{summary.throttled} throttled (429)",
              f"output: {summary.run_dir}"]
+    if summary.rate_cuts and summary.lowest_sending_per_s is not None:
+        lowest, configured = summary.lowest_sending_per_s, summary.configured_per_s
+        hint = (f": the account's limit looks lower than --rate {configured:g}; a lower --rate avoids the pauses"
+                if configured and lowest < configured / 2 else "")
+        lines.append(f"429s lowered the sending rate {summary.rate_cuts} time(s), to as low as {lowest:.1f} "
+                     f"requests/s{hint}")
     for index, key, error in summary.failures[:20]:
         lines.append(f"  failed job {index if index is not None else '?'} ({key[:12]}): {error}")
     if len(summary.failures) > 20:

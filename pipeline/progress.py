@@ -35,6 +35,7 @@ class Snapshot:
     unknown: int
     requests: int
     requests_per_s: float
+    sending_per_s: float | None  # the sending rate while 429s have lowered it, else None
     elapsed_s: float
     eta_s: float | None
 
@@ -54,6 +55,7 @@ class Progress:
         counts = self._ctx.journal.state.counts()
         now = time.monotonic()
         requests = self._ctx.api.requests
+        pacing = self._ctx.api.pacing
         done = counts[DOWNLOADED]
         self._samples.append((now, requests, done))
         first = self._samples[0]
@@ -66,7 +68,7 @@ class Progress:
         eta = remaining / done_rate if done_rate > 0 else None
         return Snapshot(self._total, pending, self._ctx.in_flight.count, counts[SUBMITTED],
                         self._ctx.downloading, done, counts[FAILED], counts[UNKNOWN], requests, rate,
-                        now - self._started, eta)
+                        pacing.current_per_s if pacing.lowered else None, now - self._started, eta)
 
     async def run(self) -> None:
         """Render until cancelled."""
@@ -118,11 +120,15 @@ def _eta(eta_s: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
+def _sending(s: Snapshot) -> str:
+    return "" if s.sending_per_s is None else f", held to {s.sending_per_s:.1f}/s after 429s"
+
+
 def line(s: Snapshot) -> str:
     """The one-line form, for logs."""
     return (f"{s.done}/{s.total} done, {s.failed} failed, {s.unknown} unknown, {s.pending} pending, "
             f"{s.running} on server, {s.downloading} downloading; {s.requests} requests "
-            f"({s.requests_per_s:.1f}/s); elapsed {_eta(s.elapsed_s)}, ETA {_eta(s.eta_s)}")
+            f"({s.requests_per_s:.1f}/s{_sending(s)}); elapsed {_eta(s.elapsed_s)}, ETA {_eta(s.eta_s)}")
 
 
 def table(s: Snapshot):  # -> rich renderable
@@ -134,6 +140,6 @@ def table(s: Snapshot):  # -> rich renderable
                  f"[bold]{s.done}[/]/{s.total} downloaded")
     grid.add_row("pending / in flight / on server", f"{s.pending} / {s.in_flight} / {s.running}")
     grid.add_row("downloading / failed / unknown", f"{s.downloading} / [red]{s.failed}[/] / [yellow]{s.unknown}[/]")
-    grid.add_row("API requests", f"{s.requests} ({s.requests_per_s:.1f}/s)")
+    grid.add_row("API requests", f"{s.requests} ({s.requests_per_s:.1f}/s{_sending(s)})")
     grid.add_row("elapsed / ETA", f"{_eta(s.elapsed_s)} / {_eta(s.eta_s)}")
     return grid

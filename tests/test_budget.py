@@ -1,0 +1,129 @@
+"""The request budget: pacing after 429s (pure), the turnstile's priority order, cancellation and lowered rate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
+from pipeline.pacing import CUT_FACTOR, GROW_AFTER_S, GROW_FACTOR, Pacing
+
+
+@pytest.mark.parametrize(("steps", "expected_per_s", "expected_cuts"), [
+    ([], 100.0, 0),
+    ([("429", 1.0, 1.0)], 100.0 * CUT_FACTOR, 1),
+    # a 429 for a request sent before the cut belongs to the same episode: no second cut
+    ([("429", 1.0, 1.0), ("429", 0.9, 1.1)], 100.0 * CUT_FACTOR, 1),
+    # one sent after the cut is a new episode
+    ([("429", 1.0, 1.0), ("429", 1.2, 1.3)], 100.0 * CUT_FACTOR ** 2, 2),
+    # the rate never goes below 1% of the configured rate
+    ([("429", t, t) for t in range(1, 40)], 1.0, 39),
+])
+def test_pacing_cuts_once_per_episode(steps: list[tuple[str, float, float]], expected_per_s: float,
+                                      expected_cuts: int) -> None:
+    """A 429 cuts the rate once per episode, down to a floor."""
+    pacing = Pacing(100.0)
+    for _, sent_at, now in steps:
+        pacing.throttled(sent_at=sent_at, now=now)
+    assert pacing.current_per_s == pytest.approx(expected_per_s)
+    assert pacing.cuts == expected_cuts and pacing.lowest_per_s == pytest.approx(expected_per_s)
+
+
+@pytest.mark.parametrize(("configured", "floor"), [(100.0, 1.0), (5.0, 0.1), (0.05, 0.05), (1000.0, 10.0)])
+def test_pacing_floor(configured: float, floor: float) -> None:
+    """The floor is 1% of the configured rate, at least 0.1/s, never above the configured rate."""
+    assert Pacing(configured).floor_per_s == pytest.approx(floor)
+
+
+def test_pacing_grows_back_after_calm_stretches_and_stops_at_the_configured_rate() -> None:
+    """After a cut, each GROW_AFTER_S worth of requests without a new cut raises the rate, up to the configured one."""
+    pacing = Pacing(100.0)
+    assert pacing.sent() is None  # at the configured rate nothing changes
+    pacing.throttled(sent_at=0.0, now=0.0)
+    calm = int(pacing.current_per_s * GROW_AFTER_S)
+    changes = [pacing.sent() for _ in range(calm)]
+    assert changes[:-1] == [None] * (calm - 1)
+    assert changes[-1] is not None and pacing.current_per_s == pytest.approx(100.0 * CUT_FACTOR * GROW_FACTOR)
+    for _ in range(100_000):
+        pacing.sent()
+    assert pacing.current_per_s == 100.0 and not pacing.lowered and pacing.lowest_per_s == pytest.approx(70.0)
+
+
+def test_pacing_rejects_a_rate_that_is_not_positive() -> None:
+    """A zero rate is a programming error, said plainly."""
+    with pytest.raises(ValueError, match="positive"):
+        Pacing(0.0)
+
+
+async def test_turnstile_lets_callers_out_in_priority_order() -> None:
+    """Waiting callers go out submissions first, then polls, then lookups; first come first served within each."""
+    budget = RequestBudget(50.0)
+    budget.pause(0.05)  # the first caller waits at the turnstile while the others queue
+    order: list[str] = []
+
+    async def call(name: str, priority: int) -> None:
+        async with budget.slot(priority):
+            order.append(name)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(call("first", LOOKUP))  # takes the turnstile
+        await asyncio.sleep(0)
+        for name, priority in [("l1", LOOKUP), ("p1", POLL), ("s1", SUBMIT), ("p2", POLL), ("s2", SUBMIT)]:
+            group.create_task(call(name, priority))
+    assert order == ["first", "s1", "s2", "p1", "p2", "l1"]
+    assert budget.requests == 6
+
+
+async def test_a_cancelled_waiter_does_not_wedge_the_turnstile() -> None:
+    """Cancelling callers while they wait, or just as they are given the turn, leaves the budget usable."""
+    budget = RequestBudget(200.0)
+    done: list[int] = []
+
+    async def call(n: int) -> None:
+        async with budget.slot(POLL):
+            done.append(n)
+
+    tasks = [asyncio.create_task(call(n)) for n in range(20)]
+    await asyncio.sleep(0.02)
+    for task in tasks[5:15]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(done) >= 10 and not budget._busy and not any(budget._queues)
+    async with asyncio.timeout(1):
+        await call(99)
+    assert done[-1] == 99
+
+
+async def test_a_429_lowers_the_rate_for_everyone_and_spaces_requests() -> None:
+    """After a 429 the budget lets requests out at the lowered rate (and no faster)."""
+    budget = RequestBudget(100.0)
+    async with budget.slot(SUBMIT) as sent_at:
+        pass
+    budget.throttled(sent_at=sent_at)
+    assert budget.pacing.current_per_s == pytest.approx(97.0 * CUT_FACTOR)
+    budget.throttled(sent_at=sent_at)  # same episode
+    assert budget.pacing.cuts == 1
+    times: list[float] = []
+
+    async def call(priority: int) -> None:
+        async with budget.slot(priority) as out_at:
+            times.append(out_at)
+
+    async with asyncio.TaskGroup() as group:
+        for n in range(21):
+            group.create_task(call(n % 3))
+    span_s = times[-1] - times[0]
+    # 20 intervals at 67.9/s take 0.29 s; at the configured 97/s they would take 0.21 s
+    assert span_s >= 20 / budget.pacing.current_per_s - 0.01
+
+
+async def test_a_pause_holds_every_caller() -> None:
+    """`pause` (a 429's Retry-After) holds the next request until it has passed."""
+    budget = RequestBudget(1000.0)
+    budget.pause(0.1)
+    started = time.monotonic()
+    async with budget.slot(SUBMIT) as sent_at:
+        pass
+    assert sent_at - started >= 0.09
