@@ -13,6 +13,7 @@ from typing import Any
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorKnobs, EmulatorServer
 from pipeline.emulator.knobs import knob_type
 from pipeline.errors import ConfigError, Problem
+from pipeline.gcpause import freeze_long_lived
 
 HELP = "run a local emulator of the Scenario API (for trying the pipeline and for tests)"
 DEFAULT_PORT = 8765
@@ -66,6 +67,7 @@ async def _serve(server: EmulatorServer, *, from_env: bool) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with server:
+            freeze_long_lived()  # modules and the app: out of the GC's walks (see pipeline.gcpause)
             lines = [f"Scenario API emulator listening on {server.url}"]
             if from_env:
                 lines.append("credentials: SCENARIO_API_KEY / SCENARIO_API_SECRET from the environment")

@@ -60,6 +60,7 @@ def execute(args: argparse.Namespace) -> int:
     run_dir = Path(settings.output_dir) / manifest.name
     mode = "off" if args.quiet else "live" if sys.stderr.isatty() and not args.verbose else "log"
     options = RunOptions(retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
+                         freeze_long_lived=True,
                          progress=mode, manifest_path=str(Path(args.manifest).resolve()),
                          on_finish=None if args.no_report else _write_report)
     summary = asyncio.run(_run(manifest, settings, credentials, run_dir, options, emulator=args.emulator))

@@ -28,6 +28,7 @@ class Settings:
     poll_first_delay_s: float
     poll_min_interval_s: float
     poll_max_interval_s: float
+    job_timeout_s: float
     download_workers: int
     connect_timeout_s: float
     request_timeout_s: float
@@ -56,7 +57,7 @@ class Credentials:
 
 
 _TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)] for f in fields(Settings)}
-_MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s")
+_MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s", "job_timeout_s")
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

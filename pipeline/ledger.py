@@ -61,7 +61,7 @@ class JobState:
     server_status: str | None = None
     progress: float | None = None
     error: str | None = None
-    error_kind: str | None = None  # rejected | job-failed | download | unknown-post
+    error_kind: str | None = None  # rejected | job-failed | download | unknown-post | poll-timeout
     asset_ids: list[str] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     request: dict[str, Any] | None = None  # the exact body sent (kept only if keep_specs)
@@ -167,8 +167,12 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
     elif kind == "status":
         job.server_status = event.get("status")
         job.progress = event.get("progress")
+    elif kind == "gave-up":  # polling stopped in that session; still submitted: the next run polls it
+        job.error = event.get("error")
+        job.error_kind = "poll-timeout"
     elif kind == "succeeded":
         job.state = SUCCEEDED
+        job.error = job.error_kind = None  # a job that had timed out (gave-up) in an earlier session
         job.server_status = "success"
         job.asset_ids = [str(a) for a in event.get("asset_ids", [])]
         job.finished_at = now

@@ -36,6 +36,7 @@ class RunSummary:
     message: str | None
     failures: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, error)
     unknown: list[tuple[int | None, str]] = field(default_factory=list)
+    stalled: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, job id)
     rate_cuts: int = 0  # times a 429 lowered the sending rate
     lowest_sending_per_s: float | None = None  # the lowest it went, when it was lowered
     configured_per_s: float | None = None  # --rate
@@ -53,6 +54,7 @@ class Tally:
     counts: dict[str, int]
     failures: list[tuple[int | None, str, str]]
     unknown: list[tuple[int | None, str]]
+    stalled: list[tuple[int | None, str, str]]  # still running when polling gave up (job_timeout_s)
     journal_only: int  # jobs the journal knows that the current manifest no longer has
 
 
@@ -60,6 +62,7 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
     counts = dict.fromkeys(STATES, 0)
     failures: list[tuple[int | None, str, str]] = []
     unknown: list[tuple[int | None, str]] = []
+    stalled: list[tuple[int | None, str, str]] = []
     jobs = journal.state.jobs
     seen = 0
     for spec in manifest.jobs():
@@ -71,7 +74,9 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
             failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
         elif state == UNKNOWN:
             unknown.append((spec.index, spec.key))
-    return Tally(counts, failures, unknown, len(jobs) - seen)
+        elif state == SUBMITTED and job is not None and job.error_kind == "poll-timeout":
+            stalled.append((spec.index, spec.key, job.job_id or "?"))
+    return Tally(counts, failures, unknown, stalled, len(jobs) - seen)
 
 
 def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
@@ -122,6 +127,7 @@ def summarize(run_dir: Path, manifest: RunnableManifest, started: float, api: Ap
         status = EXIT_FAILED
     return RunSummary(run_dir, status, ending.counts, manifest.job_count, time.monotonic() - started,
                       api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
+                      ending.stalled,
                       api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
                       api.pacing.configured_per_s / RATE_HEADROOM)
 
@@ -149,6 +155,10 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
                      f"server (paid). Check your Scenario account, then rerun with --resubmit-unknown to send "
                      f"them again:")
         lines += [f"  job {i if i is not None else '?'} ({k[:12]})" for i, k in summary.unknown[:20]]
+    if summary.stalled:
+        lines.append(f"{len(summary.stalled)} job(s) were still running on the server when polling stopped "
+                     f"(job_timeout_s); they are paid and may still finish: the same command polls them again:")
+        lines += [f"  job {i if i is not None else '?'} ({k[:12]}): {job_id}" for i, k, job_id in summary.stalled[:20]]
     if summary.message and summary.stopped != "interrupted":
         lines.append(f"stopped: {summary.message}")
     if summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]:

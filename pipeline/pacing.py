@@ -2,18 +2,21 @@
 
 The configured `--rate` is what the user believes the account allows. When the server answers 429 anyway
 (its limit is lower, or the network bunched our requests against a small burst), sending again at the
-configured rate after the `Retry-After` pause would only buy the next 429. So the sending rate is cut
-multiplicatively, once per episode (429s for requests sent before the cut are the same episode: they
-were already on the wire), and grows back by a small factor after each few seconds' worth of requests
-sent without a new cut, never above the configured rate. This is additive-increase/multiplicative-
-decrease in the shape TCP uses; the averaged rate settles just under the server's real limit.
+configured rate after the `Retry-After` pause would only buy the next 429. An episode is the 429s of
+requests sent before its first 429 came back (they were already on the wire). A lone episode at the
+configured rate, `LONE_AFTER_S` after the previous one, is taken for noise (a pause somewhere bunched
+a few requests): it costs only its `Retry-After`. An episode soon after another, or while the rate is
+already lowered, means the rate is too high: the sending rate is cut multiplicatively, and grows back by a small factor after each few seconds' worth of requests
+sent without a new cut, never above the configured rate. This is the multiplicative-decrease shape
+TCP uses; the averaged rate settles just under the server's real limit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-CUT_FACTOR = 0.7  # a 429 episode lowers the rate to 70%
+LONE_AFTER_S = 30.0  # an episode this long after the previous one is not a reason to slow down
+CUT_FACTOR = 0.7  # a 429 episode soon after another lowers the rate to 70%
 GROW_FACTOR = 1.1  # ...and each calm stretch raises it by 10%
 GROW_AFTER_S = 5.0  # a calm stretch: this many seconds' worth of requests at the current rate
 FLOOR_FRACTION = 0.01  # never below 1% of the configured rate...
@@ -39,7 +42,8 @@ class Pacing:
         self.current_per_s = configured_per_s
         self.lowest_per_s = configured_per_s
         self.cuts = 0
-        self._cut_at = float("-inf")  # when the last cut was made (the episode boundary)
+        self.episodes = 0
+        self._episode_at = float("-inf")  # when the last episode's first 429 came back
         self._calm_sent = 0  # requests sent since the last change of rate
 
     @property
@@ -63,13 +67,17 @@ class Pacing:
         return RateChange(before, self.current_per_s)
 
     def throttled(self, *, sent_at: float, now: float) -> RateChange | None:
-        """A request sent at `sent_at` got a 429: cut the rate, unless an earlier 429 of this episode did."""
-        if sent_at < self._cut_at:
-            return None  # it was sent before the last cut: that cut already answered it
+        """A request sent at `sent_at` got a 429 at `now`: a new episode cuts the rate unless it is a lone one."""
+        if sent_at < self._episode_at:
+            return None  # sent before this episode's first 429 came back: part of it
+        lone = not self.lowered and now - self._episode_at >= LONE_AFTER_S
+        self._episode_at = now
+        self.episodes += 1
+        if lone:
+            return None
         before = self.current_per_s
         self.current_per_s = max(self.floor_per_s, before * CUT_FACTOR)
         self.lowest_per_s = min(self.lowest_per_s, self.current_per_s)
         self.cuts += 1
-        self._cut_at = now
         self._calm_sent = 0
         return RateChange(before, self.current_per_s)

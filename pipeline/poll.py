@@ -135,7 +135,7 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
         return  # still `submitted` in the journal: the resume polls it
     except TransientApiError as exc:
         log.warning("poll of job %s kept failing (%s); trying again later", job.job_id, exc.message)
-        scheduler.schedule(job, loop.time() + ctx.settings.poll_max_interval_s)
+        await _again(ctx, job, scheduler, loop, ctx.settings.poll_max_interval_s)
         return
     except ApiError as exc:
         if exc.status == 404:
@@ -143,7 +143,7 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
             await ctx.in_flight.release()
             return
         log.warning("poll of job %s: %s; trying again later", job.job_id, exc)
-        scheduler.schedule(job, loop.time() + ctx.settings.poll_max_interval_s)
+        await _again(ctx, job, scheduler, loop, ctx.settings.poll_max_interval_s)
         return
     job.polls += 1
     elapsed_s = loop.time() - job.submitted_at
@@ -170,4 +170,22 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
         await ctx.journal.write("status", key=job.key, status=view.status, progress=view.progress)
     delay = next_poll_delay(elapsed_s=elapsed_s, status=view.status, progress=view.progress,
                             polls=job.polls, model=ctx.durations, timing=scheduler.timing)
-    scheduler.schedule(job, loop.time() + delay)
+    await _again(ctx, job, scheduler, loop, delay)
+
+
+async def _again(ctx: RunContext, job: Tracked, scheduler: PollScheduler, loop: asyncio.AbstractEventLoop,
+                 delay_s: float) -> None:
+    """Poll the job again in `delay_s`, unless it has been polled for `job_timeout_s` already in this session.
+
+    Then this session stops polling it and frees its in-flight place. It stays submitted, never failed: it may
+    still finish, it is paid for, and `--retry-failed` must not send it again. The next run polls it again."""
+    timeout_s = ctx.settings.job_timeout_s
+    tracked_s = loop.time() - job.submitted_at
+    if not timeout_s or tracked_s < timeout_s:  # the last poll comes at the timeout, not before
+        scheduler.schedule(job, loop.time() + (min(delay_s, timeout_s - tracked_s) if timeout_s else delay_s))
+        return
+    error = (f"still {job.status!r} on the server after {tracked_s:.1f}s of polling (job_timeout_s); "
+             f"the next run polls it again")
+    log.warning("job %s: %s", job.job_id, error)
+    await ctx.journal.write("gave-up", key=job.key, job_id=job.job_id, status=job.status, error=error)
+    await ctx.in_flight.release()

@@ -25,6 +25,7 @@ import aiohttp
 from pipeline import __version__
 from pipeline.api import ApiClient
 from pipeline.budget import RequestBudget
+from pipeline.gcpause import freeze_long_lived
 from pipeline.config import Credentials, Settings
 from pipeline.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
 from pipeline.download import download
@@ -64,6 +65,7 @@ class RunOptions:
     progress: str = "log"  # "live" | "log" | "off"
     manifest_path: str = ""
     on_finish: Callable[[Path], Any] | None = None  # e.g. write the HTML report
+    freeze_long_lived: bool = False  # the process's own run: keep start-up objects out of GC (see gcpause)
 
 
 @contextmanager
@@ -88,6 +90,8 @@ async def run_manifest(manifest: RunnableManifest, settings: Settings, credentia
     """Run (or resume) every job of the manifest into `run_dir`; never raises for one job's failure."""
     with run_lock(run_dir):
         journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
+        if options.freeze_long_lived:
+            log.debug("%d start-up objects (modules, the replayed journal) kept out of GC", freeze_long_lived())
         try:
             return await _run(manifest, settings, credentials, run_dir, options, journal)
         except BaseExceptionGroup as group:  # a stage stopped on one of our errors: that error, not a traceback

@@ -94,6 +94,7 @@ class RunStatus:
     api_requests: int
     failures: tuple[FailureGroup, ...]
     unknown: tuple[JobRef, ...]
+    stalled: tuple[JobRef, ...]  # submitted jobs whose polling gave up (job_timeout_s): still on the server
     resume: ResumePlan
     torn_tail: bool  # the journal ends mid-line (being written now, or a crash)
 
@@ -162,7 +163,9 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         updated_at=iso(state.last_at),
         elapsed_s=round(elapsed_s, 3),
         api_requests=state.api_requests, failures=_failures(jobs),
-        unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN), resume=plan, torn_tail=torn_tail)
+        unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN),
+        stalled=tuple(_ref(j) for j in jobs if j.state == SUBMITTED and j.error_kind == "poll-timeout"),
+        resume=plan, torn_tail=torn_tail)
 
 
 def resume_text(plan: ResumePlan) -> str:
@@ -222,6 +225,13 @@ def status_text(status: RunStatus) -> str:
         lines += [f"  {j}" for j in status.unknown[:SHOWN_UNKNOWN]]
         if len(status.unknown) > SHOWN_UNKNOWN:
             lines.append(f"  ... {len(status.unknown) - SHOWN_UNKNOWN} more (see --json)")
+    if status.stalled:
+        lines.append(f"polling gave up (job_timeout_s) on {len(status.stalled)} submitted job"
+                     f"{_s(len(status.stalled))}, still running on the server when it stopped (paid; a resume "
+                     f"polls {'it' if len(status.stalled) == 1 else 'them'} again)")
+        lines += [f"  {j}" for j in status.stalled[:SHOWN_UNKNOWN]]
+        if len(status.stalled) > SHOWN_UNKNOWN:
+            lines.append(f"  ... {len(status.stalled) - SHOWN_UNKNOWN} more (see --json)")
     lines.append(resume_text(status.resume))
     return "\n".join(lines)
 

@@ -8,27 +8,34 @@ import time
 import pytest
 
 from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
-from pipeline.pacing import CUT_FACTOR, GROW_AFTER_S, GROW_FACTOR, Pacing
+from pipeline.pacing import CUT_FACTOR, GROW_AFTER_S, GROW_FACTOR, LONE_AFTER_S, Pacing
 
 
-@pytest.mark.parametrize(("steps", "expected_per_s", "expected_cuts"), [
-    ([], 100.0, 0),
-    ([("429", 1.0, 1.0)], 100.0 * CUT_FACTOR, 1),
-    # a 429 for a request sent before the cut belongs to the same episode: no second cut
-    ([("429", 1.0, 1.0), ("429", 0.9, 1.1)], 100.0 * CUT_FACTOR, 1),
-    # one sent after the cut is a new episode
-    ([("429", 1.0, 1.0), ("429", 1.2, 1.3)], 100.0 * CUT_FACTOR ** 2, 2),
+@pytest.mark.parametrize(("throttles", "expected_per_s", "expected_cuts", "expected_episodes"), [
+    ([], 100.0, 0, 0),
+    # a lone episode at the configured rate is noise: no cut
+    ([(100.0, 100.0)], 100.0, 0, 1),
+    # 429s for requests sent before the episode's first 429 came back are the same episode
+    ([(100.0, 100.0), (99.9, 100.1), (99.95, 100.2)], 100.0, 0, 1),
+    # a new episode soon after the first cuts the rate
+    ([(100.0, 100.0), (101.0, 101.1)], 100.0 * CUT_FACTOR, 1, 2),
+    # ...and, the rate being lowered, the next one cuts too, however long after
+    ([(100.0, 100.0), (101.0, 101.1), (500.0, 500.0)], 100.0 * CUT_FACTOR ** 2, 2, 3),
+    # two lone episodes far apart: still no cut
+    ([(100.0, 100.0), (100.0 + LONE_AFTER_S, 100.0 + LONE_AFTER_S)], 100.0, 0, 2),
     # the rate never goes below 1% of the configured rate
-    ([("429", t, t) for t in range(1, 40)], 1.0, 39),
+    ([(t, t) for t in range(1, 42)], 1.0, 40, 41),
 ])
-def test_pacing_cuts_once_per_episode(steps: list[tuple[str, float, float]], expected_per_s: float,
-                                      expected_cuts: int) -> None:
-    """A 429 cuts the rate once per episode, down to a floor."""
+def test_pacing_cuts_once_per_episode_and_not_for_a_lone_one(
+        throttles: list[tuple[float, float]], expected_per_s: float, expected_cuts: int,
+        expected_episodes: int) -> None:
+    """429 episodes soon after another, or while lowered, cut the rate (to a floor); a lone one does not."""
     pacing = Pacing(100.0)
-    for _, sent_at, now in steps:
+    for sent_at, now in throttles:
         pacing.throttled(sent_at=sent_at, now=now)
     assert pacing.current_per_s == pytest.approx(expected_per_s)
-    assert pacing.cuts == expected_cuts and pacing.lowest_per_s == pytest.approx(expected_per_s)
+    assert (pacing.cuts, pacing.episodes) == (expected_cuts, expected_episodes)
+    assert pacing.lowest_per_s == pytest.approx(expected_per_s)
 
 
 @pytest.mark.parametrize(("configured", "floor"), [(100.0, 1.0), (5.0, 0.1), (0.05, 0.05), (1000.0, 10.0)])
@@ -42,6 +49,7 @@ def test_pacing_grows_back_after_calm_stretches_and_stops_at_the_configured_rate
     pacing = Pacing(100.0)
     assert pacing.sent() is None  # at the configured rate nothing changes
     pacing.throttled(sent_at=0.0, now=0.0)
+    pacing.throttled(sent_at=1.0, now=1.0)
     calm = int(pacing.current_per_s * GROW_AFTER_S)
     changes = [pacing.sent() for _ in range(calm)]
     assert changes[:-1] == [None] * (calm - 1)
@@ -99,9 +107,10 @@ async def test_a_cancelled_waiter_does_not_wedge_the_turnstile() -> None:
 async def test_a_429_lowers_the_rate_for_everyone_and_spaces_requests() -> None:
     """After a 429 the budget lets requests out at the lowered rate (and no faster)."""
     budget = RequestBudget(100.0)
-    async with budget.slot(SUBMIT) as sent_at:
-        pass
-    budget.throttled(sent_at=sent_at)
+    for _ in range(2):  # two episodes in a row: the second cuts the rate
+        async with budget.slot(SUBMIT) as sent_at:
+            pass
+        budget.throttled(sent_at=sent_at)
     assert budget.pacing.current_per_s == pytest.approx(97.0 * CUT_FACTOR)
     budget.throttled(sent_at=sent_at)  # same episode
     assert budget.pacing.cuts == 1

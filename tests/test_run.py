@@ -12,6 +12,7 @@ import pytest
 from pipeline.config import Credentials
 from pipeline.ledger import JOURNAL_NAME, replay
 from pipeline.outcome import summary_text
+from pipeline.status import run_status, status_text
 from pipeline.runner import RunOptions
 from run_helpers import check_consistent, run, write_manifest
 
@@ -266,3 +267,29 @@ async def test_secrets_never_reach_disk_or_logs(tmp_path: Path, emulator_factory
             assert key.encode() not in data and secret.encode() not in data, path
     assert key not in caplog.text and secret not in caplog.text
     assert replay(summary.run_dir / JOURNAL_NAME).api_requests > 0
+
+
+async def test_a_job_that_never_finishes_is_given_up_in_this_session_not_failed(tmp_path: Path,
+                                                                               emulator_factory) -> None:
+    """After job_timeout_s of polling a job is left submitted (never failed, never resent); the next run polls it."""
+    server = await emulator_factory(job_time_s=3.0, job_time_spread_s=0.0)
+    manifest = write_manifest(tmp_path, prompts=1, seeds=2)
+    summary = await run(manifest, server, tmp_path / "out", job_timeout_s=0.5,
+                        options=RunOptions(progress="off", retry_failed=True))
+    assert summary.exit_status == 1 and summary.counts["submitted"] == 4 and summary.counts["failed"] == 0
+    assert len(summary.stalled) == 4 and summary.stalled[0][2].startswith("job")
+    text = summary_text(summary, resume_command="ltx-batch run t.yaml")
+    assert "4 job(s) were still running on the server when polling stopped" in text and "to resume:" in text
+    state = replay(summary.run_dir / JOURNAL_NAME)
+    assert all(j.error_kind == "poll-timeout" and "job_timeout_s" in (j.error or "") for j in state.jobs.values())
+    results = json.loads((summary.run_dir / "results.json").read_text())
+    assert {j["status"] for j in results["jobs"]} == {"submitted"}
+    status = run_status(summary.run_dir)
+    assert len(status.stalled) == 4 and status.resume.poll == 4
+    assert "polling gave up (job_timeout_s) on 4 submitted jobs" in status_text(status)
+    summary = await run(manifest, server, tmp_path / "out", job_timeout_s=0.0,
+                        options=RunOptions(progress="off", retry_failed=True))
+    assert summary.exit_status == 0 and not summary.stalled
+    results = await check_consistent(summary.run_dir, server, expect_jobs=4)
+    assert server.emulator.stats()["jobs_created"] == 4
+    assert all(j["error"] is None and j["error_kind"] is None for j in results["jobs"])

@@ -16,32 +16,40 @@ it too; the larger bound counts. Targets (issue 4): 0 429s, < 3.5 requests/job, 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchlib import ROOT, api_requests, emulator, machine, run_client, seed_manifest, source_tree, table
+from benchlib import ROOT, api_requests, emulator, launch, machine, run_client, seed_manifest, source_tree, table
 
 
 def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tree: Path = ROOT,
-              label: str = "current") -> dict[str, Any]:
+              label: str = "current", burst: str = "2", account_rate: float | None = None,
+              gc_report: bool = False) -> dict[str, Any]:
     in_flight = max(8, math.ceil(rate / 3 * job_time_s * 2))
-    with emulator(job_time_s=job_time_s, job_time_spread_s=job_time_s * 0.1, max_running_jobs=max_running,
-                  rate_limit_per_s=rate, rate_limit_burst=2) as server, \
-            tempfile.TemporaryDirectory(prefix="ltx-bench-") as folder:
-        run = run_client(seed_manifest(Path(folder), jobs), server.port, Path(folder) / "out", rate=rate,
-                         in_flight=in_flight, settings={"poll_first_delay_s": job_time_s,
-                                                        "poll_min_interval_s": 0.05}, tree=tree)
-        figures = server.stats()
-    bound = max((3 * jobs + 1) / rate + job_time_s, math.ceil(jobs / max_running) * job_time_s)
+    limit = account_rate or rate
+    with tempfile.TemporaryDirectory(prefix="ltx-bench-") as folder:
+        gc_files = {who: Path(folder) / f"gc-{who}.json" for who in ("emulator", "client")} if gc_report else {}
+        with emulator(job_time_s=job_time_s, job_time_spread_s=job_time_s * 0.1, max_running_jobs=max_running,
+                      rate_limit_per_s=limit, rate_limit_burst=burst,
+                      python=launch(gc_stats=gc_files.get("emulator"))) as server:
+            run = run_client(seed_manifest(Path(folder), jobs), server.port, Path(folder) / "out", rate=rate,
+                             in_flight=in_flight, settings={"poll_first_delay_s": job_time_s,
+                                                            "poll_min_interval_s": 0.05}, tree=tree,
+                             python=launch(gc_stats=gc_files.get("client")))
+            figures = server.stats()
+        pauses = {f"{who}_gc_max_ms": max(g["max_ms"] for g in json.loads(path.read_text()).values())
+                  for who, path in gc_files.items()}
+    bound = max((3 * jobs + 1) / min(rate, limit) + job_time_s, math.ceil(jobs / max_running) * job_time_s)
     requests = api_requests(figures)
-    return {"client": label, "jobs": jobs, "rate": rate, "job_time_s": job_time_s, "exit": run.exit_status,
+    return {"client": label, "jobs": jobs, "rate": rate, "limit": f"{limit:g}/{burst}", "exit": run.exit_status,
             "makespan_s": run.wall_s, "bound_s": bound, "over_bound": f"{(run.wall_s / bound - 1) * 100:+.1f}%",
             "requests_per_job": requests / jobs, "polls_per_job": figures["requests"].get("GET /v1/jobs/{jobId}", 0) / jobs,
             "throttled_429": figures["rate_limited"], "jobs_created": figures["jobs_created"],
-            "client_peak_rss_mib": run.peak_rss_mib}
+            "client_peak_rss_mib": run.peak_rss_mib, **pauses}
 
 
 def memory_case(jobs: int) -> dict[str, Any]:
@@ -59,19 +67,25 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="emulator limit = client --rate (requests/s)")
     parser.add_argument("--job-time-s", type=float, default=1.0)
     parser.add_argument("--max-running", type=int, default=1000, help="emulator's jobs running at once")
+    parser.add_argument("--burst", default="2", help="the emulator's bucket (default 2; none: ceil(limit))")
+    parser.add_argument("--account-rate", type=float, help="the emulator's limit when it differs from --rate "
+                                                               "(a 429 storm: --rate 200 --account-rate 10)")
+    parser.add_argument("--gc-report", action="store_true", help="longest GC pause of each process (launch.py)")
     parser.add_argument("--baseline", metavar="GIT_REF", help="also run the client of this git ref, interleaved")
     parser.add_argument("--memory", action="store_true", help="also peak RSS at --memory-jobs (fast emulator)")
     parser.add_argument("--memory-jobs", type=int, nargs=2, default=(500, 10_000))
     args = parser.parse_args()
     print(machine())
-    print(f"R={args.rate:g} req/s (client --rate = emulator limit, burst 2), T={args.job_time_s:g} s "
-          f"(spread ±10%), emulator runs up to {args.max_running} jobs at once")
+    print(f"R={args.rate:g} req/s (client --rate), emulator limit {args.account_rate or args.rate:g} req/s, "
+          f"burst {args.burst}; T={args.job_time_s:g} s (spread ±10%), emulator runs up to {args.max_running} "
+          f"jobs at once")
     rows = []
     with source_tree(args.baseline) as baseline:
         trees = [(ROOT, "current")] + ([(baseline, args.baseline)] if args.baseline else [])
         for jobs in args.jobs:
             for tree, label in trees:
-                rows.append(rate_case(jobs, args.rate, args.job_time_s, args.max_running, tree=tree, label=label))
+                rows.append(rate_case(jobs, args.rate, args.job_time_s, args.max_running, tree=tree, label=label,
+                                      burst=args.burst, account_rate=args.account_rate, gc_report=args.gc_report))
                 print(f"  {label} N={jobs}: {rows[-1]['makespan_s']:.1f} s", file=sys.stderr, flush=True)
     print(table(rows))
     if args.memory:
