@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorKnobs, EmulatorServer
 from pipeline.emulator.knobs import knob_type
 from pipeline.errors import ConfigError, Problem
-from pipeline.gcpause import freeze_long_lived
+from pipeline.gcpause import IdleFreezer, freeze_long_lived
 
 HELP = "run a local emulator of the Scenario API (for trying the pipeline and for tests)"
 DEFAULT_PORT = 8765
@@ -90,7 +90,8 @@ def execute(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError([Problem("", str(p)) for p in str(exc).split("; ")]) from None
     key, secret, from_env = _credentials(os.environ)
-    server = EmulatorServer(Emulator(api_key=key, api_secret=secret, knobs=knobs), host=args.host, port=args.port)
+    server = EmulatorServer(Emulator(api_key=key, api_secret=secret, knobs=knobs), host=args.host, port=args.port,
+                            freezer=IdleFreezer())
     try:
         asyncio.run(_serve(server, from_env=from_env))
     except KeyboardInterrupt:  # a second Ctrl-C, or one before the handlers were installed

@@ -22,3 +22,31 @@ def freeze_long_lived() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+class IdleFreezer:
+    """Freezes what is alive at a quiet moment (no request being handled), after every `every_jobs` new jobs.
+
+    For the standalone emulator server: its jobs and assets live until the process exits, so without this
+    every full collection walks all of them (16.9 ms at 10,000 jobs, after `freeze_long_lived`). At a quiet
+    moment little else is alive; young objects are collected first (`gc.collect(1)`, about a millisecond),
+    and what is frozen is the jobs, the assets and the open connections. The cost: a cycle among those
+    objects that dies later is never collected (the connections that close); bounded by a few kB per freeze.
+    """
+
+    def __init__(self, *, every_jobs: int = 1000) -> None:
+        self.every_jobs = every_jobs
+        self.handling = 0  # requests being handled now
+        self.freezes = 0
+        self._jobs_at_last_freeze = 0
+
+    def started(self) -> None:
+        self.handling += 1
+
+    def finished(self, jobs_created: int) -> None:
+        self.handling -= 1
+        if self.handling == 0 and jobs_created - self._jobs_at_last_freeze >= self.every_jobs:
+            gc.collect(1)
+            gc.freeze()
+            self._jobs_at_last_freeze = jobs_created
+            self.freezes += 1

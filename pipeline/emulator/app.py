@@ -26,20 +26,23 @@ from pipeline.emulator.cdn import CDN_PREFIX, ByteRange, parse_range
 from pipeline.emulator.faults import bad_json, close_connection, reset_connection, server_error
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.service import Emulator
+from pipeline.gcpause import IdleFreezer
 from pipeline.emulator.stats import ROUTE_CDN, ROUTE_CDN_HEAD
 
 log = logging.getLogger(__name__)
 
 EMULATOR_KEY: web.AppKey[Emulator] = web.AppKey("emulator", Emulator)
+FREEZER_KEY: web.AppKey[IdleFreezer | None] = web.AppKey("freezer")
 DROPPED: web.ResponseKey[bool] = web.ResponseKey("dropped", bool)  # marks a reply never sent (connection reset)
 GENERATE_BODY_MAX_BYTES = 1 * 2**20
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(emulator: Emulator) -> web.Application:
-    """The aiohttp application serving `emulator`."""
+def build_app(emulator: Emulator, *, freezer: IdleFreezer | None = None) -> web.Application:
+    """The aiohttp application serving `emulator`; `freezer` keeps its jobs out of GC walks (see gcpause)."""
     app = web.Application(middlewares=[_guard])
     app[EMULATOR_KEY] = emulator
+    app[FREEZER_KEY] = freezer
     app.router.add_post("/v1/assets", upload_asset)
     app.router.add_get("/v1/assets/{assetId}", get_asset, allow_head=False)
     app.router.add_post("/v1/generate/custom/{modelId}", generate)
@@ -78,15 +81,20 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/_emulator/"):
         return await handler(request)
     emulator = _emulator(request)
+    freezer = request.app[FREEZER_KEY]
     started_s = asyncio.get_running_loop().time()
     route = _route_key(request)
     emulator.counters.requests[route] += 1
     outcome = "error"
+    if freezer is not None:
+        freezer.started()
     try:
         response = await _serve(emulator, request, handler)
         outcome = "reset" if response.get(DROPPED) else str(response.status)
         return response
     finally:
+        if freezer is not None:
+            freezer.finished(emulator.counters.jobs_created)
         emulator.counters.responses[outcome] += 1
         log.debug("%s %s -> %s in %.1f ms", request.method, request.path[:72], outcome,
                   (asyncio.get_running_loop().time() - started_s) * 1000)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from pipeline.emulator.app import build_app
 from pipeline.emulator.service import Emulator
+from pipeline.gcpause import IdleFreezer
 
 SHUTDOWN_TIMEOUT_S = 2.0
 
@@ -19,8 +20,10 @@ class EmulatorServer:
             ...  # point the client at server.url; server.emulator.stats() in-process
     """
 
-    def __init__(self, emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 freezer: IdleFreezer | None = None) -> None:
         self.emulator = emulator if emulator is not None else Emulator()
+        self.freezer = freezer
         self.host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -29,7 +32,7 @@ class EmulatorServer:
         """Bind and start serving (port 0 picks a free port)."""
         if self._runner is not None:
             raise RuntimeError("the emulator server is already started")
-        runner = web.AppRunner(build_app(self.emulator), access_log=None, handle_signals=False,
+        runner = web.AppRunner(build_app(self.emulator, freezer=self.freezer), access_log=None, handle_signals=False,
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         try:

@@ -16,14 +16,13 @@ it too; the larger bound counts. Targets (issue 4): 0 429s, < 3.5 requests/job, 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchlib import ROOT, api_requests, emulator, launch, machine, run_client, seed_manifest, source_tree, table
+from benchlib import ROOT, api_requests, emulator, launch, longest_gc_pause_ms, machine, run_client, seed_manifest, source_tree, table
 
 
 def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tree: Path = ROOT,
@@ -41,8 +40,7 @@ def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tr
                                                             "poll_min_interval_s": 0.05}, tree=tree,
                              python=launch(gc_stats=gc_files.get("client")))
             figures = server.stats()
-        pauses = {f"{who}_gc_max_ms": max(g["max_ms"] for g in json.loads(path.read_text()).values())
-                  for who, path in gc_files.items()}
+        pauses = {f"{who}_gc_max_ms": longest_gc_pause_ms(path) for who, path in gc_files.items()}
     bound = max((3 * jobs + 1) / min(rate, limit) + job_time_s, math.ceil(jobs / max_running) * job_time_s)
     requests = api_requests(figures)
     return {"client": label, "jobs": jobs, "rate": rate, "limit": f"{limit:g}/{burst}", "exit": run.exit_status,

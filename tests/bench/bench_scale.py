@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchlib import ROOT, emulator, launch, machine, run_client, run_process, seed_manifest, table
+from benchlib import ROOT, emulator, launch, longest_gc_pause_ms, machine, run_client, run_process, seed_manifest, table
 
 REPLAY = """
 import json, sys, time
@@ -82,7 +82,7 @@ def main() -> int:
             pauses = json.loads(gc_stats.read_text()) if gc_stats.exists() else {}
             rows.append({"step": "run", "exit": run.exit_status, "wall_s": run.wall_s, "peak_rss_mib": run.peak_rss_mib,
                          "jobs_per_s": args.jobs / run.wall_s,
-                         "longest_gc_pause_ms": max((p["max_ms"] for p in pauses.values()), default=None),
+                         "longest_gc_pause_ms": longest_gc_pause_ms(gc_stats),
                          "gc_ms_total": sum(p["total_ms"] for p in pauses.values()) if pauses else None})
             created = server.stats()["jobs_created"]
             resume = run_client(manifest, server.port, out, rate=100_000, in_flight=args.max_in_flight)

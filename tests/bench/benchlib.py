@@ -88,6 +88,14 @@ def launch(*, fsync_delay_ms: float = 0.0, no_gc: bool = False, count_fsyncs: Pa
     return (str(LAUNCH), *flags) if flags else ()
 
 
+def longest_gc_pause_ms(gc_stats: Path) -> float | None:
+    """The longest collection the program did not ask for, from a `launch(gc_stats=...)` file."""
+    if not gc_stats.exists():
+        return None
+    pauses = json.loads(gc_stats.read_text())
+    return max((p["max_ms"] for generation, p in pauses.items() if generation != "explicit"), default=None)
+
+
 @contextmanager
 def emulator(*, python: Sequence[str] = (), **knobs: object) -> Iterator[EmulatorProcess]:
     """`ltx-batch emulator` in its own process on a free loopback port, with these knobs.
