@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError, Problem
+from pipeline.yamlpos import read_capped
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
 ENV_PREFIX = "LTX_BATCH_"
@@ -83,9 +84,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path).decode("utf-8")
     except OSError as exc:
         raise ConfigError(Problem("", f"cannot read config file: {exc.strerror}", source=str(path))) from None
+    except ValueError as exc:  # too large, or not UTF-8
+        reason = "the file is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise ConfigError(Problem("", reason, source=str(path))) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

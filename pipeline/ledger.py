@@ -14,12 +14,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.reserve import DISK_FULL, DiskReserve
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,9 @@ class Journal:
     """The open journal of one run: appends events, keeps the replayed state current.
 
     A failed write (disk full, I/O error) raises JournalError; a short write is cut off again, and the
-    journal refuses every later write, so no torn or merged line is ever left inside it.
+    journal refuses every later write, so no torn or merged line is ever left inside it. The first time
+    the disk is full, the journal frees its `DiskReserve`, calls `on_disk_full` (the run stops
+    submitting) and writes on in the space freed, so the answers of the POSTs in flight are recorded.
     """
 
     def __init__(self, path: Path, *, fsync: bool = True, keep_specs: bool = True) -> None:
@@ -283,6 +286,8 @@ class Journal:
         self.state = replay(path, keep_specs=keep_specs)
         self.state.torn_lines += 1 if cut else 0
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._reserve = DiskReserve(path.parent)
+        self.on_disk_full: Callable[[str], None] | None = None
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._failed: JournalError | None = None
         self._appended = 0  # lines written by this Journal
@@ -339,13 +344,26 @@ class Journal:
         if self._failed is not None:
             raise self._failed
         try:
-            written = os.write(self._fd, line)
-            if written != len(line):  # the disk filled up mid-line
-                os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            try:
+                self._write_line(line)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL or not self._reserve.release():
+                    raise
+                message = (f"the disk is full ({exc.strerror}): stopped submitting; the journal's reserve "
+                           f"recorded what was in flight (free some space, then resume)")
+                log.error("%s", message)
+                if self.on_disk_full is not None:
+                    self.on_disk_full(message)
+                self._write_line(line)
         except OSError as exc:
             raise self._fail(exc) from None
         self._appended += 1
+
+    def _write_line(self, line: bytes) -> None:
+        written = os.write(self._fd, line)
+        if written != len(line):  # the disk filled up mid-line
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def _fail(self, exc: OSError) -> JournalError:
         self._failed = JournalError(f"cannot write the journal {self.path}: {exc.strerror or exc} "
@@ -353,6 +371,7 @@ class Journal:
         return self._failed
 
     def close(self) -> None:
+        self._reserve.close()
         if self._fd >= 0:
             try:
                 os.fsync(self._fd)

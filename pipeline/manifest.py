@@ -21,7 +21,7 @@ from pipeline.layers import INVALID, MAX_JOBS, Layer, Reader
 from pipeline.params import MODEL_ID
 from pipeline.spec import InputRef, JobSpec
 from pipeline.yamlpos import Path as DocPath
-from pipeline.yamlpos import describe, format_path, parse
+from pipeline.yamlpos import describe, format_path, parse, read_capped
 
 TOP_KEYS = ("name", "model", "inputs", "defaults", "prompts", "sweep", "zip", "seeds", "batches")
 BATCH_KEYS = ("name", "model", "inputs", "defaults", "prompts", "sweep", "zip", "seeds")
@@ -72,9 +72,11 @@ class Manifest:
 def load_manifest(path: str | Path) -> Manifest:
     """Read, validate and count a manifest file; raise ManifestError listing every problem."""
     try:
-        data = Path(path).read_bytes()
+        data = read_capped(Path(path))
     except OSError as exc:
         raise ManifestError(Problem("", f"cannot read the manifest: {exc.strerror or exc}", source=str(path))) from None
+    except ValueError as exc:
+        raise ManifestError(Problem("", str(exc), source=str(path))) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -120,6 +120,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                         options={"retry_failed": options.retry_failed,
                                  "resubmit_unknown": options.resubmit_unknown})
     stop = StopFlags()
+    journal.on_disk_full = lambda message: stop.halt("storage", message)
     budget = RequestBudget(settings.max_requests_per_s)
     connector = aiohttp.TCPConnector(limit=max(32, settings.download_workers + 2 * SUBMIT_WORKERS + 8))
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:

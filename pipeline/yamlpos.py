@@ -6,6 +6,7 @@ aliases and merge keys (`<<: *base`) work, and recursive or exploding aliases ar
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,17 @@ Path = tuple[str | int, ...]
 
 MAX_NODES = 200_000  # after expanding aliases: refuses "billion laughs" documents
 MAX_DEPTH = 50
+MAX_FILE_BYTES = 8 * 2**20  # far above any document of MAX_NODES values; stops /dev/zero or a video given by mistake
+
+
+def read_capped(path: str | os.PathLike[str]) -> bytes:
+    """A YAML file's bytes; ValueError when it is over MAX_FILE_BYTES (OSError when it cannot be read)."""
+    with open(path, "rb") as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"the file is over {MAX_FILE_BYTES // 2**20} MiB, too large for a YAML document "
+                         "(is it the right file?)")
+    return data
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"

@@ -10,6 +10,7 @@ import yaml
 
 from pipeline.config import DEFAULT_CONFIG, load_credentials, load_settings
 from pipeline.errors import ConfigError
+from pipeline.yamlpos import MAX_FILE_BYTES
 
 DEFAULTS = yaml.safe_load(DEFAULT_CONFIG.read_text())
 
@@ -123,6 +124,25 @@ def test_missing_config_file(tmp_path: Path) -> None:
     """A --config file that does not exist is a ConfigError naming it."""
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(config_file=tmp_path / "nope.yaml", environ={})
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    (b"max_retries: 3\n# caf\xe9\n", "not UTF-8"),
+    (b"#" * (MAX_FILE_BYTES + 1), "over 8 MiB"),
+])
+def test_config_file_not_utf8_or_too_large(tmp_path: Path, data: bytes, words: str) -> None:
+    """A config file that is not UTF-8, or is huge (a video given by mistake), is a ConfigError naming it."""
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match=words) as caught:
+        load_settings(config_file=path, environ={})
+    assert caught.value.problems[0].source == str(path)
+
+
+def test_config_from_dev_zero_stops_at_the_cap() -> None:
+    """A character device that never ends (/dev/zero) is refused after the cap, not read for ever."""
+    with pytest.raises(ConfigError, match="too large"):
+        load_settings(config_file=Path("/dev/zero"), environ={})
 
 
 @pytest.mark.parametrize(

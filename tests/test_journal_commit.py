@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import Journal, JournalError
+from pipeline.ledger import Journal, JournalError, replay
+from pipeline.reserve import RESERVE_BYTES, RESERVE_NAME, DiskReserve
 
 
 class FsyncSpy:
@@ -67,3 +68,55 @@ async def test_a_failed_fsync_fails_every_writer_waiting_on_it(tmp_path: Path, m
     assert all(journal.state.jobs.get(f"k{i}") is None for i in range(5))  # never applied
     monkeypatch.undo()
     journal.close()
+
+
+class DiskFills:
+    """Stands in for os.write on one fd: the next `times` writes fail with ENOSPC, then writes go through."""
+
+    def __init__(self, real: object, fd: int, *, times: int) -> None:
+        self.real, self.fd, self.times = real, fd, times
+
+    def __call__(self, fd: int, data: bytes) -> int:
+        if fd == self.fd and self.times > 0:
+            self.times -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real(fd, data)  # type: ignore[operator]
+
+
+async def test_a_full_disk_frees_the_reserve_once_and_the_journal_writes_on(tmp_path: Path, monkeypatch) -> None:
+    """The first ENOSPC frees the reserve, tells the run (on_disk_full) and the event is written; the next fails."""
+    journal = Journal(tmp_path / "ledger.jsonl", fsync=False)
+    reserve = tmp_path / RESERVE_NAME
+    assert reserve.stat().st_size == RESERVE_BYTES
+    told: list[str] = []
+    journal.on_disk_full = told.append
+    monkeypatch.setattr(os, "write", DiskFills(os.write, journal._fd, times=1))
+    await journal.write("submitted", key="k1", job_id="job_1")
+    assert not reserve.exists() and len(told) == 1 and "reserve recorded what was in flight" in told[0]
+    assert journal.state.jobs["k1"].job_id == "job_1"
+    monkeypatch.setattr(os, "write", DiskFills(os.write, journal._fd, times=1))
+    with pytest.raises(JournalError, match="No space left on device"):
+        await journal.write("submitted", key="k2", job_id="job_2")  # no reserve left: the run stops
+    assert len(told) == 1
+    journal.close()
+    assert replay(tmp_path / "ledger.jsonl").jobs["k1"].job_id == "job_1"
+
+
+def test_the_reserve_is_made_once_and_removed_at_close(tmp_path: Path) -> None:
+    """Reopening keeps one reserve of the right size; closing the journal removes it."""
+    first = DiskReserve(tmp_path)
+    again = DiskReserve(tmp_path)
+    assert first.held and again.held and (tmp_path / RESERVE_NAME).stat().st_size == RESERVE_BYTES
+    again.close()
+    assert not (tmp_path / RESERVE_NAME).exists() and not again.held
+
+
+def test_no_room_for_a_reserve_is_a_warning_not_an_error(tmp_path: Path, monkeypatch, caplog) -> None:
+    """When the disk cannot spare the reserve the run goes on, with a warning saying what that risks."""
+    def no_room(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_room)
+    reserve = DiskReserve(tmp_path)
+    assert not reserve.held and not reserve.release() and not (tmp_path / RESERVE_NAME).exists()
+    assert "jobs in flight may be left unknown" in caplog.text

@@ -9,6 +9,7 @@ from manifest_helpers import load_text, problems_of
 
 from pipeline.errors import ManifestError
 from pipeline.manifest import load_manifest
+from pipeline.yamlpos import MAX_FILE_BYTES
 
 HEAD = "inputs: {video: clip.mp4}\nprompts: [a dog]\n"  # lines 1-2; the case's own text starts on line 3
 
@@ -188,6 +189,16 @@ def test_unreadable_manifest(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as caught:
         load_manifest(tmp_path / "latin1.yaml")
     assert caught.value.problems[0].line == 2 and "not UTF-8" in caught.value.problems[0].message
+
+
+def test_huge_manifest_is_refused_before_parsing(tmp_path: Path) -> None:
+    """A manifest over the size cap (a video given by mistake, /dev/zero) is refused with a clear message."""
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"prompts: [a]\n" + b"#" * MAX_FILE_BYTES)
+    for path in (huge, Path("/dev/zero")):
+        with pytest.raises(ManifestError, match="over 8 MiB, too large for a YAML document") as caught:
+            load_manifest(path)
+        assert caught.value.problems[0].source == str(path)
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,15 @@
 """Benchmark of `ltx-batch run` under a rate limit: makespan vs the lower bound, requests per job, 429s, RSS.
 
 Not part of the test suite. The emulator and the client run as separate processes on 127.0.0.1, so the
-client's peak RSS (os.wait4) is its own. The emulator's limit equals the client's `--rate` (burst 2).
+client's peak RSS (os.wait4) is its own. The emulator's limit equals the client's `--rate` (a bucket of 2,
+i.e. 10 ms of slack at 200/s) unless --account-rate / --burst say otherwise.
 
     python tests/bench/bench_run.py                           # N = 100, 1,000, 10,000 at R=200 req/s, T=1 s
     python tests/bench/bench_run.py --jobs 500 --rate 50 --job-time-s 2
     python tests/bench/bench_run.py --memory                  # also peak RSS at 500 vs 10,000 jobs (fast emulator)
+    python tests/bench/bench_run.py --jobs 1000 --burst none  # the emulator's default bucket (one second's worth)
+    python tests/bench/bench_run.py --jobs 100 --account-rate 10 --baseline REF   # a 429 storm, REF's client too
+    python tests/bench/bench_run.py --gc-report               # also each process's longest GC pause
 
 Lower bound of the makespan: every job needs at least 3 API requests (submit, one poll, one asset lookup)
 out of a budget of R per second, plus one upload, and the last job still runs T seconds after it is
@@ -40,6 +44,7 @@ def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tr
                                                             "poll_min_interval_s": 0.05}, tree=tree,
                              python=launch(gc_stats=gc_files.get("client")))
             figures = server.stats()
+            emulator_rss_mib = server.peak_rss_mib()
         pauses = {f"{who}_gc_max_ms": longest_gc_pause_ms(path) for who, path in gc_files.items()}
     bound = max((3 * jobs + 1) / min(rate, limit) + job_time_s, math.ceil(jobs / max_running) * job_time_s)
     requests = api_requests(figures)
@@ -47,7 +52,7 @@ def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tr
             "makespan_s": run.wall_s, "bound_s": bound, "over_bound": f"{(run.wall_s / bound - 1) * 100:+.1f}%",
             "requests_per_job": requests / jobs, "polls_per_job": figures["requests"].get("GET /v1/jobs/{jobId}", 0) / jobs,
             "throttled_429": figures["rate_limited"], "jobs_created": figures["jobs_created"],
-            "client_peak_rss_mib": run.peak_rss_mib, **pauses}
+            "client_peak_rss_mib": run.peak_rss_mib, "emulator_peak_rss_mib": emulator_rss_mib, **pauses}
 
 
 def memory_case(jobs: int) -> dict[str, Any]:

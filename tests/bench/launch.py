@@ -83,12 +83,29 @@ def _record_gc_pauses(out: Path) -> None:
          for g, p in pauses.items()})))
 
 
+def _log_slow_callbacks(out: Path) -> None:
+    """asyncio's debug mode with a 5 ms threshold: each callback that held the loop longer is logged."""
+    os.environ["PYTHONASYNCIODEBUG"] = "1"  # read when asyncio is first imported
+    import asyncio.base_events
+    import logging
+
+    asyncio.base_events.BaseEventLoop.slow_callback_duration = 0.005
+    handler = logging.FileHandler(out)
+    handler.setFormatter(logging.Formatter("%(created).3f %(message)s"))
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fsync-delay-ms", type=float, default=0.0)
     parser.add_argument("--no-gc", action="store_true")
     parser.add_argument("--count-fsyncs", metavar="OUT_JSON")
     parser.add_argument("--gc-stats", metavar="OUT_JSON")
+    parser.add_argument("--slow-callbacks", metavar="OUT_LOG",
+                        help="asyncio debug mode: log every callback that holds the loop over 5 ms")
     parser.add_argument("-m", dest="module", required=True)
     args, rest = parser.parse_known_args()
     if args.fsync_delay_ms > 0:
@@ -109,6 +126,8 @@ def main() -> None:
         _record_gc_pauses(Path(args.gc_stats))
     if args.no_gc:
         gc.disable()
+    if args.slow_callbacks:
+        _log_slow_callbacks(Path(args.slow_callbacks))
     sys.path.insert(0, os.getcwd())
     sys.argv = [args.module, *rest]
     runpy.run_module(args.module, run_name="__main__", alter_sys=True)

@@ -27,6 +27,7 @@ from helpers import (
 
 import pipeline.storage
 from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.reserve import RESERVE_BYTES, RESERVE_NAME
 from pipeline.runner import summary_text
 from run_helpers import audit_creations, run, write_manifest
 
@@ -51,11 +52,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("free_bytes", [2 * 2**20, 16 * 2**10], ids=["outputs-hit-the-wall", "journal-hits-the-wall"])
+@pytest.mark.parametrize(("free_bytes", "job_time_s"), [
+    (2 * 2**20, 0.2),  # the outputs fill the disk
+    (RESERVE_BYTES + 16 * 2**10, 1.0),  # the journal fills it while submitting; its reserve takes over
+    (16 * 2**10, 0.2),  # no room for the reserve: the journal hits the wall
+], ids=["outputs-hit-the-wall", "journal-hits-the-wall-reserve", "journal-hits-the-wall-no-reserve"])
 async def test_disk_full_on_a_real_small_disk(tmp_path: Path, small_disk: Path, emulator_factory,
-                                              free_bytes: int) -> None:
+                                              free_bytes: int, job_time_s: float) -> None:
     """The disk fills up: exit 1 with a clear message, a valid journal; after freeing space the resume completes."""
-    server = await emulator_factory(api_key=API_KEY, api_secret=API_SECRET, output_pad_bytes=PAD_BYTES)
+    server = await emulator_factory(api_key=API_KEY, api_secret=API_SECRET, output_pad_bytes=PAD_BYTES,
+                                    job_time_s=job_time_s)
     manifest = write_manifest(tmp_path, prompts=4, name="full")
     filler = small_disk / "filler.bin"
     filler.write_bytes(b"\0" * (DISK_BYTES - free_bytes))
@@ -72,6 +78,11 @@ async def test_disk_full_on_a_real_small_disk(tmp_path: Path, small_disk: Path, 
     assert state.torn_lines == 0
     stuck = state.counts()
     assert stuck["downloaded"] < 16
+    if free_bytes > RESERVE_BYTES:  # the reserve was made, so every POST's answer found room in the journal
+        assert stuck["unknown"] == 0, stuck
+        assert not (run_dir / RESERVE_NAME).exists()
+    if free_bytes == RESERVE_BYTES + 16 * 2**10:
+        assert "the journal's reserve recorded what was in flight" in first.stderr
     for job in state.jobs.values():  # every file the journal records is whole
         for record in job.files.values():
             assert (run_dir / record.path).stat().st_size == record.bytes

@@ -1,0 +1,63 @@
+"""A little disk space set aside for the journal, given back when the disk fills up.
+
+When the disk fills mid-run, the POSTs already on the wire still come back with job ids (paid jobs).
+Without room to journal those ids, each such job would be left *unknown* (sent, outcome not recorded)
+and could only be resent at the risk of paying twice. So the run folder holds a small reserve file
+while a run is open; the journal's first ENOSPC frees it, the run stops submitting, and the ids of the
+jobs in flight are recorded in the space it leaves.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RESERVE_NAME = ".journal-reserve"
+RESERVE_BYTES = 256 * 1024  # a few hundred events: the answers to every POST in flight, the end of the run
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskReserve:
+    """A file of `size_bytes` next to the journal, made when the run opens it; `release` deletes it."""
+
+    def __init__(self, folder: Path, *, size_bytes: int = RESERVE_BYTES) -> None:
+        self.path = folder / RESERVE_NAME
+        self.size_bytes = size_bytes
+        self.held = self._make()
+
+    def _make(self) -> bool:
+        try:
+            if self.path.is_file() and self.path.stat().st_size == self.size_bytes:
+                return True
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, self.size_bytes)  # real blocks, not a sparse file
+            finally:
+                os.close(fd)
+            return True
+        except OSError as exc:
+            self.path.unlink(missing_ok=True)
+            log.warning("no room to set aside %d kB for the journal (%s): if the disk fills up, jobs in "
+                        "flight may be left unknown", self.size_bytes // 1024, exc.strerror or exc)
+            return False
+
+    def release(self) -> bool:
+        """Give the space back (the disk is full); True if there was any to give."""
+        if not self.held:
+            return False
+        self.held = False
+        try:
+            self.path.unlink()
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """The run is over: the reserve is not needed until the next one."""
+        if self.held:
+            self.held = False
+            self.path.unlink(missing_ok=True)
