@@ -12,7 +12,7 @@ import aiohttp
 
 from pipeline.api import ApiClient
 from pipeline.config import Settings
-from pipeline.ledger import Journal
+from pipeline.journal import Journal
 from pipeline.schedule import DurationModel
 from pipeline.spec import InputRef, JobSpec
 

@@ -13,7 +13,8 @@ from pipeline.api import ApiClient
 from pipeline.budget import RATE_HEADROOM
 from pipeline.config import Settings
 from pipeline.context import RunnableManifest, StopFlags
-from pipeline.ledger import DOWNLOADED, FAILED, JOURNAL_NAME, PENDING, STATES, SUBMITTED, SUCCEEDED, UNKNOWN, Journal
+from pipeline.journal import Journal
+from pipeline.ledger import DOWNLOADED, FAILED, JOURNAL_NAME, PENDING, STATES, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.results import iso, records, write_results
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from pipeline.config import Credentials, Settings
 from pipeline.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
 from pipeline.download import download
 from pipeline.errors import AuthError, InputError, PipelineError
+from pipeline.journal import Journal, JournalError
 from pipeline.ledger import (
     DOWNLOADED,
     FAILED,
@@ -38,8 +39,6 @@ from pipeline.ledger import (
     SUBMITTED,
     SUCCEEDED,
     UNKNOWN,
-    Journal,
-    JournalError,
 )
 from pipeline.outcome import RunSummary, save_results, summarize, summary_text, tally
 from pipeline.poll import poll

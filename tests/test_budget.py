@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
 from pipeline.pacing import CUT_FACTOR, GROW_AFTER_S, GROW_FACTOR, LONE_AFTER_S, Pacing
+from pipeline.progress import Snapshot, line, table
 
 
 @pytest.mark.parametrize(("throttles", "expected_per_s", "expected_cuts", "expected_episodes"), [
@@ -136,3 +137,17 @@ async def test_a_pause_holds_every_caller() -> None:
     async with budget.slot(SUBMIT) as sent_at:
         pass
     assert sent_at - started >= 0.09
+
+
+@pytest.mark.parametrize(("sending_per_s", "shown"), [(None, None), (67.9, "held to 67.9/s after 429s")])
+def test_progress_says_when_429s_hold_the_rate_down(sending_per_s: float | None, shown: str | None) -> None:
+    """The progress line and the live table show the lowered sending rate, and nothing when there is none."""
+    from rich.console import Console
+
+    snapshot = Snapshot(total=10, pending=2, in_flight=3, running=3, downloading=1, done=4, failed=0, unknown=0,
+                        requests=40, requests_per_s=97.0, sending_per_s=sending_per_s, elapsed_s=12.0, eta_s=30.0)
+    console = Console(record=True, width=120)
+    console.print(table(snapshot))
+    for text in (line(snapshot), console.export_text()):
+        assert "40 (97.0/s" in text or "40 requests (97.0/s" in text
+        assert (shown in text) if shown else ("held to" not in text)

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.api import classify, parse_job
 from pipeline.errors import AuthError, BadResponse, CreditsError, RequestRejected, TransientApiError
-from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, Journal, LedgerState, apply, replay
+from pipeline.journal import Journal
+from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, LedgerState, apply, replay
 from pipeline.retry import backoff_s, parse_retry_after
 from pipeline.schedule import DurationModel, PollTiming, first_poll_delay, next_poll_delay
 from pipeline.storage import output_name, safe_path, slug

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import Journal, JournalError, replay
+from pipeline.journal import Journal, JournalError
+from pipeline.ledger import replay
 from pipeline.reserve import RESERVE_BYTES, RESERVE_NAME, DiskReserve
 
 

@@ -18,7 +18,8 @@ from runfolder import job, make_clip, write_run
 
 from pipeline import cli_run
 from pipeline.cli import main
-from pipeline.ledger import JOURNAL_NAME, STATES, Journal
+from pipeline.journal import Journal
+from pipeline.ledger import JOURNAL_NAME, STATES
 from pipeline.report import write_report
 from pipeline.results import RESULTS_NAME
 from pipeline.runner import RunSummary
