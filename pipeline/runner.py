@@ -45,7 +45,7 @@ from pipeline.poll import poll
 from pipeline.progress import Progress
 from pipeline.shutdown import install_signals, remove_signals
 from pipeline.spec import JobSpec
-from pipeline.storage import file_matches, safe_path
+from pipeline.rundir import lost_files
 from pipeline.submit import submit
 
 __all__ = ["RunOptions", "RunSummary", "run_manifest", "summary_text"]
@@ -236,8 +236,12 @@ async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: 
     `resumable` is the (key, state) list taken at start; the submit stage never touches these jobs.
     """
     loop = asyncio.get_running_loop()
+    jobs = ctx.journal.state.jobs
+    recorded = [((key, asset_id), record.path, record.bytes) for key, state in resumable
+                if state in (SUCCEEDED, DOWNLOADED) for asset_id, record in jobs[key].files.items()]
+    lost = await asyncio.to_thread(lost_files, ctx.run_dir, recorded)
     for key, _ in resumable:
-        job = ctx.journal.state.jobs[key]
+        job = jobs[key]
         if job.state == SUBMITTED and job.job_id:
             ctx.in_flight.force()
             await submitted.put(Submission(key, job.job_id, loop.time()))
@@ -246,7 +250,7 @@ async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: 
             await finished.put(Completion(key, tuple(job.asset_ids)))
         elif job.state in (SUCCEEDED, DOWNLOADED):
             for asset_id, record in list(job.files.items()):
-                if not await file_matches(safe_path(ctx.run_dir, record.path), record.bytes):
+                if (key, asset_id) in lost:
                     log.warning("job %s: %s is missing or changed on disk; fetching it again", key[:12], record.path)
                     await ctx.journal.write("file-lost", key=key, asset_id=asset_id)
             if job.state == SUCCEEDED and job.asset_ids:

@@ -32,7 +32,7 @@ from pipeline.ledger import (
 )
 from pipeline.liveness import run_activity
 from pipeline.results import iso
-from pipeline.rundir import safe_relative
+from pipeline.rundir import lost_files
 
 SHOWN_PER_GROUP = 10
 SHOWN_GROUPS = 20
@@ -150,7 +150,8 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         poll=sum(1 for j in jobs if j.state == SUBMITTED and j.job_id),
         download=sum(1 for j in jobs if j.state == SUCCEEDED and j.asset_ids),
         redownload_failed=sum(1 for j in jobs if _download_failed(j)),
-        refetch_lost=sum(1 for j in jobs if j.state == DOWNLOADED and _lost_files(run_dir, j)),
+        refetch_lost=len(lost_files(run_dir, ((j.key, r.path, r.bytes) for j in jobs if j.state == DOWNLOADED
+                                            for r in j.files.values()))),
         submit=counts[PENDING],
         leave_unknown=counts[UNKNOWN],
         leave_failed=sum(1 for j in jobs if j.state == FAILED and not _download_failed(j)),
@@ -256,17 +257,6 @@ def duration_text(seconds: float) -> str:
 
 def _download_failed(job: JobState) -> bool:
     return job.state == FAILED and job.error_kind == "download" and bool(job.asset_ids)
-
-
-def _lost_files(run_dir: Path, job: JobState) -> bool:
-    for record in job.files.values():
-        relative = safe_relative(record.path)
-        try:
-            if relative is None or (run_dir / relative).stat().st_size != record.bytes:
-                return True
-        except OSError:
-            return True
-    return False
 
 
 def _ref(job: JobState) -> JobRef:

@@ -98,15 +98,6 @@ def safe_path(run_dir: Path, relative: str) -> Path:
     return target
 
 
-async def file_matches(path: Path, size_bytes: int) -> bool:
-    """A finished file is kept on resume when it exists with its recorded size."""
-    try:
-        stat = await aiofiles.os.stat(path)
-    except FileNotFoundError:
-        return False
-    return stat.st_size == size_bytes
-
-
 async def _hash_prefix(path: Path, size: int) -> hashlib._Hash:
     digest = hashlib.sha256()
     async with aiofiles.open(path, "rb") as handle:

@@ -14,6 +14,7 @@ from pipeline.errors import AuthError, BadResponse, CreditsError, RequestRejecte
 from pipeline.journal import Journal
 from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, LedgerState, apply, replay
 from pipeline.retry import backoff_s, parse_retry_after
+from pipeline.rundir import lost_files
 from pipeline.schedule import DurationModel, PollTiming, first_poll_delay, next_poll_delay
 from pipeline.storage import output_name, safe_path, slug
 
@@ -189,3 +190,17 @@ def test_slug_is_bounded() -> None:
     """A slug never exceeds its length and never ends in a dash."""
     assert slug("hello " * 50, 20) == "hello-hello-hello-he"
     assert not slug("ab " * 30, 10).endswith("-")
+
+
+def test_lost_files_lists_missing_resized_and_unsafe_records(tmp_path: Path) -> None:
+    """One listing per folder finds files missing, of another size, in a missing folder, or recorded outside."""
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"x" * 10)
+    (tmp_path / "videos" / "b.mp4").write_bytes(b"x" * 9)
+    (tmp_path / "videos" / "link.mp4").symlink_to(tmp_path / "videos" / "a.mp4")
+    (tmp_path / "top.mp4").write_bytes(b"x" * 3)
+    records = [("ok", "videos/a.mp4", 10), ("resized", "videos/b.mp4", 10), ("missing", "videos/c.mp4", 10),
+               ("link", "videos/link.mp4", 10), ("top", "top.mp4", 3), ("no-folder", "gone/a.mp4", 10),
+               ("outside", "../videos/a.mp4", 10), ("absolute", str(tmp_path / "videos" / "a.mp4"), 10)]
+    assert lost_files(tmp_path, records) == {"resized", "missing", "no-folder", "outside", "absolute"}
+    assert lost_files(tmp_path, []) == set()
