@@ -1,0 +1,106 @@
+"""The producer side of a run: what the journal says to resume, the input uploads, and the manifest's new jobs.
+
+`feed` sends submitted jobs to the poller and paid ones to the downloaders, uploads each distinct input once,
+walks the manifest lazily for jobs that need a POST and runs the submit workers; then it closes `submitted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from pipeline.context import Completion, RunContext, RunnableManifest, Submission
+from pipeline.errors import AuthError
+from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
+from pipeline.rundir import lost_files
+from pipeline.spec import JobSpec
+from pipeline.submit import submit
+
+log = logging.getLogger(__name__)
+
+SUBMIT_WORKERS = 4
+
+
+async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None],
+               submitted: asyncio.Queue[Submission | None], finished: asyncio.Queue[Completion | None], *,
+               retry_failed: bool, resubmit_unknown: bool) -> None:
+    """Resume what the journal knows, upload inputs, produce and submit; then close `submitted`."""
+    # what to resume is decided now, before any submit can change a job's state
+    resumable = [(key, job.state) for key, job in ctx.journal.state.jobs.items()
+                 if job.state in (SUBMITTED, SUCCEEDED, DOWNLOADED)
+                 or (job.state == FAILED and job.error_kind == "download")]
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_resume(ctx, resumable, submitted, finished))
+        group.create_task(_produce(ctx, manifest, to_submit, retry_failed=retry_failed,
+                                   resubmit_unknown=resubmit_unknown))
+        try:
+            asset_ids = await _upload_inputs(ctx, manifest)
+        except AuthError as exc:
+            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+            asset_ids = {}
+        for _ in range(SUBMIT_WORKERS):
+            group.create_task(submit(ctx, to_submit, submitted, asset_ids))
+    await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
+
+
+async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[str, str]:
+    """Upload each distinct local input once (by content hash); reuse ids the journal remembers."""
+    uploads = ctx.journal.state.uploads
+    for ref in manifest.input_files():
+        if ref.sha256 in uploads or ref.sha256 is None or ref.path is None:
+            continue
+        if ctx.stop.no_more_submits.is_set():
+            break
+        asset_id = await ctx.api.upload(Path(ref.path), param=ref.param)
+        await ctx.journal.write("upload", sha256=ref.sha256, asset_id=asset_id, path=ref.path, param=ref.param)
+        log.info("uploaded %s as %s", Path(ref.path).name, asset_id)
+    return uploads
+
+
+async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: asyncio.Queue[Submission | None],
+                  finished: asyncio.Queue[Completion | None]) -> None:
+    """Send the journal's unfinished jobs on: submitted ones to the poller, paid ones to the downloaders.
+
+    `resumable` is the (key, state) list taken at start; the submit stage never touches these jobs.
+    """
+    loop = asyncio.get_running_loop()
+    jobs = ctx.journal.state.jobs
+    recorded = [((key, asset_id), record.path, record.bytes) for key, state in resumable
+                if state in (SUCCEEDED, DOWNLOADED) for asset_id, record in jobs[key].files.items()]
+    lost = await asyncio.to_thread(lost_files, ctx.run_dir, recorded)
+    for key, _ in resumable:
+        job = jobs[key]
+        if job.state == SUBMITTED and job.job_id:
+            ctx.in_flight.force()
+            await submitted.put(Submission(key, job.job_id, loop.time()))
+        elif job.state == FAILED and job.error_kind == "download" and job.asset_ids:
+            await ctx.journal.write("retry-download", key=key)
+            await finished.put(Completion(key, tuple(job.asset_ids)))
+        elif job.state in (SUCCEEDED, DOWNLOADED):
+            for asset_id, record in list(job.files.items()):
+                if (key, asset_id) in lost:
+                    log.warning("job %s: %s is missing or changed on disk; fetching it again", key[:12], record.path)
+                    await ctx.journal.write("file-lost", key=key, asset_id=asset_id)
+            if job.state == SUCCEEDED and job.asset_ids:
+                await finished.put(Completion(key, tuple(job.asset_ids)))
+
+
+async def _produce(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None], *,
+                   retry_failed: bool, resubmit_unknown: bool) -> None:
+    """Walk the manifest lazily and queue every job that needs a POST; then close the queue."""
+    state = ctx.journal.state
+    for spec in manifest.jobs():
+        if ctx.stop.no_more_submits.is_set():
+            break
+        job = state.jobs.get(spec.key)
+        if job is not None and job.state != PENDING:
+            if job.state == UNKNOWN and resubmit_unknown:
+                await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
+            elif job.state == FAILED and retry_failed and job.error_kind != "download":
+                await ctx.journal.write("reset", key=spec.key, why="retry-failed")
+            else:
+                continue
+        await to_submit.put(spec)
+    for _ in range(SUBMIT_WORKERS):
+        await to_submit.put(None)
