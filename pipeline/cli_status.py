@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from pipeline.status import run_status, status_json, status_text
+from pipeline.status import run_status
+from pipeline.status_view import status_json, status_text
 
 HELP = "show a run's progress and what a resume would do (works while the run is going)"
 

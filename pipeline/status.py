@@ -3,7 +3,7 @@
 `run_status(run_dir)` replays the journal as `ledger.replay` does (a torn last line, normal while a run
 writes, is ignored), noting each session's span, into a frozen `RunStatus`: counts by state, failures
 grouped by reason, unknown-POST jobs, time spent running, API requests, and what a resume would do.
-`status_text` and `status_json` present it.
+`status_view` presents it (text and JSON).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pipeline.errors import InputError
 from pipeline.ledger import (
@@ -34,9 +33,6 @@ from pipeline.liveness import run_activity
 from pipeline.results import iso
 from pipeline.rundir import lost_files
 
-SHOWN_PER_GROUP = 10
-SHOWN_GROUPS = 20
-SHOWN_UNKNOWN = 50
 KEY_PREFIX_CHARS = 12
 
 
@@ -169,92 +165,6 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         resume=plan, torn_tail=torn_tail)
 
 
-def resume_text(plan: ResumePlan) -> str:
-    """`resume would: poll 3 submitted jobs, download 2, submit 40 pending (...), leave 1 unknown (...)`."""
-    parts = []
-    if plan.poll:
-        parts.append(f"poll {plan.poll} submitted job{_s(plan.poll)}")
-    if plan.download:
-        parts.append(f"download {plan.download}")
-    if plan.submit:
-        total = f"{plan.job_count} total from the last run event's job_count" if plan.job_count is not None \
-            else "the journal does not record the total"
-        parts.append(f"submit {plan.submit} pending (needs the manifest: {total})")
-    if plan.leave_unknown:
-        parts.append(f"leave {plan.leave_unknown} unknown (use --resubmit-unknown)")
-    if plan.leave_failed:
-        parts.append(f"leave {plan.leave_failed} failed (use --retry-failed)")
-    text = "resume would: " + (", ".join(parts) if parts else "nothing (every job is finished)")
-    extra = []
-    if plan.redownload_failed:
-        n = plan.redownload_failed
-        extra.append(f"{n} download-failed job{_s(n)} {'is' if n == 1 else 'are'} re-downloaded automatically")
-    if plan.refetch_lost:
-        n = plan.refetch_lost
-        extra.append(f"{n} downloaded job{_s(n)} with a missing or changed file {'is' if n == 1 else 'are'} "
-                     "fetched again")
-    return text + ("; " + "; ".join(extra) if extra else "")
-
-
-def status_text(status: RunStatus) -> str:
-    """The human-readable status (a few lines, long lists cut with a count of the rest)."""
-    c = status.counts
-    activity = status.activity + (f" (pid {status.pid})" if status.activity == "running" else "") + (
-        f" ({status.stop_reason})" if status.stop_reason else "")
-    total = sum(c.values())
-    lines = [
-        f"run {status.name}: {activity}" + (f"; manifest {status.manifest}" if status.manifest else ""),
-        f"jobs: {total} — " + ", ".join(f"{c[s]} {s}" for s in (DOWNLOADED, FAILED, UNKNOWN, SUBMITTED,
-                                                                  SUCCEEDED, PENDING)),
-        f"elapsed: {duration_text(status.elapsed_s)} running, in {status.sessions} session{_s(status.sessions)}"
-        + (f" (first event {status.started_at}, last {status.updated_at})" if status.started_at else ""),
-        f"API requests: {status.api_requests}" + _per_job(status),
-    ]
-    if status.failures:
-        failed = sum(len(g.jobs) for g in status.failures)
-        lines.append(f"failures: {failed} job{_s(failed)} in {len(status.failures)} group{_s(len(status.failures))}")
-        for group in status.failures[:SHOWN_GROUPS]:
-            jobs = ", ".join(str(j) for j in group.jobs[:SHOWN_PER_GROUP])
-            more = f", ... {len(group.jobs) - SHOWN_PER_GROUP} more" if len(group.jobs) > SHOWN_PER_GROUP else ""
-            lines.append(f"  [{group.kind or 'failed'}] {_one_line(group.error)} — {len(group.jobs)} job"
-                         f"{_s(len(group.jobs))}: {jobs}{more}")
-        if len(status.failures) > SHOWN_GROUPS:
-            lines.append(f"  ... {len(status.failures) - SHOWN_GROUPS} more groups (see --json)")
-    if status.unknown:
-        lines.append(f"unknown POST (sent, answer lost; the job may exist on the server and be paid): "
-                     f"{len(status.unknown)} job{_s(len(status.unknown))}")
-        lines += [f"  {j}" for j in status.unknown[:SHOWN_UNKNOWN]]
-        if len(status.unknown) > SHOWN_UNKNOWN:
-            lines.append(f"  ... {len(status.unknown) - SHOWN_UNKNOWN} more (see --json)")
-    if status.stalled:
-        lines.append(f"polling gave up (job_timeout_s) on {len(status.stalled)} submitted job"
-                     f"{_s(len(status.stalled))}, still running on the server when it stopped (paid; a resume "
-                     f"polls {'it' if len(status.stalled) == 1 else 'them'} again)")
-        lines += [f"  {j}" for j in status.stalled[:SHOWN_UNKNOWN]]
-        if len(status.stalled) > SHOWN_UNKNOWN:
-            lines.append(f"  ... {len(status.stalled) - SHOWN_UNKNOWN} more (see --json)")
-    lines.append(resume_text(status.resume))
-    return "\n".join(lines)
-
-
-def status_json(status: RunStatus) -> dict[str, Any]:
-    """The status as plain JSON data (every job listed, nothing cut)."""
-    data = asdict(status)
-    data["schema"] = 1
-    data["resume"]["text"] = resume_text(status.resume)
-    return data
-
-
-def duration_text(seconds: float) -> str:
-    """`2h 03m 09s`, `4m 05s`, `12.3s`."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
-
-
 def _download_failed(job: JobState) -> bool:
     return job.state == FAILED and job.error_kind == "download" and bool(job.asset_ids)
 
@@ -270,20 +180,6 @@ def _failures(jobs: list[JobState]) -> tuple[FailureGroup, ...]:
             groups.setdefault((job.error_kind, job.error or "no message"), []).append(_ref(job))
     ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), str(item[0][0]), item[0][1]))
     return tuple(FailureGroup(kind, error, tuple(refs)) for (kind, error), refs in ordered)
-
-
-def _per_job(status: RunStatus) -> str:
-    finished = status.counts[DOWNLOADED] + status.counts[FAILED]
-    return f" ({status.api_requests / finished:.2f} per finished job)" if finished else ""
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"
 
 
 def _ends_mid_line(path: Path) -> bool:

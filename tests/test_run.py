@@ -12,7 +12,8 @@ import pytest
 from pipeline.config import Credentials
 from pipeline.ledger import JOURNAL_NAME, replay
 from pipeline.outcome import summary_text
-from pipeline.status import run_status, status_text
+from pipeline.status import run_status
+from pipeline.status_view import status_text
 from pipeline.runner import RunOptions
 from run_helpers import check_consistent, run, write_manifest
 

@@ -19,7 +19,8 @@ from run_helpers import run, write_manifest
 from pipeline.cli import main
 from pipeline.emulator import EmulatorServer
 from pipeline.ledger import JOURNAL_NAME
-from pipeline.status import ResumePlan, duration_text, resume_text, run_status, status_json, status_text
+from pipeline.status import ResumePlan, run_status
+from pipeline.status_view import duration_text, resume_text, status_json, status_text
 
 
 def spec(key: str, index: int) -> dict[str, Any]:
