@@ -1,4 +1,4 @@
-"""The contact sheet as HTML text: one self-contained page (inline CSS and JS, no network) from a `Layout`.
+"""The contact sheet as HTML text: one self-contained page (inline CSS and JS from pipeline/data, no network) from a `Layout`.
 
 Pure: records, layout and the poster/existence facts in, a string out. Every piece of user text goes
 through `html.escape` (attributes double-quoted); file links are percent-encoded relative paths that
@@ -9,11 +9,13 @@ with hashes of our own style and script keeps anything injected from running or 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +24,7 @@ from pipeline.grid import POSITION, SETTING, Grid, Layout, Section
 from pipeline.params import FILE_PARAMS, PARAMS
 from pipeline.rundir import safe_relative
 
+DATA = Path(__file__).with_name("data")
 EAGER_VIDEOS = 12  # the first videos get a src in the markup (play without JS); the rest when scrolled near
 PROMPT_HEADER_CHARS = 160
 
@@ -76,7 +79,7 @@ def render(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Lay
     body = [_header(run, jobs, sheet, filters, command)]
     for section in sheet.sections:
         body.append(_section(section, jobs, card))
-    style, script = _STYLE, _SCRIPT
+    style, script = _asset("sheet.css"), _asset("sheet.js")
     csp = ("default-src 'none'; img-src 'self' file: data:; media-src 'self' file:; "
            f"style-src '{_digest(style)}'; script-src '{_digest(script)}'; base-uri 'none'; form-action 'none'")
     name = e(run.get("name") or "run")
@@ -87,6 +90,12 @@ def render(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Lay
         '<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,">',
         f"<title>{name} — ltx-batch report</title>", f"<style>{style}</style></head><body>",
         *body, f"<script>{script}</script>", "</body></html>", ""])
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    """The page's stylesheet or script (pipeline/data), inlined and allowed by its hash in the CSP."""
+    return (DATA / name).read_text(encoding="utf-8")
 
 
 def _digest(text: str) -> str:
@@ -205,76 +214,3 @@ def _details(job: Mapping[str, Any]) -> str:
     rows += [("job id", job.get("job_id")), ("key", job.get("key")), ("batch", job.get("batch"))]
     items = "".join(f"<dt>{e(n)}</dt><dd>{e(shown(None, v))}</dd>" for n, v in rows if v is not None)
     return f"<details><summary>parameters</summary><dl>{items}</dl></details>"
-
-
-_STYLE = """
-:root{color-scheme:light dark;--fg:#1d1f23;--bg:#f6f6f4;--card:#fff;--line:#d9d9d4;--mute:#6b6f76}
-@media (prefers-color-scheme:dark){:root{--fg:#e6e6e3;--bg:#15171a;--card:#202328;--line:#363a40;--mute:#9aa0a8}}
-*{box-sizing:border-box}[hidden]{display:none!important}
-body{margin:0;padding:16px 20px;font:14px/1.4 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
-h1{margin:0 0 4px;font-size:20px}h2{font-size:18px;margin:28px 0 2px}h3{font-size:15px;margin:18px 0 6px}
-.meta{margin:2px 0;color:var(--mute)}code{font-size:12px}
-#filters{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}#filters select{max-width:16em}
-.scroll{overflow-x:auto}table{border-collapse:collapse}
-th{font-weight:600;text-align:left;vertical-align:top;padding:6px;position:sticky;left:0;background:var(--bg)}
-thead th{position:static;border-bottom:1px solid var(--line)}
-td{vertical-align:top;padding:6px;border-bottom:1px solid var(--line)}
-tbody th{min-width:9em;z-index:1}
-th .long{display:block;max-width:14em;overflow-wrap:anywhere}
-th .also{display:block;font-weight:400;font-size:12px;color:var(--mute)}
-.card{width:280px;background:var(--card);border:1px solid var(--line);border-radius:6px;padding:6px;margin:0 0 8px}
-.card video{width:100%;aspect-ratio:16/9;background:#000;border-radius:4px;display:block}
-.empty{width:100%;aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;text-align:center;
- border:1px dashed var(--line);border-radius:4px;color:var(--mute);padding:8px}
-.prompt{margin:6px 0 2px;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden;
- overflow-wrap:anywhere;cursor:pointer}
-.prompt.open{display:block}
-.line{margin:2px 0;color:var(--mute);font-size:12px;overflow-wrap:anywhere}
-.file{margin:2px 0;color:var(--mute);font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.error{margin:4px 0;color:#c62828;font-size:12px;overflow-wrap:anywhere;max-height:8em;overflow:auto}
-.badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;background:var(--line);color:var(--fg)}
-.b-downloaded{background:#2e7d32;color:#fff}.b-failed{background:#c62828;color:#fff}
-.b-unknown{background:#ef6c00;color:#fff}.b-submitted,.b-succeeded{background:#1565c0;color:#fff}
-.c-failed{border-color:#c62828}.c-unknown{border-color:#ef6c00}
-details{font-size:12px}dl{display:grid;grid-template-columns:auto 1fr;gap:0 8px;margin:4px 0}
-dt{color:var(--mute)}dd{margin:0;overflow-wrap:anywhere}
-"""
-
-_SCRIPT = """
-(() => {
-  const selects = [...document.querySelectorAll('#filters select')];
-  const apply = () => {
-    const want = selects.filter(s => s.value !== '').map(s => ['f' + s.dataset.f, s.value]);
-    for (const card of document.querySelectorAll('.card')) {
-      card.hidden = !want.every(([f, v]) => card.dataset[f] === v);
-    }
-    for (const group of document.querySelectorAll('.group, section.part')) {
-      group.hidden = !group.querySelector('.card:not([hidden])');
-    }
-  };
-  selects.forEach(s => s.addEventListener('change', apply));
-  for (const p of document.querySelectorAll('.prompt')) {
-    p.addEventListener('click', () => p.classList.toggle('open'));
-  }
-  // Videos past the first few get their src only when scrolled near, and give it back when far away
-  // and paused: a page of 1,000 videos never holds more than a screenful of media players.
-  const videos = document.querySelectorAll('video[data-src]');
-  if ('IntersectionObserver' in window) {
-    const near = new IntersectionObserver(entries => {
-      for (const {target: v, isIntersecting} of entries) {
-        if (isIntersecting && !v.getAttribute('src')) {
-          v.preload = 'metadata';
-          v.src = v.dataset.src;
-        } else if (!isIntersecting && v.getAttribute('src') && v.paused) {
-          v.removeAttribute('src');
-          v.preload = 'none';
-          v.load();
-        }
-      }
-    }, {rootMargin: '800px 400px'});
-    videos.forEach(v => near.observe(v));
-  } else {
-    videos.forEach(v => { v.src = v.dataset.src; });
-  }
-})();
-"""
