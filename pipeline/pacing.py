@@ -73,7 +73,7 @@ class Pacing:
         lone = not self.lowered and now - self._episode_at >= LONE_AFTER_S
         self._episode_at = now
         self.episodes += 1
-        if lone:
+        if lone or self.current_per_s <= self.floor_per_s:
             return None
         before = self.current_per_s
         self.current_per_s = max(self.floor_per_s, before * CUT_FACTOR)
