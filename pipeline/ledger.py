@@ -64,6 +64,16 @@ class JobState:
     server_duration_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SessionPacing:
+    """A session's 429s and sending rate, as its last "requests" event recorded them."""
+
+    throttled: int  # 429 answers received
+    rate_cuts: int  # times they lowered the sending rate
+    sending_per_s: float | None  # the sending rate then
+    lowest_sending_per_s: float | None
+
+
 @dataclass(slots=True)
 class LedgerState:
     """The replay of a whole journal: jobs by key, uploads by sha256, run-level facts."""
@@ -73,6 +83,7 @@ class LedgerState:
     runs: list[dict[str, Any]] = field(default_factory=list)  # one per session ("run" events)
     api_requests: int = 0  # over all sessions
     session_requests: int = 0  # the current session's running total, as last recorded
+    session_pacing: SessionPacing | None = None  # the current session's 429s and sending rate, as last recorded
     first_at: float | None = None
     last_at: float | None = None
     stopped: str | None = None  # last session's stop reason, if any
@@ -104,11 +115,15 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         state.ended = False
         state.stopped = None
         state.session_requests = 0
+        state.session_pacing = None
         return
-    if kind == "requests":  # running total of API requests in this session
-        session_total = int(event.get("count", 0))
+    if kind == "requests":  # running totals of this session: API requests, 429s, the sending rate
+        session_total = _count(event.get("count"))
         state.api_requests += max(0, session_total - state.session_requests)
         state.session_requests = session_total
+        state.session_pacing = SessionPacing(_count(event.get("throttled")), _count(event.get("rate_cuts")),
+                                             _number(event.get("sending_per_s")),
+                                             _number(event.get("lowest_sending_per_s")))
         return
     if kind == "end":
         state.ended = True
@@ -128,6 +143,14 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
     if job.state != before:
         state.by_state[before] -= 1
         state.by_state[job.state] += 1
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -> None:

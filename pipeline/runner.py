@@ -118,7 +118,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
             await _supervise(ctx, manifest, options, progress)
         finally:
             try:
-                journal.write_now("requests", count=api.requests)
+                journal.write_now("requests", **_request_figures(api))
                 journal.write_now("end", reason=stop.reason)
             except JournalError as exc:  # what it holds is valid; the error itself surfaces from the stages
                 log.error("%s", exc)
@@ -167,7 +167,14 @@ async def _record_requests(ctx: RunContext) -> None:
         await asyncio.sleep(5.0)
         if ctx.api.requests != last:
             last = ctx.api.requests
-            await ctx.journal.write("requests", count=last)
+            await ctx.journal.write("requests", **_request_figures(ctx.api))
+
+
+def _request_figures(api: ApiClient) -> dict[str, Any]:
+    """The session's running totals for a "requests" event: requests, 429s and the sending rate."""
+    return {"count": api.requests, "throttled": api.throttled, "rate_cuts": api.pacing.cuts,
+            "sending_per_s": round(api.pacing.current_per_s, 3),
+            "lowest_sending_per_s": round(api.pacing.lowest_per_s, 3)}
 
 
 async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptions) -> None:

@@ -26,6 +26,7 @@ from pipeline.ledger import (
     UNKNOWN,
     JobState,
     LedgerState,
+    SessionPacing,
     apply,
     read_events,
 )
@@ -91,6 +92,7 @@ class RunStatus:
     failures: tuple[FailureGroup, ...]
     unknown: tuple[JobRef, ...]
     stalled: tuple[JobRef, ...]  # submitted jobs whose polling gave up (job_timeout_s): still on the server
+    pacing: SessionPacing | None  # the last session's 429s and sending rate
     resume: ResumePlan
     torn_tail: bool  # the journal ends mid-line (being written now, or a crash)
 
@@ -162,7 +164,7 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         api_requests=state.api_requests, failures=_failures(jobs),
         unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN),
         stalled=tuple(_ref(j) for j in jobs if j.state == SUBMITTED and j.error_kind == "poll-timeout"),
-        resume=plan, torn_tail=torn_tail)
+        pacing=state.session_pacing, resume=plan, torn_tail=torn_tail)
 
 
 def _download_failed(job: JobState) -> bool:

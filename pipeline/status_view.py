@@ -55,6 +55,12 @@ def status_text(status: RunStatus) -> str:
         + (f" (first event {status.started_at}, last {status.updated_at})" if status.started_at else ""),
         f"API requests: {status.api_requests}" + _per_job(status),
     ]
+    pacing = status.pacing
+    if pacing is not None and (pacing.throttled or pacing.rate_cuts):
+        lowered = (f"; 429s lowered the sending rate {pacing.rate_cuts} time{_s(pacing.rate_cuts)}, to as low as "
+                   f"{pacing.lowest_sending_per_s or 0:.1f}/s (last recorded {pacing.sending_per_s or 0:.1f}/s)"
+                   if pacing.rate_cuts else "")
+        lines.append(f"429s in the last session: {pacing.throttled}{lowered}")
     if status.failures:
         failed = sum(len(g.jobs) for g in status.failures)
         lines.append(f"failures: {failed} job{_s(failed)} in {len(status.failures)} group{_s(len(status.failures))}")

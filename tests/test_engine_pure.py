@@ -12,7 +12,18 @@ import pytest
 from pipeline.api import classify, parse_job
 from pipeline.errors import AuthError, BadResponse, CreditsError, RequestRejected, TransientApiError
 from pipeline.journal import Journal
-from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, LedgerState, apply, replay
+from pipeline.ledger import (
+    DOWNLOADED,
+    FAILED,
+    PENDING,
+    SUBMITTED,
+    SUCCEEDED,
+    UNKNOWN,
+    LedgerState,
+    SessionPacing,
+    apply,
+    replay,
+)
 from pipeline.retry import backoff_s, parse_retry_after
 from pipeline.rundir import lost_files
 from pipeline.schedule import DurationModel, PollTiming, first_poll_delay, next_poll_delay
@@ -204,3 +215,20 @@ def test_lost_files_lists_missing_resized_and_unsafe_records(tmp_path: Path) -> 
                ("outside", "../videos/a.mp4", 10), ("absolute", str(tmp_path / "videos" / "a.mp4"), 10)]
     assert lost_files(tmp_path, records) == {"resized", "missing", "no-folder", "outside", "absolute"}
     assert lost_files(tmp_path, []) == set()
+
+
+def test_requests_events_carry_the_sessions_429s_and_sending_rate() -> None:
+    """The last "requests" event of a session gives its 429s and rate; a new session starts with none; junk is None."""
+    state = LedgerState()
+    apply(state, {"t": 1.0, "ev": "run"})
+    assert state.session_pacing is None
+    apply(state, {"t": 2.0, "ev": "requests", "count": 10, "throttled": 3, "rate_cuts": 2,
+                  "sending_per_s": 47.5, "lowest_sending_per_s": 33.2})
+    assert state.session_pacing == SessionPacing(3, 2, 47.5, 33.2) and state.api_requests == 10
+    apply(state, {"t": 3.0, "ev": "requests", "count": 12})  # an older tool's event: counts only
+    assert state.session_pacing == SessionPacing(0, 0, None, None) and state.api_requests == 12
+    apply(state, {"t": 4.0, "ev": "requests", "count": 13, "throttled": "x", "rate_cuts": -1,
+                  "sending_per_s": True, "lowest_sending_per_s": "x"})
+    assert state.session_pacing == SessionPacing(0, 0, None, None)
+    apply(state, {"t": 5.0, "ev": "run"})
+    assert state.session_pacing is None and state.api_requests == 13

@@ -167,6 +167,10 @@ async def test_429_storm_is_ridden_out(tmp_path: Path, emulator_factory) -> None
     await check_consistent(summary.run_dir, server, expect_jobs=8)
     results = json.loads((summary.run_dir / "results.json").read_text())["run"]
     assert results["sending_rate_cuts"] == summary.rate_cuts and results["lowest_sending_rate_per_s"] < 30
+    status = run_status(summary.run_dir)  # the journal tells status the same
+    assert status.pacing is not None and status.pacing.rate_cuts == summary.rate_cuts
+    assert status.pacing.throttled == summary.throttled
+    assert f"429s in the last session: {summary.throttled}; 429s lowered the sending rate" in status_text(status)
 
 
 async def test_429_without_retry_after_backs_off(tmp_path: Path, emulator_factory) -> None:
