@@ -21,6 +21,18 @@ RESERVE_BYTES = 256 * 1024  # a few hundred events: the answers to every POST in
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+def _allocate(fd: int, size_bytes: int) -> None:
+    """Real blocks, not a sparse file: fallocate, or zeros where the file system does not support it."""
+    try:
+        os.posix_fallocate(fd, 0, size_bytes)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        block = bytes(64 * 1024)
+        for offset in range(0, size_bytes, len(block)):
+            os.write(fd, block[: min(len(block), size_bytes - offset)])
+
+
 class DiskReserve:
     """A file of `size_bytes` next to the journal, made when the run opens it; `release` deletes it."""
 
@@ -35,13 +47,16 @@ class DiskReserve:
                 return True
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                os.posix_fallocate(fd, 0, self.size_bytes)  # real blocks, not a sparse file
+                _allocate(fd, self.size_bytes)
             finally:
                 os.close(fd)
             return True
         except OSError as exc:
-            self.path.unlink(missing_ok=True)
-            log.warning("no room to set aside %d kB for the journal (%s): if the disk fills up, jobs in "
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            log.warning("could not set aside %d kB for the journal (%s): if the disk fills up, jobs in "
                         "flight may be left unknown", self.size_bytes // 1024, exc.strerror or exc)
             return False
 

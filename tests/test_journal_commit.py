@@ -121,3 +121,13 @@ def test_no_room_for_a_reserve_is_a_warning_not_an_error(tmp_path: Path, monkeyp
     reserve = DiskReserve(tmp_path)
     assert not reserve.held and not reserve.release() and not (tmp_path / RESERVE_NAME).exists()
     assert "jobs in flight may be left unknown" in caplog.text
+
+
+def test_a_file_system_without_fallocate_gets_a_reserve_of_zeros(tmp_path: Path, monkeypatch) -> None:
+    """Where fallocate is not supported the reserve is written out, at its full size."""
+    def unsupported(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    reserve = DiskReserve(tmp_path, size_bytes=100_000)
+    assert reserve.held and (tmp_path / RESERVE_NAME).read_bytes() == bytes(100_000)
