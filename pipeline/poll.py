@@ -13,7 +13,7 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 
-from pipeline.api import FINAL_FAILED, FINAL_OK, KNOWN_RUNNING
+from pipeline.answers import FINAL_FAILED, FINAL_OK, KNOWN_RUNNING
 from pipeline.context import Completion, RunContext, Submission
 from pipeline.errors import ApiError, AuthError, TransientApiError
 from pipeline.schedule import PollTiming, first_poll_delay, next_poll_delay

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.api import classify, parse_job
+from pipeline.answers import classify, parse_job
 from pipeline.errors import AuthError, BadResponse, CreditsError, RequestRejected, TransientApiError
 from pipeline.journal import Journal
 from pipeline.ledger import (

@@ -1,0 +1,107 @@
+"""What the Scenario API's answers mean (pure): an error status to our exception, a job answer to a `JobView`.
+
+Tolerant where `shared/api-notes.md` is unsure: status words compared case-insensitively, progress as a
+fraction or a percentage, the failure reason looked for in several places (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipeline.errors import (
+    ApiError,
+    AuthError,
+    BadResponse,
+    CreditsError,
+    RequestRejected,
+    TransientApiError,
+)
+from pipeline.retry import parse_retry_after
+
+FINAL_OK, FINAL_FAILED = ("success",), ("failure", "failed", "canceled", "cancelled", "error")
+KNOWN_RUNNING = ("queued", "in-progress", "warming-up", "pending", "processing")
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """The parts of a job answer the pipeline uses."""
+
+    job_id: str
+    status: str
+    progress: float | None
+    asset_ids: tuple[str, ...]
+    error: str | None
+    duration_s: float | None  # updatedAt - createdAt on a final job, when the server gives both
+
+
+def classify(status: int, text: str, retry_after: str | None, url: str) -> ApiError:
+    """Map an error answer to our exception tree (pure)."""
+    message = _error_message(text)
+    if status == 429:
+        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after))
+    if status >= 500 or status in (408, 425):
+        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after))
+    if status == 402 or (400 <= status < 500 and "credit" in message.lower()):
+        return CreditsError(status, message, url=url)
+    if status in (401, 403):
+        return AuthError(status, message, url=url)
+    if status in (400, 413, 422):
+        return RequestRejected(status, message, url=url)
+    return ApiError(status, message, url=url)
+
+
+def _error_message(text: str) -> str:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # nested too deep for the parser is not JSON we can read either
+        return " ".join(text.split())[:300] or "(empty body)"
+    if isinstance(data, dict):
+        parts = [str(data.get(k)) for k in ("error", "message", "reason") if data.get(k)]
+        details = data.get("details")
+        if isinstance(details, list):
+            parts += [str(d) for d in details[:10]]
+        if parts:
+            return "; ".join(parts)[:500]
+    return json.dumps(data)[:300]
+
+
+def parse_job(data: Any) -> JobView:
+    """Read `{"job": {...}}` into a JobView, or raise BadResponse if it is not that shape."""
+    job = data.get("job") if isinstance(data, dict) else None
+    if not isinstance(job, dict) or not isinstance(job.get("jobId"), str) or not isinstance(job.get("status"), str):
+        raise BadResponse(200, "job answer lacks job.jobId / job.status")
+    metadata = job.get("metadata") if isinstance(job.get("metadata"), dict) else {}
+    assets = metadata.get("assetIds") or []
+    if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+        raise BadResponse(200, "job.metadata.assetIds is not a list of ids")
+    progress = _progress(job.get("progress"))
+    error = metadata.get("error") or job.get("error") or metadata.get("failure") or metadata.get("reason")
+    return JobView(job["jobId"], job["status"].lower(), progress, tuple(assets),
+                   None if error is None else str(error)[:500], _duration(job))
+
+
+def _progress(value: Any) -> float | None:
+    """A finite fraction 0..1 (a percentage tolerated); None for anything else (NaN, 1e400, text)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        progress = float(value)
+    except OverflowError:
+        return None
+    if not 0 <= progress <= 100:  # also NaN
+        return None
+    return progress / 100.0 if progress > 1 else progress
+
+
+def _duration(job: Mapping[str, Any]) -> float | None:
+    try:
+        start = datetime.fromisoformat(str(job["createdAt"]).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(job["updatedAt"]).replace("Z", "+00:00"))
+        seconds = (end - start).total_seconds()
+    except (KeyError, ValueError, TypeError):  # TypeError: one date with a zone, the other without
+        return None
+    return seconds if seconds >= 0 else None
