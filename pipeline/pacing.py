@@ -5,10 +5,15 @@ The configured `--rate` is what the user believes the account allows. When the s
 configured rate after the `Retry-After` pause would only buy the next 429. An episode is the 429s of
 requests sent before its first 429 came back (they were already on the wire). A lone episode at the
 configured rate, `LONE_AFTER_S` after the previous one, is taken for noise (a pause somewhere bunched
-a few requests): it costs only its `Retry-After`. An episode soon after another, or while the rate is
-already lowered, means the rate is too high: the sending rate is cut multiplicatively, and grows back by a small factor after each few seconds' worth of requests
-sent without a new cut, never above the configured rate. This is the multiplicative-decrease shape
-TCP uses; the averaged rate settles just under the server's real limit.
+a few requests): it costs only its `Retry-After`. Any other episode means the rate is too high, and
+the sending rate is cut; after each few seconds' worth of requests sent without a new cut it grows
+back, never above the configured rate.
+
+The rate at the last cut is remembered as the ceiling (what the server would not take). Coming down
+(a cut right after a cut) the cuts are deep (`CUT_FACTOR`), so a `--rate` far above the account's limit
+costs a handful of 429s. Below the ceiling the rate grows back quickly (`GROW_FACTOR`); near it, slowly
+(`PROBE_FACTOR`), and an episode there, having grown back, cuts gently (`NEAR_CUT_FACTOR`): the rate
+then stays within a few percent of the server's real limit instead of sawing between 70% and 100% of it.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LONE_AFTER_S = 30.0  # an episode this long after the previous one is not a reason to slow down
-CUT_FACTOR = 0.7  # a 429 episode soon after another lowers the rate to 70%
-GROW_FACTOR = 1.1  # ...and each calm stretch raises it by 10%
+CUT_FACTOR = 0.7  # coming down: a 429 episode lowers the rate to 70%
+NEAR_CUT_FACTOR = 0.9  # having grown back near the ceiling: to 90%
+GROW_FACTOR = 1.1  # each calm stretch raises the rate by 10% below the ceiling...
+PROBE_FACTOR = 1.02  # ...and by 2% from NEAR_CEILING of it up
+NEAR_CEILING = 0.95
 GROW_AFTER_S = 5.0  # a calm stretch: this many seconds' worth of requests at the current rate
 FLOOR_FRACTION = 0.01  # never below 1% of the configured rate...
 FLOOR_MIN_PER_S = 0.1  # ...nor below one request every 10 s (unless that is above the configured rate)
@@ -45,6 +53,8 @@ class Pacing:
         self.episodes = 0
         self._episode_at = float("-inf")  # when the last episode's first 429 came back
         self._calm_sent = 0  # requests sent since the last change of rate
+        self.ceiling_per_s: float | None = None  # the rate at the last cut: the server would not take it
+        self._grown = False  # the last change of rate was a rise (not a cut)
 
     @property
     def lowered(self) -> bool:
@@ -62,8 +72,10 @@ class Pacing:
         if self._calm_sent < self.current_per_s * GROW_AFTER_S:
             return None
         before = self.current_per_s
-        self.current_per_s = min(self.configured_per_s, before * GROW_FACTOR)
+        near = self.ceiling_per_s is not None and before >= NEAR_CEILING * self.ceiling_per_s
+        self.current_per_s = min(self.configured_per_s, before * (PROBE_FACTOR if near else GROW_FACTOR))
         self._calm_sent = 0
+        self._grown = True
         return RateChange(before, self.current_per_s)
 
     def throttled(self, *, sent_at: float, now: float) -> RateChange | None:
@@ -76,8 +88,12 @@ class Pacing:
         if lone or self.current_per_s <= self.floor_per_s:
             return None
         before = self.current_per_s
-        self.current_per_s = max(self.floor_per_s, before * CUT_FACTOR)
+        near = (self._grown and self.ceiling_per_s is not None
+                and before >= NEAR_CEILING * self.ceiling_per_s)
+        self.current_per_s = max(self.floor_per_s, before * (NEAR_CUT_FACTOR if near else CUT_FACTOR))
         self.lowest_per_s = min(self.lowest_per_s, self.current_per_s)
+        self.ceiling_per_s = before
         self.cuts += 1
         self._calm_sent = 0
+        self._grown = False
         return RateChange(before, self.current_per_s)

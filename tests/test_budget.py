@@ -8,7 +8,16 @@ import time
 import pytest
 
 from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
-from pipeline.pacing import CUT_FACTOR, GROW_AFTER_S, GROW_FACTOR, LONE_AFTER_S, Pacing
+from pipeline.pacing import (
+    CUT_FACTOR,
+    GROW_AFTER_S,
+    GROW_FACTOR,
+    LONE_AFTER_S,
+    NEAR_CEILING,
+    NEAR_CUT_FACTOR,
+    PROBE_FACTOR,
+    Pacing,
+)
 from pipeline.progress import Snapshot, line, table
 
 
@@ -151,3 +160,38 @@ def test_progress_says_when_429s_hold_the_rate_down(sending_per_s: float | None,
     for text in (line(snapshot), console.export_text()):
         assert "40 (97.0/s" in text or "40 requests (97.0/s" in text
         assert (shown in text) if shown else ("held to" not in text)
+
+
+def _calm_stretch(pacing: Pacing) -> None:
+    """Send one calm stretch's worth of requests (one rise of the rate)."""
+    for _ in range(int(pacing.current_per_s * GROW_AFTER_S) + 1):
+        if pacing.sent() is not None:
+            return
+
+
+def test_pacing_remembers_the_ceiling_grows_back_fast_below_it_and_probes_slowly_near_it() -> None:
+    """Below the ceiling (the rate at the last cut) the rate rises 10% a stretch, from 95% of it 2%;
+    an episode there, having grown back, cuts to 90% only; a cut right after a cut is deep."""
+    pacing = Pacing(100.0)
+    pacing.throttled(sent_at=0.0, now=0.0)  # lone: noted, no cut
+    pacing.throttled(sent_at=1.0, now=1.0)  # 100 -> 70, ceiling 100
+    assert pacing.current_per_s == pytest.approx(70.0) and pacing.ceiling_per_s == pytest.approx(100.0)
+    rates = []
+    while pacing.current_per_s < 95.0:
+        _calm_stretch(pacing)
+        rates.append(pacing.current_per_s)
+    assert rates == pytest.approx([77.0, 84.7, 93.17, 100.0 * min(1.0, 0.9317 * GROW_FACTOR)])
+    pacing = Pacing(100.0)
+    pacing.throttled(sent_at=0.0, now=0.0)
+    pacing.throttled(sent_at=1.0, now=1.0)  # 70, ceiling 100
+    pacing.throttled(sent_at=2.0, now=2.0)  # a cut right after a cut: deep, 49, ceiling 70
+    assert pacing.current_per_s == pytest.approx(49.0) and pacing.ceiling_per_s == pytest.approx(70.0)
+    while pacing.current_per_s < NEAR_CEILING * 70.0:
+        _calm_stretch(pacing)
+    near = pacing.current_per_s
+    _calm_stretch(pacing)
+    assert pacing.current_per_s == pytest.approx(near * PROBE_FACTOR)  # probing near the ceiling
+    probed = pacing.current_per_s
+    pacing.throttled(sent_at=100.0, now=100.0)  # having grown back near the ceiling: a gentle cut
+    assert pacing.current_per_s == pytest.approx(probed * NEAR_CUT_FACTOR)
+    assert pacing.ceiling_per_s == pytest.approx(probed) and pacing.cuts == 3
