@@ -17,9 +17,10 @@ from __future__ import annotations
 import gc
 
 
-def freeze_long_lived() -> int:
-    """Collect once, then exclude every object alive now from later collections; returns how many."""
-    gc.collect()
+def freeze_long_lived(*, generation: int = 2) -> int:
+    """Collect once (up to `generation`), then exclude every object alive now from later collections;
+    returns how many are frozen in all."""
+    gc.collect(generation)
     gc.freeze()
     return gc.get_freeze_count()
 
@@ -46,7 +47,6 @@ class IdleFreezer:
     def finished(self, jobs_created: int) -> None:
         self.handling -= 1
         if self.handling == 0 and jobs_created - self._jobs_at_last_freeze >= self.every_jobs:
-            gc.collect(1)
-            gc.freeze()
+            freeze_long_lived(generation=1)
             self._jobs_at_last_freeze = jobs_created
             self.freezes += 1

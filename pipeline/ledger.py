@@ -63,6 +63,11 @@ class JobState:
     downloaded_at: float | None = None
     server_duration_s: float | None = None
 
+    @property
+    def polling_gave_up(self) -> bool:
+        """Still submitted, but a session stopped polling it (job_timeout_s): it is on the server, paid."""
+        return self.state == SUBMITTED and self.error_kind == "poll-timeout"
+
 
 @dataclass(frozen=True, slots=True)
 class SessionPacing:

@@ -10,7 +10,6 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.api import ApiClient
-from pipeline.budget import RATE_HEADROOM
 from pipeline.config import Settings
 from pipeline.context import RunnableManifest, StopFlags
 from pipeline.journal import Journal
@@ -75,7 +74,7 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
             failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
         elif state == UNKNOWN:
             unknown.append((spec.index, spec.key))
-        elif state == SUBMITTED and job is not None and job.error_kind == "poll-timeout":
+        elif job is not None and job.polling_gave_up:
             stalled.append((spec.index, spec.key, job.job_id or "?"))
     return Tally(counts, failures, unknown, stalled, len(jobs) - seen)
 
@@ -116,8 +115,8 @@ def save_results(run_dir: Path, manifest: RunnableManifest, journal: Journal, se
         log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
 
 
-def summarize(run_dir: Path, manifest: RunnableManifest, started: float, api: ApiClient, stop: StopFlags,
-              ending: Tally) -> RunSummary:
+def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, started: float, api: ApiClient,
+              stop: StopFlags, ending: Tally) -> RunSummary:
     if stop.reason == "interrupted":
         status = EXIT_INTERRUPTED
     elif stop.reason in ("auth", "credits"):
@@ -130,7 +129,7 @@ def summarize(run_dir: Path, manifest: RunnableManifest, started: float, api: Ap
                       api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
                       ending.stalled,
                       api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
-                      api.pacing.configured_per_s / RATE_HEADROOM)
+                      settings.max_requests_per_s)
 
 
 def summary_text(summary: RunSummary, *, resume_command: str) -> str:

@@ -126,7 +126,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
             save_results(run_dir, manifest, journal, settings, started, api, stop, ending)
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
-    return summarize(run_dir, manifest, started, api, stop, ending)
+    return summarize(run_dir, manifest, settings, started, api, stop, ending)
 
 
 async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOptions,

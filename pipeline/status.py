@@ -163,7 +163,7 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         elapsed_s=round(elapsed_s, 3),
         api_requests=state.api_requests, failures=_failures(jobs),
         unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN),
-        stalled=tuple(_ref(j) for j in jobs if j.state == SUBMITTED and j.error_kind == "poll-timeout"),
+        stalled=tuple(_ref(j) for j in jobs if j.polling_gave_up),
         pacing=state.session_pacing, resume=plan, torn_tail=torn_tail)
 
 

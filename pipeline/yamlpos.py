@@ -31,6 +31,8 @@ def read_capped(path: str | os.PathLike[str]) -> bytes:
         raise ValueError(f"the file is over {MAX_FILE_BYTES // 2**20} MiB, too large for a YAML document "
                          "(is it the right file?)")
     return data
+
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"

@@ -26,8 +26,8 @@ from pipeline.emulator.cdn import CDN_PREFIX, ByteRange, parse_range
 from pipeline.emulator.faults import bad_json, close_connection, reset_connection, server_error
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.service import Emulator
-from pipeline.gcpause import IdleFreezer
 from pipeline.emulator.stats import ROUTE_CDN, ROUTE_CDN_HEAD
+from pipeline.gcpause import IdleFreezer
 
 log = logging.getLogger(__name__)
 
