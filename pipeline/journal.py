@@ -1,7 +1,8 @@
 """The open journal of a run: appends events (fsynced where they guard money), keeps the replay current.
 
-A torn last line left by a crash is cut off when the journal is opened; a write that fails leaves no
-torn or merged line behind; a full disk first spends the run folder's `DiskReserve`.
+A torn last line left by a crash, however long, is cut off when the journal is opened; a write that fails
+leaves no torn or merged line behind; a full disk first spends the run folder's `DiskReserve`. The
+in-memory state mirrors the file: an event is applied once its line is written, whatever its fsync does.
 """
 
 from __future__ import annotations
@@ -25,9 +26,15 @@ log = logging.getLogger(__name__)
 # events that must reach the disk before the run acts on them (they guard against paying twice)
 DURABLE_EVENTS = frozenset({"intent", "submitted", "downloaded"})
 
+TAIL_CHUNK_BYTES = 64 * 1024  # read size when looking back for the end of the last complete line
 
-def _cut_torn_tail(path: Path) -> int:
-    """Truncate a last line with no newline; return how many bytes were cut."""
+
+def _cut_torn_tail(path: Path, *, chunk_bytes: int = TAIL_CHUNK_BYTES) -> int:
+    """Truncate a last line with no newline, however long; return how many bytes were cut.
+
+    The file is read backwards a chunk at a time up to its last newline (or its start): a torn line of any
+    length (prompts have no length limit) is cut without reading the whole journal into memory.
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -35,13 +42,17 @@ def _cut_torn_tail(path: Path) -> int:
     if size == 0:
         return 0
     with path.open("rb+") as handle:
-        handle.seek(max(0, size - 65536))
-        tail = handle.read()
-        if tail.endswith(b"\n"):
-            return 0
-        cut = tail.rfind(b"\n")
-        keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size)
-        handle.truncate(keep)
+        keep, end = 0, size
+        while end > 0:
+            start = max(0, end - chunk_bytes)
+            handle.seek(start)
+            newline = handle.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        if keep < size:
+            handle.truncate(keep)
         return size - keep
 
 
@@ -76,14 +87,19 @@ class Journal:
     async def write(self, kind: str, **fields_: Any) -> None:
         """Append one event, apply it, and (for events that guard money) fsync before returning.
 
-        A durable event returns only after an fsync that began after its line was written. Writers that
-        arrive while an fsync is under way share the next one (group commit): the same guarantee for
-        each event, fewer fsyncs and thread hand-offs when several stages write at once.
+        The event is applied as soon as its line is in the file, before the fsync: a write cancelled during
+        its fsync (a second Ctrl-C, the grace timeout) or whose fsync fails leaves `state` (which results.json
+        and the summary are built from) agreeing with the file. A line that could not be written is not applied.
+        A durable event returns only after an fsync that began after its line was written: callers still act
+        on it only once it is on disk. Writers that arrive while an fsync is under way share the next one
+        (group commit): the same guarantee for each event, fewer fsyncs and thread hand-offs when several
+        stages write at once.
         """
         event = self._append_event(kind, fields_)
-        if self._fsync and kind in DURABLE_EVENTS:
-            await self._sync(self._appended)
+        line = self._appended
         apply(self.state, event)
+        if self._fsync and kind in DURABLE_EVENTS:
+            await self._sync(line)
 
     async def _sync(self, line: int) -> None:
         """Wait until the first `line` lines are on disk, starting an fsync or joining the next one."""

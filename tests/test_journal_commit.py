@@ -1,4 +1,5 @@
-"""The journal's group commit: concurrent durable events share fsyncs, and none returns before its line is synced."""
+"""The journal's group commit: concurrent durable events share fsyncs, none returns before its line is synced,
+and each is in the state once its line is in the file, whatever becomes of its fsync (cancelled, failed)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import errno
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.journal import Journal, JournalError
-from pipeline.ledger import replay
+from pipeline.ledger import DOWNLOADED, SUBMITTED, UNKNOWN, replay
 from pipeline.reserve import RESERVE_BYTES, RESERVE_NAME, DiskReserve
 
 
@@ -59,16 +61,93 @@ async def test_concurrent_durable_events_share_fsyncs_and_each_is_covered(tmp_pa
     assert 1 <= len([c for c in spy.calls if c["done"]]) - 1 < 30  # shared (close() adds one)
 
 
-async def test_a_failed_fsync_fails_every_writer_waiting_on_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the shared fsync fails, no writer counts its event as durable: each gets JournalError."""
+async def test_a_failed_fsync_fails_every_writer_and_the_state_still_matches_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the shared fsync fails each writer gets JournalError, yet the state holds every event, as the file does."""
+    path = tmp_path / "ledger.jsonl"
+    journal = Journal(path)
+    for i in range(5):
+        journal.write_now("intent", key=f"k{i}", attempt=1)
     monkeypatch.setattr(os, "fsync", FsyncSpy(os.fsync, fail=True))
-    journal = Journal(tmp_path / "ledger.jsonl")
     results = await asyncio.gather(*(journal.write("submitted", key=f"k{i}", job_id=f"job_{i}") for i in range(5)),
                                    return_exceptions=True)
     assert all(isinstance(r, JournalError) for r in results)
-    assert all(journal.state.jobs.get(f"k{i}") is None for i in range(5))  # never applied
+    assert [journal.state.jobs[f"k{i}"].job_id for i in range(5)] == [f"job_{i}" for i in range(5)]
+    assert all(journal.state.jobs[f"k{i}"].state == SUBMITTED for i in range(5))  # not "unknown"
     monkeypatch.undo()
     journal.close()
+    assert replay(path).jobs == journal.state.jobs
+
+
+class HeldFsync(Journal):
+    """A journal whose fsyncs wait, in their worker thread, until the test lets them go (a disk slow to flush)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.started, self.release, self.ended = threading.Event(), threading.Event(), threading.Event()
+
+    def _fsync_written(self) -> int:
+        self.started.set()
+        try:
+            assert self.release.wait(timeout=30)
+            return super()._fsync_written()
+        finally:
+            self.ended.set()
+
+
+@pytest.fixture
+async def held_journal(tmp_path: Path) -> AsyncIterator[HeldFsync]:
+    """A `HeldFsync` journal on tmp_path/ledger.jsonl; its fsyncs are let go (and it is closed) after the test."""
+    journal = HeldFsync(tmp_path / "ledger.jsonl")
+    try:
+        yield journal
+    finally:
+        journal.release.set()
+        assert not journal.started.is_set() or await asyncio.to_thread(journal.ended.wait, 10)
+        journal.close()
+
+
+def _job_up_to(journal: Journal, kind: str) -> None:
+    """Write (without fsync) the events of job k1 that come before a `kind` event."""
+    journal.write_now("intent", key="k1", attempt=1, spec={"key": "k1", "index": 0}, file="videos/k1.mp4")
+    if kind == "downloaded":
+        journal.write_now("submitted", key="k1", job_id="job_1", status="queued")
+        journal.write_now("succeeded", key="k1", asset_ids=["asset_1"], server_duration_s=1.5)
+
+
+@pytest.mark.parametrize(("kind", "fields", "expected"), [
+    ("submitted", {"job_id": "job_1", "status": "queued"}, {"state": SUBMITTED, "job_id": "job_1"}),
+    ("downloaded", {"asset_id": "asset_1", "path": "videos/k1.mp4", "bytes": 1234, "sha256": "ab" * 32,
+                    "attempts": 1}, {"state": DOWNLOADED, "job_id": "job_1"}),
+])
+async def test_a_durable_write_cancelled_during_its_fsync_leaves_the_event_in_the_state(
+        held_journal: HeldFsync, kind: str, fields: dict[str, object], expected: dict[str, object]) -> None:
+    """Cancelled while its fsync runs (second Ctrl-C, grace timeout), a write's event is in the state as in the file."""
+    journal = held_journal
+    _job_up_to(journal, kind)
+    writing = asyncio.create_task(journal.write(kind, key="k1", **fields))
+    assert await asyncio.to_thread(journal.started.wait, 10)
+    writing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+    job = journal.state.jobs["k1"]
+    assert {"state": job.state, "job_id": job.job_id} == expected
+    if kind == "downloaded":
+        assert job.files["asset_1"].path == "videos/k1.mp4"
+    journal.release.set()
+    assert await asyncio.to_thread(journal.ended.wait, 10)
+    assert replay(journal.path).jobs == journal.state.jobs
+
+
+async def test_a_durable_write_returns_only_after_its_fsync_though_applied_before(held_journal: HeldFsync) -> None:
+    """The event is in the state as soon as its line is in the file; `write` still returns only after the fsync."""
+    journal = held_journal
+    writing = asyncio.create_task(journal.write("intent", key="k1", attempt=1))
+    assert await asyncio.to_thread(journal.started.wait, 10)
+    assert journal.state.jobs["k1"].state == UNKNOWN and not writing.done()
+    journal.release.set()
+    await writing
+    assert journal._synced == journal._appended == 1
 
 
 class DiskFills:
@@ -98,7 +177,7 @@ async def test_a_full_disk_frees_the_reserve_once_and_the_journal_writes_on(tmp_
     monkeypatch.setattr(os, "write", DiskFills(os.write, journal._fd, times=1))
     with pytest.raises(JournalError, match="No space left on device"):
         await journal.write("submitted", key="k2", job_id="job_2")  # no reserve left: the run stops
-    assert len(told) == 1
+    assert len(told) == 1 and "k2" not in journal.state.jobs  # a line that is not in the file is not applied
     journal.close()
     assert replay(tmp_path / "ledger.jsonl").jobs["k1"].job_id == "job_1"
 
