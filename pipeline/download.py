@@ -70,8 +70,8 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
             return str(exc)
         else:
             ctx.downloaded_bytes += saved.bytes
-            await ctx.journal.write("downloaded", key=key, asset_id=asset_id, path=relative,
-                                    bytes=saved.bytes, sha256=saved.sha256, attempts=attempt)
+            await ctx.journal.write("downloaded", key=key, asset_id=asset_id, path=relative, bytes=saved.bytes,
+                                    sha256=saved.sha256, mtime_ns=saved.mtime_ns, attempts=attempt)
             return None
         finally:
             ctx.downloading -= 1

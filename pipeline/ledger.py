@@ -30,12 +30,16 @@ STATES = (PENDING, UNKNOWN, SUBMITTED, SUCCEEDED, DOWNLOADED, FAILED)
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
-    """One downloaded output: path relative to the run folder, size and sha256."""
+    """One downloaded output: path relative to the run folder, size, sha256 and mtime once in place.
+
+    `mtime_ns` is None in journals written before it was recorded (their files are checked by size).
+    """
 
     asset_id: str
     path: str
     bytes: int
     sha256: str
+    mtime_ns: int | None = None
 
 
 @dataclass(slots=True)
@@ -85,6 +89,7 @@ class LedgerState:
 
     jobs: dict[str, JobState] = field(default_factory=dict)
     uploads: dict[str, str] = field(default_factory=dict)  # input sha256 -> asset id
+    paths: dict[str, str] = field(default_factory=dict)  # each output path recorded -> the first key recording it
     runs: list[dict[str, Any]] = field(default_factory=list)  # one per session ("run" events)
     api_requests: int = 0  # over all sessions
     session_requests: int = 0  # the current session's running total, as last recorded
@@ -143,6 +148,9 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
     job = state.job(key)
     before = job.state
     _apply_job(job, kind, event, now)
+    path = job.file if kind == "intent" else event.get("path") if kind == "downloaded" else None
+    if isinstance(path, str):
+        state.paths.setdefault(path, job.key)  # never given to another key (storage.claim_output_path)
     if not state.keep_specs:
         job.spec = job.request = None
     if job.state != before:
@@ -196,7 +204,9 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.finished_at = now
         job.server_duration_s = event.get("server_duration_s")
     elif kind == "downloaded":
-        record = FileRecord(str(event["asset_id"]), str(event["path"]), int(event["bytes"]), str(event["sha256"]))
+        mtime_ns = event.get("mtime_ns")
+        record = FileRecord(str(event["asset_id"]), str(event["path"]), int(event["bytes"]), str(event["sha256"]),
+                            mtime_ns if isinstance(mtime_ns, int) and not isinstance(mtime_ns, bool) else None)
         job.files[record.asset_id] = record
         job.download_attempts = int(event.get("attempts", job.download_attempts))
         if job.asset_ids and all(a in job.files for a in job.asset_ids):

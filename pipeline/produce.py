@@ -66,8 +66,9 @@ async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: 
     """
     loop = asyncio.get_running_loop()
     jobs = ctx.journal.state.jobs
-    recorded = [((key, asset_id), record.path, record.bytes) for key, state in resumable
-                if state in (SUCCEEDED, DOWNLOADED) for asset_id, record in jobs[key].files.items()]
+    recorded = [((key, asset_id), record.path, record.bytes, record.mtime_ns, record.sha256)
+                for key, state in resumable if state in (SUCCEEDED, DOWNLOADED)
+                for asset_id, record in jobs[key].files.items()]
     lost = await asyncio.to_thread(lost_files, ctx.run_dir, recorded)
     for key, _ in resumable:
         job = jobs[key]

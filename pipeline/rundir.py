@@ -7,6 +7,7 @@ journal alone when results.json is missing or unreadable (the jobs the journal k
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +24,8 @@ from pipeline.spec import JobSpec
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+HASH_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +91,22 @@ def safe_relative(path: str) -> str | None:
     return path
 
 
-def lost_files(run_dir: Path, files: Iterable[tuple[T, str, int]]) -> set[T]:
-    """The tags of recorded files (tag, path relative to the run folder, bytes) that are missing, of another
-    size, or recorded with a path outside the run folder. Blocking (run it in a thread in a loop).
+def lost_files(run_dir: Path,
+               files: Iterable[tuple[T, str, int] | tuple[T, str, int, int | None, str]]) -> set[T]:
+    """The tags of recorded files that are missing or changed on disk. Blocking (run it in a thread in a loop).
+
+    Each record is (tag, path relative to the run folder, bytes, mtime_ns, sha256); journals from before
+    mtimes were recorded give (tag, path, bytes) or mtime_ns None, and are checked by size alone. A file is
+    lost when it is missing, of another size, recorded with a path outside the run folder, or when its mtime
+    differs from the recorded one and its sha256, computed then (only in that doubtful case), does too: a
+    file merely touched or copied is kept, one rewritten in place with the same size is not.
 
     One directory listing per folder rather than a stat and two path resolutions per file: a no-op resume
     of 100,000 downloaded jobs checks them all in one pass."""
-    listings: dict[str, dict[str, int]] = {}
+    listings: dict[str, dict[str, tuple[int, int]]] = {}
     lost: set[T] = set()
-    for tag, path, size in files:
+    for tag, path, size, *recorded in files:
+        mtime_ns, sha256 = (recorded[0], recorded[1]) if recorded else (None, None)
         relative = safe_relative(path)
         if relative is None:
             lost.add(tag)
@@ -104,26 +114,42 @@ def lost_files(run_dir: Path, files: Iterable[tuple[T, str, int]]) -> set[T]:
         folder, _, name = relative.replace("\\", "/").rpartition("/")
         listing = listings.get(folder)
         if listing is None:
-            listing = listings[folder] = _file_sizes(run_dir / folder)
-        if listing.get(name) != size:
+            listing = listings[folder] = _file_stats(run_dir / folder)
+        found = listing.get(name)
+        if found is None or found[0] != size:
+            lost.add(tag)
+        elif mtime_ns is not None and found[1] != mtime_ns and _sha256_of(run_dir / relative) != sha256:
             lost.add(tag)
     return lost
 
 
-def _file_sizes(folder: Path) -> dict[str, int]:
-    """Name -> size of the regular files (or links to them) in `folder`; empty when it cannot be listed."""
-    sizes: dict[str, int] = {}
+def _file_stats(folder: Path) -> dict[str, tuple[int, int]]:
+    """Name -> (size, mtime_ns) of the regular files (or links to them) in `folder`; empty when it cannot be listed."""
+    stats: dict[str, tuple[int, int]] = {}
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
                 try:
                     if entry.is_file():
-                        sizes[entry.name] = entry.stat().st_size
+                        stat = entry.stat()
+                        stats[entry.name] = (stat.st_size, stat.st_mtime_ns)
                 except OSError:
                     continue
     except OSError:
         pass
-    return sizes
+    return stats
+
+
+def _sha256_of(path: Path) -> str | None:
+    """The file's sha256, or None when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _read_results(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:

@@ -148,8 +148,8 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         poll=sum(1 for j in jobs if j.state == SUBMITTED and j.job_id),
         download=sum(1 for j in jobs if j.state == SUCCEEDED and j.asset_ids),
         redownload_failed=sum(1 for j in jobs if _download_failed(j)),
-        refetch_lost=len(lost_files(run_dir, ((j.key, r.path, r.bytes) for j in jobs if j.state == DOWNLOADED
-                                            for r in j.files.values()))),
+        refetch_lost=len(lost_files(run_dir, ((j.key, r.path, r.bytes, r.mtime_ns, r.sha256) for j in jobs
+                                            if j.state == DOWNLOADED for r in j.files.values()))),
         submit=counts[PENDING],
         leave_unknown=counts[UNKNOWN],
         leave_failed=sum(1 for j in jobs if j.state == FAILED and not _download_failed(j)),

@@ -1,9 +1,12 @@
 """Output paths and streaming writes: `<file>.part` with aiofiles, verify, fsync, atomic rename.
 
-File names follow the template `{index:05d}_{prompt slug}_{swept values}_s{seed}.mp4`
+File names follow the template `{index:05d}_{prompt slug}_{swept values}_s{seed}_{key[:10]}.mp4`
 (plus `-{n}` when a job has several outputs): ASCII letters, digits, `-`, `_`, `.` and
-`=` only, at most 120 characters, so they are safe on every OS and can never escape
-the run folder.
+`=` only, at most 120 characters (a long name trims its swept values, never the key), so
+they are safe on every OS and can never escape the run folder. The job key in the name keeps
+two jobs that differ only in a value that is not swept (an edited default) apart; and a path
+the journal records for one key is never given to another (`claim_output_path`). Journals
+record each job's path with its intent, so runs begun before keys were in the names keep their names.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pipeline.spec import JobSpec
 
 CHUNK_BYTES = 256 * 1024
 MAX_NAME_CHARS = 120
+KEY_NAME_CHARS = 10  # of the job key, in every file name
 PART_SUFFIX = ".part"
 VIDEOS_DIR = "videos"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
@@ -44,11 +48,12 @@ class StorageError(PipelineError):
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """A finished download: where, how many bytes, and their sha256."""
+    """A finished download: where, how many bytes, their sha256, and the file's mtime once in place."""
 
     path: Path
     bytes: int
     sha256: str
+    mtime_ns: int
 
 
 def slug(text: str, max_chars: int) -> str:
@@ -67,12 +72,18 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int, *, part: int = 0) -> str:
-    """The file name of a job's output (pure; see the module docstring for the template)."""
+def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int, *, key: str = "",
+                part: int = 0) -> str:
+    """The file name of a job's output (pure; see the module docstring for the template).
+
+    `key` is the job key (JobSpec.key): its first characters end the name. Only the names of
+    journals written before keys were in the names lack it (`key=""`).
+    """
     values = "_".join(f"{_UNSAFE.sub('-', k)}={_UNSAFE.sub('-', _value_text(v))}"
                       for k, v in swept.items() if k not in ("seed", "prompt"))
     head = f"{index:05d}_{slug(prompt, 40)}"
-    tail = f"_s{seed}" + (f"-{part}" if part else "") + ".mp4"
+    marker = f"_{_UNSAFE.sub('-', key[:KEY_NAME_CHARS])}" if key else ""
+    tail = f"_s{seed}{marker}" + (f"-{part}" if part else "") + ".mp4"
     room = MAX_NAME_CHARS - len(head) - len(tail) - 1
     middle = f"_{values[:room]}" if values and room > 0 else ""
     name = head + middle + tail
@@ -81,7 +92,24 @@ def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int, *,
 
 def output_path(spec: JobSpec, part: int = 0) -> str:
     """Where a job's output goes, relative to the run folder: `videos/<output_name>`."""
-    return f"{VIDEOS_DIR}/{output_name(spec.index, spec.prompt, spec.swept, spec.seed, part=part)}"
+    name = output_name(spec.index, spec.prompt, spec.swept, spec.seed, key=spec.key, part=part)
+    return f"{VIDEOS_DIR}/{name}"
+
+
+def claim_output_path(spec: JobSpec, claimed: Mapping[str, str]) -> str:
+    """The path a job's intent records: `output_path(spec)`, unless the journal records it for another key.
+
+    `claimed` maps each path the journal records to the key that recorded it first
+    (`LedgerState.paths`). A path taken by another key gives way, deterministically, to
+    `videos/{index:05d}_{full key}.mp4`, then `..._{full key}_2.mp4`, `_3`... (pure).
+    """
+    candidate = output_path(spec)
+    fallback = f"{VIDEOS_DIR}/{spec.index:05d}_{_UNSAFE.sub('-', spec.key)}"
+    number = 1
+    while claimed.get(candidate, spec.key) != spec.key:
+        candidate = fallback + (f"_{number}" if number > 1 else "") + ".mp4"
+        number += 1
+    return candidate
 
 
 def part_path(first: str, part: int) -> str:
@@ -164,7 +192,11 @@ async def _write(resp: aiohttp.ClientResponse, part: Path, target: Path, *, resu
         part.unlink(missing_ok=True)
         raise TransientApiError(0, "empty download")
     await aiofiles.os.replace(part, target)
-    return Saved(target, written, digest.hexdigest())
+    try:
+        mtime_ns = (await aiofiles.os.stat(target)).st_mtime_ns
+    except OSError as exc:
+        raise StorageError(f"cannot read back {target.name}: {exc.strerror or exc}") from None
+    return Saved(target, written, digest.hexdigest(), mtime_ns)
 
 
 def _strip_query(url: str) -> str:

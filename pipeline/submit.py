@@ -19,7 +19,7 @@ from pipeline.errors import (
     SubmitOutcomeUnknown,
 )
 from pipeline.spec import JobSpec
-from pipeline.storage import output_path
+from pipeline.storage import claim_output_path
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
         body = spec.body(asset_ids)
         attempt = ctx.journal.state.job(spec.key).submit_attempts + 1
         await ctx.journal.write("intent", key=spec.key, attempt=attempt, spec=spec.to_json(), request=body,
-                                file=output_path(spec))
+                                file=claim_output_path(spec, ctx.journal.state.paths))
         try:
             job = await ctx.api.submit(spec.model, body)
         except SubmitOutcomeUnknown as exc:
