@@ -15,16 +15,17 @@ import mimetypes
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiofiles
 import aiohttp
 
-from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
+from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget, sleep_unless
 from pipeline.config import Credentials, Settings
 from pipeline.answers import JobView, classify, parse_job
-from pipeline.errors import BadResponse, SubmitOutcomeUnknown, TransientApiError
+from pipeline.errors import BadResponse, RunHalted, SubmitOutcomeUnknown, TransientApiError
 from pipeline.pacing import Pacing
 from pipeline.retry import backoff_s
 
@@ -33,9 +34,18 @@ log = logging.getLogger(__name__)
 MAX_API_BODY_BYTES = 4 * 1024 * 1024  # an API answer larger than this is refused as malformed
 THROTTLED_RETRIES_FACTOR = 10  # a call waits out up to 10 x max_retries 429s before giving up
 
-# errors from aiohttp after the request may have reached the server
-_MAYBE_SENT = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
-               aiohttp.ClientResponseError, asyncio.TimeoutError)
+# errors from aiohttp after the request may have reached the server: every client error but a failed
+# connect (caught first), including a reused keep-alive connection that the server closed as we wrote
+# (ClientConnectionResetError "Cannot write to closing transport") and a plain ClientConnectionError
+_MAYBE_SENT = (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError)
+
+
+@dataclass(slots=True)
+class PostState:
+    """Whether a POST may be on the server with its answer unread: True from the moment an attempt is sent
+    until the server's answer refused it. A caller cancelled while this is False knows no job was made."""
+
+    on_the_wire: bool = False
 
 
 def basic_auth(credentials: Credentials) -> str:
@@ -94,9 +104,12 @@ class ApiClient:
             raise BadResponse(200, "upload answer lacks asset.id")
         return asset_id
 
-    async def submit(self, model: str, body: Mapping[str, Any]) -> JobView:
-        """POST one generation; raises SubmitOutcomeUnknown when the answer was lost after sending."""
-        data = await self._call("POST", f"/v1/generate/custom/{model}", SUBMIT, body=dict(body), idempotent=False)
+    async def submit(self, model: str, body: Mapping[str, Any], *, post: PostState | None = None) -> JobView:
+        """POST one generation; raises SubmitOutcomeUnknown when the answer was lost after sending.
+
+        `post` tells a caller that is cancelled mid-call whether an attempt may be on the server."""
+        data = await self._call("POST", f"/v1/generate/custom/{model}", SUBMIT, body=dict(body), idempotent=False,
+                                post=post)
         try:
             return parse_job(data)
         except BadResponse as exc:
@@ -115,12 +128,14 @@ class ApiClient:
         return url
 
     async def _call(self, method: str, path: str, priority: int, *, body: Any = None,
-                    idempotent: bool = True) -> Any:
+                    idempotent: bool = True, post: PostState | None = None) -> Any:
+        """One API call with its retries; RunHalted when the run halts before an attempt is sent."""
         url = self._settings.api_base_url + path
         failures = throttles = 0
+        post = post if post is not None else PostState()
         while True:
             try:
-                return await self._once(method, url, priority, body, idempotent)
+                return await self._once(method, url, priority, body, idempotent, post)
             except TransientApiError as exc:
                 # a 429 is the server pacing us, not a failed attempt: it has its own, larger allowance
                 if exc.status == 429:
@@ -141,17 +156,24 @@ class ApiClient:
                     delay = exc.retry_after_s
                 self.retries += 1
                 log.debug("%s %s: %s; retry %d in %.2fs", method, path, exc.message, attempt, delay)
-                await asyncio.sleep(delay)
+                if await sleep_unless(self._budget.halted, delay):  # a halted run sends no new attempt
+                    raise RunHalted(f"the run is stopping: {method} {path} not retried "
+                                    f"(last answer: {exc.message})") from None
 
-    async def _once(self, method: str, url: str, priority: int, body: Any, idempotent: bool) -> Any:
+    async def _once(self, method: str, url: str, priority: int, body: Any, idempotent: bool,
+                    post: PostState) -> Any:
         headers = {"Authorization": self._auth, "Accept": "application/json"}
         async with self._budget.slot(priority) as sent_at:
+            post.on_the_wire = True
             try:
                 async with self._session.request(method, url, json=body, headers=headers,
                                                  timeout=self._timeout()) as resp:
-                    raw = await _read_capped(resp.content, MAX_API_BODY_BYTES + 1)
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
+                    if not 200 <= status < 300:
+                        post.on_the_wire = False  # the server answered: this attempt made no job
+                    raw = await _read_capped(resp.content, MAX_API_BODY_BYTES + 1)
             except aiohttp.ClientConnectorError as exc:  # never reached the server
+                post.on_the_wire = False
                 raise TransientApiError(0, f"cannot connect: {exc.os_error.strerror or exc}", url=url) from None
             except _MAYBE_SENT as exc:
                 if not idempotent:

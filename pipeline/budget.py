@@ -5,6 +5,9 @@ then polls, then asset lookups; first come first served within a priority), so p
 submissions. The caller at the turnstile waits out any 429 pause, then the aiolimiter limiter (the
 configured rate, a hard cap), then the `Pacing` interval when a 429 has lowered the rate. One caller at
 a time inside means the rate can change at once for everybody, and no herd wakes at each tick.
+
+Once the run halts (the `halted` event), nothing more leaves: a 429 pause is cut short and every caller
+gets `RunHalted` instead of its turn, so a stopping run sends no new request of any kind.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from contextlib import asynccontextmanager
 
 from aiolimiter import AsyncLimiter
 
+from pipeline.errors import RunHalted
 from pipeline.pacing import Pacing, RateChange
 
 SUBMIT, POLL, LOOKUP = 0, 1, 2
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 class RequestBudget:
     """Rate limit (requests per second, evenly spaced, no bursts), priority order, 429 pauses and pacing."""
 
-    def __init__(self, max_requests_per_s: float) -> None:
+    def __init__(self, max_requests_per_s: float, *, halted: asyncio.Event | None = None) -> None:
         # one request every 1/(0.97 rate) s on average. The bucket holds a little more than 1 (2 ms worth,
         # or half an interval if that is less) so that a request whose timer fired late does not delay all
         # the ones after it: with a bucket of exactly 1 every late wake-up was lost for good (87% of the
@@ -44,6 +48,7 @@ class RequestBudget:
         self._next_paced_at = 0.0  # monotonic time before which a lowered rate lets no request out
         self._paused_until = 0.0
         self.requests = 0  # requests let through (every attempt, retries included)
+        self.halted = halted if halted is not None else asyncio.Event()
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for `seconds` from now (the server said 429)."""
@@ -59,15 +64,20 @@ class RequestBudget:
 
     @asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[float]:
-        """Wait for this caller's turn under the rate limit, then run the request; yields when it was let out."""
+        """Wait for this caller's turn under the rate limit, then run the request; yields when it was let out.
+
+        Raises RunHalted instead once the run halts (the request must not be sent)."""
         await self._enter(priority)
         try:
-            while (pause := self.paused_for_s) > 0:
-                await asyncio.sleep(pause)
-            await self._limiter.acquire()
-            await self._pace()
+            while (pause := self.paused_for_s) > 0 and not self.halted.is_set():
+                await sleep_unless(self.halted, pause)
+            if not self.halted.is_set():
+                await self._limiter.acquire()
+                await self._pace()
         finally:
             self._leave()
+        if self.halted.is_set():
+            raise RunHalted("the run is stopping: request not sent")
         self.requests += 1
         self._log_change("no 429 for a while: sending rate raised", self.pacing.sent())
         yield time.monotonic()
@@ -111,3 +121,14 @@ class RequestBudget:
     def _log_change(what: str, change: RateChange | None) -> None:
         if change is not None:
             log.info("%s from %.1f to %.1f requests/s", what, change.before_per_s, change.after_per_s)
+
+
+async def sleep_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep `seconds`, or less if `event` gets set; True when the event cut the sleep short (or was set)."""
+    if event.is_set():
+        return True
+    try:
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

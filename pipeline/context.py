@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,18 +47,27 @@ class Completion:
 
 
 class InFlight:
-    """Counts jobs submitted but not finished; `acquire` waits while the cap is reached."""
+    """Counts jobs submitted but not finished; `acquire` waits while the cap is reached, until `close`.
+
+    Closing matters when a run stops: a halt stops the pollers, so no place is freed any more, and a
+    submit worker waiting for one would wait for ever (and the whole run with it)."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.count = 0
         self.peak = 0
-        self._changed = asyncio.Condition()
+        self.closed = False
+        self._freed = asyncio.Event()
 
-    async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.count < self.cap)
-            self._take()
+    async def acquire(self) -> bool:
+        """Take a place (True), or False at once when submitting has stopped (`close`)."""
+        while self.count >= self.cap and not self.closed:
+            self._freed.clear()
+            await self._freed.wait()
+        if self.closed:
+            return False
+        self._take()
+        return True
 
     def force(self) -> None:
         """Count a job resumed from the journal (it is in flight whatever the cap)."""
@@ -69,9 +78,13 @@ class InFlight:
         self.peak = max(self.peak, self.count)
 
     async def release(self) -> None:
-        async with self._changed:
-            self.count -= 1
-            self._changed.notify_all()
+        self.count -= 1
+        self._freed.set()
+
+    def close(self) -> None:
+        """No more submissions: every waiter (and every later caller) gets False."""
+        self.closed = True
+        self._freed.set()
 
 
 @dataclass(slots=True)
@@ -81,17 +94,23 @@ class StopFlags:
     `stop_submitting` (out of credits): no new POSTs, polling and downloading go on.
     `halt` (Ctrl-C/SIGTERM, credentials refused, disk unwritable): no new requests of any
     kind; requests already under way finish, so no POST is cut off with its answer unread.
+    The runner gives a halted run `shutdown_grace_s` to wind down, then cancels what is left.
+    `on_stop_submitting` callbacks run once, when submitting stops (e.g. `InFlight.close`).
     """
 
     halted: asyncio.Event = field(default_factory=asyncio.Event)
     no_more_submits: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None  # "interrupted" | "credits" | "auth" | "storage"
     message: str | None = None
+    on_stop_submitting: list[Callable[[], None]] = field(default_factory=list)
 
     def stop_submitting(self, reason: str, message: str) -> None:
         if self.reason is None or self.reason == "credits":
             self.reason, self.message = reason, message
-        self.no_more_submits.set()
+        if not self.no_more_submits.is_set():
+            self.no_more_submits.set()
+            for callback in self.on_stop_submitting:
+                callback()
 
     def halt(self, reason: str, message: str) -> None:
         self.stop_submitting(reason, message)

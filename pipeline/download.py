@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from pipeline.context import Completion, RunContext
-from pipeline.errors import ApiError, AuthError, TransientApiError
+from pipeline.errors import ApiError, AuthError, RunHalted, TransientApiError
 from pipeline.retry import backoff_s
 from pipeline.storage import VIDEOS_DIR, StorageError, UrlExpired, download as stream_download
 from pipeline.storage import part_path, safe_path
@@ -31,6 +31,8 @@ async def download(ctx: RunContext, finished: asyncio.Queue[Completion | None]) 
             ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
         except StorageError as exc:
             ctx.stop.halt("storage", f"cannot write the outputs: {exc} (free some space, then resume)")
+        except RunHalted:
+            pass  # the asset's URL was not looked up again: the job stays succeeded, the resume fetches it
 
 
 async def _save_job(ctx: RunContext, item: Completion) -> None:
@@ -50,7 +52,11 @@ async def _save_job(ctx: RunContext, item: Completion) -> None:
 async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, target: Path) -> str | None:
     """Download one asset with retries; None on success, else the last error."""
     settings = ctx.settings
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the folder goes, no space for it, a read-only mount
+        raise StorageError(f"cannot make the folder {relative.rpartition('/')[0] or '.'}: "
+                           f"{exc.strerror or exc}") from None
     last_error = "no attempt"
     for attempt in range(1, settings.max_retries + 2):
         ctx.downloading += 1

@@ -93,5 +93,9 @@ class SubmitOutcomeUnknown(PipelineError):
     """A generate POST was sent but its answer was lost: the job may or may not exist (never auto-resent)."""
 
 
+class RunHalted(PipelineError):
+    """The run is stopping (Ctrl-C, credentials refused, disk unwritable): this request was not sent."""
+
+
 class BadResponse(TransientApiError):
     """A 2xx answer that is not JSON or not of the documented shape."""

@@ -28,6 +28,10 @@ DOWNLOADED = "downloaded"  # every output file is on disk, verified
 FAILED = "failed"  # rejected, failed on the server, or its download gave up
 STATES = (PENDING, UNKNOWN, SUBMITTED, SUCCEEDED, DOWNLOADED, FAILED)
 
+# why a session stopped polling a submitted job (its error_kind; it stays submitted, polled again next run)
+POLL_TIMEOUT = "poll-timeout"  # still running after job_timeout_s
+POLL_NOT_FOUND = "poll-not-found"  # the server answered 404 for a job it created for us
+
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     """One downloaded output: path relative to the run folder, size, sha256 and mtime once in place.
@@ -55,7 +59,7 @@ class JobState:
     server_status: str | None = None
     progress: float | None = None
     error: str | None = None
-    error_kind: str | None = None  # rejected | job-failed | download | unknown-post | poll-timeout
+    error_kind: str | None = None  # rejected | job-failed | download | unknown-post | poll-timeout | poll-not-found
     asset_ids: list[str] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     request: dict[str, Any] | None = None  # the exact body sent (kept only if keep_specs)
@@ -69,8 +73,8 @@ class JobState:
 
     @property
     def polling_gave_up(self) -> bool:
-        """Still submitted, but a session stopped polling it (job_timeout_s): it is on the server, paid."""
-        return self.state == SUBMITTED and self.error_kind == "poll-timeout"
+        """Still submitted, but a session stopped polling it (job_timeout_s, or a 404): it is on the server, paid."""
+        return self.state == SUBMITTED and self.error_kind in (POLL_TIMEOUT, POLL_NOT_FOUND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +199,7 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.progress = event.get("progress")
     elif kind == "gave-up":  # polling stopped in that session; still submitted: the next run polls it
         job.error = event.get("error")
-        job.error_kind = "poll-timeout"
+        job.error_kind = POLL_NOT_FOUND if event.get("reason") == "not-found" else POLL_TIMEOUT
     elif kind == "succeeded":
         job.state = SUCCEEDED
         job.error = job.error_kind = None  # a job that had timed out (gave-up) in an earlier session

@@ -13,7 +13,17 @@ from pipeline.api import ApiClient
 from pipeline.config import Settings
 from pipeline.context import RunnableManifest, StopFlags
 from pipeline.journal import Journal
-from pipeline.ledger import DOWNLOADED, FAILED, JOURNAL_NAME, PENDING, STATES, SUBMITTED, SUCCEEDED, UNKNOWN
+from pipeline.ledger import (
+    DOWNLOADED,
+    FAILED,
+    JOURNAL_NAME,
+    PENDING,
+    POLL_NOT_FOUND,
+    STATES,
+    SUBMITTED,
+    SUCCEEDED,
+    UNKNOWN,
+)
 from pipeline.results import iso, records, write_results
 
 log = logging.getLogger(__name__)
@@ -36,7 +46,8 @@ class RunSummary:
     message: str | None
     failures: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, error)
     unknown: list[tuple[int | None, str]] = field(default_factory=list)
-    stalled: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, job id)
+    stalled: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, job id): timed out
+    not_found: list[tuple[int | None, str, str]] = field(default_factory=list)  # (index, key, job id): 404 on poll
     rate_cuts: int = 0  # times a 429 lowered the sending rate
     lowest_sending_per_s: float | None = None  # the lowest it went, when it was lowered
     configured_per_s: float | None = None  # --rate
@@ -55,6 +66,7 @@ class Tally:
     failures: list[tuple[int | None, str, str]]
     unknown: list[tuple[int | None, str]]
     stalled: list[tuple[int | None, str, str]]  # still running when polling gave up (job_timeout_s)
+    not_found: list[tuple[int | None, str, str]]  # polling gave up on a 404: created for us, so paid
     journal_only: int  # jobs the journal knows that the current manifest no longer has
 
 
@@ -63,6 +75,7 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
     failures: list[tuple[int | None, str, str]] = []
     unknown: list[tuple[int | None, str]] = []
     stalled: list[tuple[int | None, str, str]] = []
+    not_found: list[tuple[int | None, str, str]] = []
     jobs = journal.state.jobs
     seen = 0
     for spec in manifest.jobs():
@@ -75,8 +88,9 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
         elif state == UNKNOWN:
             unknown.append((spec.index, spec.key))
         elif job is not None and job.polling_gave_up:
-            stalled.append((spec.index, spec.key, job.job_id or "?"))
-    return Tally(counts, failures, unknown, stalled, len(jobs) - seen)
+            (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((spec.index, spec.key,
+                                                                                 job.job_id or "?"))
+    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen)
 
 
 def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
@@ -127,7 +141,7 @@ def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, sta
         status = EXIT_FAILED
     return RunSummary(run_dir, status, ending.counts, manifest.job_count, time.monotonic() - started,
                       api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
-                      ending.stalled,
+                      ending.stalled, ending.not_found,
                       api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
                       settings.max_requests_per_s)
 
@@ -159,6 +173,12 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
         lines.append(f"{len(summary.stalled)} job(s) were still running on the server when polling stopped "
                      f"(job_timeout_s); they are paid and may still finish: the same command polls them again:")
         lines += [f"  job {i if i is not None else '?'} ({k[:12]}): {job_id}" for i, k, job_id in summary.stalled[:20]]
+    if summary.not_found:
+        lines.append(f"{len(summary.not_found)} job(s) created for this run answered 404 (not found) when polled; "
+                     f"they are left submitted and never resent (they are paid): the same command polls them "
+                     f"again. If this persists, check that the API key belongs to the project that made them:")
+        lines += [f"  job {i if i is not None else '?'} ({k[:12]}): {job_id}"
+                  for i, k, job_id in summary.not_found[:20]]
     if summary.message and summary.stopped != "interrupted":
         lines.append(f"stopped: {summary.message}")
     if summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pipeline.answers import FINAL_FAILED, FINAL_OK, KNOWN_RUNNING
 from pipeline.context import Completion, RunContext, Submission
-from pipeline.errors import ApiError, AuthError, TransientApiError
+from pipeline.errors import ApiError, AuthError, RunHalted, TransientApiError
 from pipeline.schedule import PollTiming, first_poll_delay, next_poll_delay
 
 log = logging.getLogger(__name__)
@@ -133,14 +133,17 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
     except AuthError as exc:
         ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
         return  # still `submitted` in the journal: the resume polls it
+    except RunHalted:
+        return  # likewise
     except TransientApiError as exc:
         log.warning("poll of job %s kept failing (%s); trying again later", job.job_id, exc.message)
         await _again(ctx, job, scheduler, loop, ctx.settings.poll_max_interval_s)
         return
     except ApiError as exc:
-        if exc.status == 404:
-            await ctx.journal.write("failed", key=job.key, reason="job-failed", error=f"job {job.job_id} not found")
-            await ctx.in_flight.release()
+        if exc.status == 404:  # the server gave us this id: the job exists and is paid, whatever this answer says
+            await _give_up(ctx, job, "not-found", f"the server answered 404 (not found) for job {job.job_id}, which it "
+                                     f"created for us; it is left submitted, never resent: the next run polls it "
+                                     f"again (check the API key's project if this persists)")
             return
         log.warning("poll of job %s: %s; trying again later", job.job_id, exc)
         await _again(ctx, job, scheduler, loop, ctx.settings.poll_max_interval_s)
@@ -184,8 +187,12 @@ async def _again(ctx: RunContext, job: Tracked, scheduler: PollScheduler, loop: 
     if not timeout_s or tracked_s < timeout_s:  # the last poll comes at the timeout, not before
         scheduler.schedule(job, loop.time() + (min(delay_s, timeout_s - tracked_s) if timeout_s else delay_s))
         return
-    error = (f"still {job.status!r} on the server after {tracked_s:.1f}s of polling (job_timeout_s); "
-             f"the next run polls it again")
+    await _give_up(ctx, job, "timeout", f"still {job.status!r} on the server after {tracked_s:.1f}s of polling "
+                             f"(job_timeout_s); the next run polls it again")
+
+
+async def _give_up(ctx: RunContext, job: Tracked, reason: str, error: str) -> None:
+    """Stop polling the job in this session: journaled as gave-up, still submitted (paid, never resent)."""
     log.warning("job %s: %s", job.job_id, error)
-    await ctx.journal.write("gave-up", key=job.key, job_id=job.job_id, status=job.status, error=error)
+    await ctx.journal.write("gave-up", key=job.key, job_id=job.job_id, status=job.status, reason=reason, error=error)
     await ctx.in_flight.release()

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from pipeline.context import Completion, RunContext, RunnableManifest, Submission
-from pipeline.errors import AuthError
+from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
 from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.rundir import lost_files
 from pipeline.spec import JobSpec
@@ -34,28 +34,46 @@ async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Q
         group.create_task(_resume(ctx, resumable, submitted, finished))
         group.create_task(_produce(ctx, manifest, to_submit, retry_failed=retry_failed,
                                    resubmit_unknown=resubmit_unknown))
-        try:
-            asset_ids = await _upload_inputs(ctx, manifest)
-        except AuthError as exc:
-            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
-            asset_ids = {}
+        not_uploaded = await _upload_inputs(ctx, manifest)
         for _ in range(SUBMIT_WORKERS):
-            group.create_task(submit(ctx, to_submit, submitted, asset_ids))
+            group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
     await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
 
 
 async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[str, str]:
-    """Upload each distinct local input once (by content hash); reuse ids the journal remembers."""
+    """Upload each distinct local input once (by content hash); reuse ids the journal remembers.
+
+    Returns why each input that could not be uploaded was not (sha256 -> message): the jobs that need it
+    fail with that message, the others go on. Credentials refused halt the run; no credits stop submitting.
+    """
     uploads = ctx.journal.state.uploads
+    not_uploaded: dict[str, str] = {}
     for ref in manifest.input_files():
-        if ref.sha256 in uploads or ref.sha256 is None or ref.path is None:
+        if ref.sha256 in uploads or ref.sha256 in not_uploaded or ref.sha256 is None or ref.path is None:
             continue
         if ctx.stop.no_more_submits.is_set():
             break
-        asset_id = await ctx.api.upload(Path(ref.path), param=ref.param)
-        await ctx.journal.write("upload", sha256=ref.sha256, asset_id=asset_id, path=ref.path, param=ref.param)
-        log.info("uploaded %s as %s", Path(ref.path).name, asset_id)
-    return uploads
+        name = f"{ref.param} {ref.path}"
+        try:
+            asset_id = await ctx.api.upload(Path(ref.path), param=ref.param)
+        except AuthError as exc:
+            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+            break
+        except CreditsError as exc:
+            ctx.stop.stop_submitting("credits", f"out of credits ({exc.message}): submitting stopped")
+            break
+        except RunHalted:
+            break
+        except ApiError as exc:  # refused (400/413/422), or transient errors that outlived every retry
+            not_uploaded[ref.sha256] = f"input {name} could not be uploaded: {exc}"
+        except OSError as exc:  # the file went away or became unreadable since the manifest was read
+            not_uploaded[ref.sha256] = f"input {name} could not be read: {exc.strerror or exc}"
+        else:
+            await ctx.journal.write("upload", sha256=ref.sha256, asset_id=asset_id, path=ref.path, param=ref.param)
+            log.info("uploaded %s as %s", Path(ref.path).name, asset_id)
+            continue
+        log.error("%s; its jobs fail, the others go on (a resume tries the upload again)", not_uploaded[ref.sha256])
+    return not_uploaded
 
 
 async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: asyncio.Queue[Submission | None],
@@ -98,6 +116,8 @@ async def _produce(ctx: RunContext, manifest: RunnableManifest, to_submit: async
         if job is not None and job.state != PENDING:
             if job.state == UNKNOWN and resubmit_unknown:
                 await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
+            elif job.state == FAILED and job.error_kind == "upload":  # never sent, so never paid: try again
+                await ctx.journal.write("reset", key=spec.key, why="retry-upload")
             elif job.state == FAILED and retry_failed and job.error_kind != "download":
                 await ctx.journal.write("reset", key=spec.key, why="retry-failed")
             else:

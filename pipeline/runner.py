@@ -1,8 +1,9 @@
 """One run: build the budget, queues and stages inside one TaskGroup, resume from the journal, shut down in order.
 
 Flow: uploads → producer → submit workers → poller → downloaders; every queue is
-bounded; each stage closes the next by sending None. The first SIGINT/SIGTERM stops
-submitting and polling and gives running downloads `shutdown_grace_s`; a second one
+bounded; each stage closes the next by sending None. A halt (the first SIGINT/SIGTERM,
+credentials refused, the disk unwritable) stops submitting and polling and gives what is
+under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second signal
 cancels at once. The journal is valid at every instant; results.json is rewritten at
 the end whatever happened.
 """
@@ -35,7 +36,7 @@ from pipeline.ledger import JOURNAL_NAME
 from pipeline.outcome import RunSummary, save_results, summarize, summary_text, tally
 from pipeline.poll import poll
 from pipeline.progress import Progress
-from pipeline.shutdown import install_signals, remove_signals
+from pipeline.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.produce import SUBMIT_WORKERS, feed
 from pipeline.spec import JobSpec
 
@@ -108,11 +109,13 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                                  "resubmit_unknown": options.resubmit_unknown})
     stop = StopFlags()
     journal.on_disk_full = lambda message: stop.halt("storage", message)
-    budget = RequestBudget(settings.max_requests_per_s)
+    budget = RequestBudget(settings.max_requests_per_s, halted=stop.halted)
+    in_flight = InFlight(settings.max_in_flight_jobs)
+    stop.on_stop_submitting.append(in_flight.close)
     connector = aiohttp.TCPConnector(limit=max(32, settings.download_workers + 2 * SUBMIT_WORKERS + 8))
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
         api = ApiClient(session, settings, credentials, budget)
-        ctx = RunContext(settings, journal, api, session, run_dir, InFlight(settings.max_in_flight_jobs), stop)
+        ctx = RunContext(settings, journal, api, session, run_dir, in_flight, stop)
         progress = Progress(ctx, manifest.job_count, mode=options.progress)
         try:
             await _supervise(ctx, manifest, options, progress)
@@ -137,13 +140,14 @@ async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOp
         stages = group.create_task(_stages(ctx, manifest, options))
         reporter = group.create_task(progress.run())
         snapshots = group.create_task(_record_requests(ctx))
-        signals = install_signals(loop, ctx, stages, group)
+        deadline = group.create_task(grace_after_halt(ctx, stages))
+        signals = install_signals(loop, ctx, stages)
         try:
             await _wait(stages)
         finally:
             remove_signals(loop, signals)
-            reporter.cancel()
-            snapshots.cancel()
+            for task in (reporter, snapshots, deadline):
+                task.cancel()
 
 
 async def _wait(task: asyncio.Task[None]) -> None:

@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM: the first halts the run gracefully (requests under way finish, within a grace time),
-a second one cancels at once."""
+a second one cancels at once. Any halt (a signal, credentials refused, the disk unwritable) gets the same
+grace time: the run ends within it whatever it was waiting for."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from pipeline.context import RunContext
 log = logging.getLogger("pipeline.runner")
 
 
-def install_signals(loop: asyncio.AbstractEventLoop, ctx: RunContext, stages: asyncio.Task[None],
-                    group: asyncio.TaskGroup) -> list[int]:
+def install_signals(loop: asyncio.AbstractEventLoop, ctx: RunContext, stages: asyncio.Task[None]) -> list[int]:
     """Route SIGINT/SIGTERM to a staged shutdown of `stages`; returns the signals installed."""
     received = 0
 
@@ -23,8 +23,7 @@ def install_signals(loop: asyncio.AbstractEventLoop, ctx: RunContext, stages: as
         if received == 1:
             log.warning("%s: stopping (no new submissions; running downloads get %.0fs); press again to quit now",
                         signal.Signals(signum).name, ctx.settings.shutdown_grace_s)
-            ctx.stop.halt("interrupted", "interrupted")
-            group.create_task(grace_then_cancel(ctx, stages))
+            ctx.stop.halt("interrupted", "interrupted")  # `grace_after_halt` gives the stages their grace time
         else:
             log.warning("second signal: quitting now")
             stages.cancel()
@@ -44,8 +43,11 @@ def remove_signals(loop: asyncio.AbstractEventLoop, installed: list[int]) -> Non
         loop.remove_signal_handler(signum)
 
 
-async def grace_then_cancel(ctx: RunContext, stages: asyncio.Task[None]) -> None:
-    """After a halt the stages wind down by themselves (requests under way finish); cut them off at the deadline."""
+async def grace_after_halt(ctx: RunContext, stages: asyncio.Task[None]) -> None:
+    """Once the run halts, the stages wind down by themselves (requests under way finish); cut them off
+    `shutdown_grace_s` later if they have not."""
+    await ctx.stop.halted.wait()
+    log.info("stopping (%s): what is under way gets %.0fs to finish", ctx.stop.reason, ctx.settings.shutdown_grace_s)
     try:
         await asyncio.wait_for(asyncio.shield(stages), timeout=ctx.settings.shutdown_grace_s)
     except TimeoutError:

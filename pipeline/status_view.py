@@ -78,8 +78,8 @@ def status_text(status: RunStatus) -> str:
         if len(status.unknown) > SHOWN_UNKNOWN:
             lines.append(f"  ... {len(status.unknown) - SHOWN_UNKNOWN} more (see --json)")
     if status.stalled:
-        lines.append(f"polling gave up (job_timeout_s) on {len(status.stalled)} submitted job"
-                     f"{_s(len(status.stalled))}, still running on the server when it stopped (paid; a resume "
+        lines.append(f"polling gave up (job_timeout_s, or 404 from the server) on {len(status.stalled)} submitted "
+                     f"job{_s(len(status.stalled))}, on the server when it stopped (paid; a resume "
                      f"polls {'it' if len(status.stalled) == 1 else 'them'} again)")
         lines += [f"  {j}" for j in status.stalled[:SHOWN_UNKNOWN]]
         if len(status.stalled) > SHOWN_UNKNOWN:

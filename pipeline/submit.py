@@ -10,14 +10,18 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+from pipeline.api import PostState
 from pipeline.context import RunContext, Submission
 from pipeline.errors import (
     ApiError,
     AuthError,
     CreditsError,
     RequestRejected,
+    RunHalted,
     SubmitOutcomeUnknown,
 )
+from pipeline.journal import JournalError
+from pipeline.ledger import UNKNOWN
 from pipeline.spec import JobSpec
 from pipeline.storage import claim_output_path
 
@@ -25,8 +29,12 @@ log = logging.getLogger(__name__)
 
 
 async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
-                 submitted: asyncio.Queue[Submission | None], asset_ids: Mapping[str, str]) -> None:
-    """One submit worker: until the queue closes (None) or submitting must stop."""
+                 submitted: asyncio.Queue[Submission | None], asset_ids: Mapping[str, str],
+                 not_uploaded: Mapping[str, str]) -> None:
+    """One submit worker: until the queue closes (None) or submitting must stop.
+
+    `asset_ids` maps each uploaded input's sha256 to its asset id; `not_uploaded` says why an input could not
+    be uploaded: a job that needs it fails with that message, unsent."""
     loop = asyncio.get_running_loop()
     while True:
         spec = await to_submit.get()
@@ -34,19 +42,25 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
             return
         if ctx.stop.no_more_submits.is_set():
             continue  # drain: the producer stops soon; these jobs stay pending in the journal
-        await ctx.in_flight.acquire()
-        if ctx.stop.no_more_submits.is_set():
-            await ctx.in_flight.release()
+        if missing := _missing_input(spec, asset_ids, not_uploaded):
+            await ctx.journal.write("failed", key=spec.key, reason="upload", error=missing)
             continue
+        if not await ctx.in_flight.acquire():
+            continue  # submitting stopped while we waited for a place
         body = spec.body(asset_ids)
         attempt = ctx.journal.state.job(spec.key).submit_attempts + 1
-        await ctx.journal.write("intent", key=spec.key, attempt=attempt, spec=spec.to_json(), request=body,
-                                file=claim_output_path(spec, ctx.journal.state.paths))
+        post = PostState()
         try:
-            job = await ctx.api.submit(spec.model, body)
+            await ctx.journal.write("intent", key=spec.key, attempt=attempt, spec=spec.to_json(), request=body,
+                                    file=claim_output_path(spec, ctx.journal.state.paths))
+            job = await ctx.api.submit(spec.model, body, post=post)
         except SubmitOutcomeUnknown as exc:
             log.warning("job %d (%s): %s; it may exist on the server: not resent (see --resubmit-unknown)",
                         spec.index, spec.key[:12], exc)
+            await ctx.in_flight.release()
+            continue
+        except RunHalted as exc:  # every attempt so far was refused, and the run stops before the next one
+            await ctx.journal.write("not-sent", key=spec.key, error=str(exc))
             await ctx.in_flight.release()
             continue
         except AuthError as exc:
@@ -71,8 +85,28 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
             await ctx.in_flight.release()
             log.warning("job %d could not be submitted: %s", spec.index, exc)
             continue
-        except BaseException:
+        except BaseException:  # cancelled (second Ctrl-C, the grace time) or the journal failed
+            if not post.on_the_wire:
+                _record_not_sent(ctx, spec.key)
             await ctx.in_flight.release()
             raise
         await ctx.journal.write("submitted", key=spec.key, job_id=job.job_id, status=job.status)
         await submitted.put(Submission(spec.key, job.job_id, loop.time()))
+
+
+def _missing_input(spec: JobSpec, asset_ids: Mapping[str, str], not_uploaded: Mapping[str, str]) -> str | None:
+    """Why the job cannot be sent (an input of it was not uploaded), or None when every input has an asset id."""
+    for ref in spec.inputs:
+        if ref.kind == "file" and (ref.sha256 or "") not in asset_ids:
+            return not_uploaded.get(ref.sha256 or "", f"input {ref.param} {ref.path} was not uploaded")
+    return None
+
+
+def _record_not_sent(ctx: RunContext, key: str) -> None:
+    """A submit cut off with no attempt on the server: the job is pending again, not unknown."""
+    if ctx.journal.state.job(key).state != UNKNOWN:
+        return  # the intent never reached the journal
+    try:
+        ctx.journal.write_now("not-sent", key=key, error="the run stopped before the request was sent")
+    except JournalError as exc:  # it stays unknown; the journal's own error is what the user sees
+        log.error("%s", exc)

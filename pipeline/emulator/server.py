@@ -50,6 +50,15 @@ class EmulatorServer:
         if runner is not None:
             await runner.cleanup()
 
+    def drop_connections(self) -> int:
+        """Close every open client connection now, kept-alive ones included, as a load balancer or a restarting
+        backend does; returns how many. A client that reuses one finds it closing as it writes."""
+        server = self._runner.server if self._runner is not None else None
+        handlers = list(server.connections) if server is not None else []
+        for handler in handlers:
+            handler.force_close()
+        return len(handlers)
+
     @property
     def port(self) -> int:
         """The bound port (the real one once started, even when asked for port 0)."""

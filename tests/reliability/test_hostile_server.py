@@ -123,12 +123,13 @@ def job_id_of(request: web.Request) -> str:
 
 
 SCENARIOS = [
-    Scenario("upload-html", lambda: Hostile(upload=lambda r, h: html()), "error"),
-    Scenario("upload-huge", lambda: Hostile(upload=lambda r, h: text(" " * HUGE)), "error"),
-    Scenario("upload-deep-json", lambda: Hostile(upload=lambda r, h: text(DEEP)), "error"),
+    # an input that cannot be uploaded fails the jobs that need it, with the reason; the run goes on
+    Scenario("upload-html", lambda: Hostile(upload=lambda r, h: html()), "failed"),
+    Scenario("upload-huge", lambda: Hostile(upload=lambda r, h: text(" " * HUGE)), "failed"),
+    Scenario("upload-deep-json", lambda: Hostile(upload=lambda r, h: text(DEEP)), "failed"),
     Scenario("upload-wrong-shape", lambda: Hostile(upload=lambda r, h: web.json_response({"asset": {"id": 5}})),
-             "error"),
-    Scenario("upload-500-deep-json", lambda: Hostile(upload=lambda r, h: text(DEEP, 500)), "error"),
+             "failed"),
+    Scenario("upload-500-deep-json", lambda: Hostile(upload=lambda r, h: text(DEEP, 500)), "failed"),
     Scenario("generate-html", lambda: Hostile(generate=lambda r, h: html()), "unknown"),
     Scenario("generate-huge", lambda: Hostile(generate=lambda r, h: text(" " * HUGE)), "unknown"),
     Scenario("generate-deep-json", lambda: Hostile(generate=lambda r, h: text(DEEP)), "unknown"),
@@ -264,11 +265,13 @@ async def test_garbage_polls_forever_are_interruptible(tmp_path: Path, hostile_s
 
 
 async def test_run_command_against_hostile_server_prints_no_traceback(tmp_path: Path, hostile_server) -> None:
-    """The real CLI facing an upload answer nested a million deep: one clear error line, exit 1."""
+    """The real CLI facing an upload answer nested a million deep: the input's jobs fail with a clear reason
+    naming the file (an input that cannot be uploaded fails only its own jobs), exit 1."""
     url = await hostile_server(Hostile(upload=lambda r, h: text(DEEP)))
     manifest = write_manifest(tmp_path, prompts=1, seeds=1, name="hostile")
     result = await run_cli("run", str(manifest), "--out", str(tmp_path / "out"),
                            env=cli_env(url, **HOSTILE_SETTINGS), cwd=tmp_path, timeout_s=60)
     assert_no_traceback(result.stdout + result.stderr, "run")
-    assert result.returncode == 1 and "ltx-batch run: error:" in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "clip.mp4 could not be uploaded: HTTP 200" in result.stderr and "answer is not JSON" in result.stderr
     assert_no_secrets(trees=[tmp_path / "out"], texts={"output": result.stdout + result.stderr})
