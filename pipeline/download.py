@@ -63,7 +63,7 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
         try:
             url = await ctx.api.asset_url(asset_id)
             saved = await stream_download(ctx.session, url, target, timeout_s=settings.download_timeout_s,
-                                          connect_timeout_s=settings.connect_timeout_s)
+                                          connect_timeout_s=settings.connect_timeout_s, gate=ctx.journal.outputs)
         except (AuthError, StorageError):
             raise
         except UrlExpired as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.ledger import apply, replay
-from pipeline.reserve import DISK_FULL, DiskReserve
+from pipeline.reserve import DISK_FULL, DiskReserve, OutputGate
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ class Journal:
 
     A failed write (disk full, I/O error) raises JournalError; a short write is cut off again, and the
     journal refuses every later write, so no torn or merged line is ever left inside it. The first time
-    the disk is full, the journal frees its `DiskReserve`, calls `on_disk_full` (the run stops
-    submitting) and writes on in the space freed, so the answers of the POSTs in flight are recorded.
+    the disk is full, the journal closes its `outputs` gate (downloads stop writing; the ones under way
+    end first), frees its `DiskReserve`, calls `on_disk_full` (the run stops submitting) and writes on in
+    the space freed, so the answers of the POSTs in flight are recorded.
     """
 
     def __init__(self, path: Path, *, fsync: bool = True, keep_specs: bool = True) -> None:
@@ -77,6 +78,7 @@ class Journal:
         self.state.torn_lines += 1 if cut else 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._reserve = DiskReserve(path.parent)
+        self.outputs = OutputGate()  # output writes go through it: closed before the reserve is freed
         self.on_disk_full: Callable[[str], None] | None = None
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._failed: JournalError | None = None
@@ -142,7 +144,10 @@ class Journal:
             try:
                 self._write_line(line)
             except OSError as exc:
-                if exc.errno not in DISK_FULL or not self._reserve.release():
+                if exc.errno not in DISK_FULL or not self._reserve.held:
+                    raise
+                self.outputs.close()  # no download may take the space the reserve leaves
+                if not self._reserve.release():
                     raise
                 message = (f"the disk is full ({exc.strerror}): stopped submitting; the journal's reserve "
                            f"recorded what was in flight (free some space, then resume)")

@@ -4,7 +4,9 @@ When the disk fills mid-run, the POSTs already on the wire still come back with 
 Without room to journal those ids, each such job would be left *unknown* (sent, outcome not recorded)
 and could only be resent at the risk of paying twice. So the run folder holds a small reserve file
 while a run is open; the journal's first ENOSPC frees it, the run stops submitting, and the ids of the
-jobs in flight are recorded in the space it leaves.
+jobs in flight are recorded in the space it leaves. That space is the journal's alone: output writes pass
+through an `OutputGate`, which the journal closes (waiting for the writes under way) before it frees the
+reserve, so a download still streaming cannot fill it first.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -76,3 +80,40 @@ class DiskReserve:
         if self.held:
             self.held = False
             self.path.unlink(missing_ok=True)
+
+
+class OutputGate:
+    """Lets output writes through until `close`; `close` returns once the writes under way have ended.
+
+    Thread-safe: writes run in worker threads (`guarded`), `close` in the loop's thread (the journal, on
+    its first ENOSPC, before it frees the reserve). After `close` every write fails with ENOSPC at once.
+    """
+
+    CLOSE_WAIT_S = 10.0  # a write blocked longer than this (a hung disk) is not waited for
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._writing = 0
+        self.closed = False
+
+    def guarded(self, write: Callable[[], None]) -> None:
+        """Run one blocking `write` unless the gate is closed (OSError ENOSPC then)."""
+        with self._changed:
+            if self.closed:
+                raise OSError(errno.ENOSPC, "outputs stopped: the disk is full and its last space is kept for "
+                                            "the journal")
+            self._writing += 1
+        try:
+            write()
+        finally:
+            with self._changed:
+                self._writing -= 1
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        """Refuse every later write and wait (blocking, briefly) for the ones under way."""
+        with self._changed:
+            self.closed = True
+            if not self._changed.wait_for(lambda: self._writing == 0, timeout=self.CLOSE_WAIT_S):
+                log.warning("%d output write(s) still under way after %.0fs; freeing the journal's reserve anyway",
+                            self._writing, self.CLOSE_WAIT_S)

@@ -1,4 +1,5 @@
-"""Output paths and streaming writes: `<file>.part` with aiofiles, verify, fsync, atomic rename.
+"""Output paths and streaming writes: `<file>.part` written through the journal's `OutputGate`, verify, fsync,
+atomic rename.
 
 File names follow the template `{index:05d}_{prompt slug}_{swept values}_s{seed}_{key[:10]}.mp4`
 (plus `-{n}` when a job has several outputs): ASCII letters, digits, `-`, `_`, `.` and
@@ -12,6 +13,7 @@ record each job's path with its intent, so runs begun before keys were in the na
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import re
@@ -19,13 +21,14 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiofiles
 import aiofiles.os
 import aiohttp
 
 from pipeline.errors import PipelineError, TransientApiError
+from pipeline.reserve import OutputGate
 from pipeline.spec import JobSpec
 
 CHUNK_BYTES = 256 * 1024
@@ -140,9 +143,10 @@ async def _hash_prefix(path: Path, size: int) -> hashlib._Hash:
 
 
 async def download(session: aiohttp.ClientSession, url: str, target: Path, *, timeout_s: float,
-                   connect_timeout_s: float) -> Saved:
+                   connect_timeout_s: float, gate: OutputGate | None = None) -> Saved:
     """Stream `url` to `target.part` (resuming it with Range when served), verify, fsync, rename.
 
+    Every write passes `gate` (the journal's `outputs`: closed when the journal needs the disk's last space).
     Raises UrlExpired (403/404/410), TransientApiError (truncated body, reset, 5xx, timeout)
     or StorageError (the disk refused a write).
     """
@@ -165,23 +169,28 @@ async def download(session: aiohttp.ClientSession, url: str, target: Path, *, ti
             resumed = resp.status == 206 and have > 0
             expected = resp.content_length
             total = (have + expected) if (resumed and expected is not None) else expected
-            return await _write(resp, part, target, resumed=resumed, have=have, total=total)
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            return await _write(resp, part, target, resumed=resumed, have=have, total=total,
+                                gate=gate if gate is not None else OutputGate())
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # resets, payload errors, redirect loops
         raise TransientApiError(0, f"download interrupted ({type(exc).__name__})", url=_strip_query(url)) from None
 
 
 async def _write(resp: aiohttp.ClientResponse, part: Path, target: Path, *, resumed: bool, have: int,
-                 total: int | None) -> Saved:
+                 total: int | None, gate: OutputGate) -> Saved:
     digest = await _hash_prefix(part, have) if resumed else hashlib.sha256()
     written = have if resumed else 0
     try:
-        async with aiofiles.open(part, "ab" if resumed else "wb") as handle:
+        # unbuffered: every byte is written inside the gate, none left in a buffer to be flushed past it
+        handle = await asyncio.to_thread(open, part, "ab" if resumed else "wb", buffering=0)
+        try:
             async for chunk in resp.content.iter_any():
-                await handle.write(chunk)
+                # in a worker thread, through the gate: once the journal needs the disk's last space, no more
+                await asyncio.to_thread(gate.guarded, functools.partial(write_all, handle, chunk))
                 digest.update(chunk)
                 written += len(chunk)
-            await handle.flush()
             await asyncio.to_thread(os.fsync, handle.fileno())
+        finally:
+            handle.close()
     except (aiohttp.ClientError, asyncio.TimeoutError):  # the connection (some are OSErrors), not the disk
         raise
     except OSError as exc:
@@ -197,6 +206,13 @@ async def _write(resp: aiohttp.ClientResponse, part: Path, target: Path, *, resu
     except OSError as exc:
         raise StorageError(f"cannot read back {target.name}: {exc.strerror or exc}") from None
     return Saved(target, written, digest.hexdigest(), mtime_ns)
+
+
+def write_all(handle: BinaryIO, data: bytes) -> None:
+    """Write all of `data` to an unbuffered file (blocking; one write may take less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view) or 0:]
 
 
 def _strip_query(url: str) -> str:

@@ -182,6 +182,35 @@ async def test_a_full_disk_frees_the_reserve_once_and_the_journal_writes_on(tmp_
     assert replay(tmp_path / "ledger.jsonl").jobs["k1"].job_id == "job_1"
 
 
+async def test_downloads_stop_writing_before_the_reserve_is_freed(tmp_path: Path, monkeypatch) -> None:
+    """At the journal's first ENOSPC an output write under way ends before the reserve is freed, and no later
+    output write is let through, so the freed space is left to the journal (the answers of POSTs in flight)."""
+    journal = Journal(tmp_path / "ledger.jsonl", fsync=False)
+    reserve = tmp_path / RESERVE_NAME
+    writing, may_finish = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def slow_write() -> None:  # a download's chunk, in a worker thread, still being written
+        writing.set()
+        may_finish.wait(5)
+        seen["reserve held at the end of the write"] = reserve.exists()
+
+    under_way = asyncio.create_task(asyncio.to_thread(journal.outputs.guarded, slow_write))
+    await asyncio.to_thread(writing.wait, 5)
+    threading.Timer(0.2, may_finish.set).start()
+    monkeypatch.setattr(os, "write", DiskFills(os.write, journal._fd, times=1))
+    started = time.monotonic()
+    await journal.write("submitted", key="k1", job_id="job_1")  # ENOSPC: closes the gate, frees the reserve
+    assert time.monotonic() - started >= 0.15  # it waited for the write under way
+    await under_way
+    assert seen == {"reserve held at the end of the write": True} and not reserve.exists()
+    with pytest.raises(OSError) as refused:
+        journal.outputs.guarded(lambda: pytest.fail("an output write got through after the reserve was freed"))
+    assert refused.value.errno == errno.ENOSPC
+    assert journal.state.jobs["k1"].job_id == "job_1"
+    journal.close()
+
+
 def test_the_reserve_is_made_once_and_removed_at_close(tmp_path: Path) -> None:
     """Reopening keeps one reserve of the right size; closing the journal removes it."""
     first = DiskReserve(tmp_path)

@@ -109,38 +109,20 @@ async def test_disk_full_on_a_real_small_disk(tmp_path: Path, small_disk: Path, 
 
 
 class _FullDisk:
-    """Wraps aiofiles in pipeline.storage: writes fail with ENOSPC once `room_bytes` have been written."""
+    """Stands in for pipeline.storage.write_all (where output bytes reach the disk): writes fail with ENOSPC
+    once `room_bytes` have been written."""
 
     def __init__(self, room_bytes: int) -> None:
         self.room_bytes = room_bytes
         self.refused = 0
-        self._aiofiles = pipeline.storage.aiofiles
+        self._write_all = pipeline.storage.write_all
 
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        disk, opened = self, self._aiofiles.open(*args, **kwargs)
-
-        class Handle:
-            async def __aenter__(self) -> Any:
-                self._inner = await opened.__aenter__()
-                return self
-
-            async def __aexit__(self, *exc: Any) -> Any:
-                return await opened.__aexit__(*exc)
-
-            async def write(self, data: bytes) -> int:
-                if len(data) > disk.room_bytes:
-                    disk.refused += 1
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                disk.room_bytes -= len(data)
-                return await self._inner.write(data)
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(self._inner, name)
-
-        return Handle()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._aiofiles, name)
+    def __call__(self, handle: Any, data: bytes) -> None:
+        if len(data) > self.room_bytes:
+            self.refused += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room_bytes -= len(data)
+        self._write_all(handle, data)
 
 
 @pytest.mark.timeout(60)
@@ -150,7 +132,7 @@ async def test_disk_full_injected(tmp_path: Path, emulator_factory, monkeypatch,
     server = await emulator_factory(api_key=API_KEY, api_secret=API_SECRET, output_pad_bytes=PAD_BYTES)
     manifest = write_manifest(tmp_path, prompts=4, name="full")
     disk = _FullDisk(room_bytes=4 * 360_000)
-    monkeypatch.setattr(pipeline.storage, "aiofiles", disk)
+    monkeypatch.setattr(pipeline.storage, "write_all", disk)
     first = await asyncio.wait_for(run(manifest, server, tmp_path / "out", credentials=CREDENTIALS), 40)
     assert first.exit_status == 1 and first.stopped == "storage" and disk.refused > 0
     assert "No space left on device" in summary_text(first, resume_command="-")
