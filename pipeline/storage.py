@@ -13,6 +13,7 @@ record each job's path with its intent, so runs begun before keys were in the na
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import hashlib
 import os
@@ -212,7 +213,10 @@ def write_all(handle: BinaryIO, data: bytes) -> None:
     """Write all of `data` to an unbuffered file (blocking; one write may take less than asked)."""
     view = memoryview(data)
     while view:
-        view = view[handle.write(view) or 0:]
+        written = handle.write(view)
+        if not written:  # a regular file never takes nothing; do not spin
+            raise OSError(errno.EIO, "the file took no bytes")
+        view = view[written:]
 
 
 def _strip_query(url: str) -> str:
