@@ -22,8 +22,9 @@ from pipeline.errors import (
 )
 from pipeline.retry import parse_retry_after
 
+# the statuses of api-notes.md (confirmed: TS SDK Job reference); an unknown word is treated as running
 FINAL_OK, FINAL_FAILED = ("success",), ("failure", "failed", "canceled", "cancelled", "error")
-KNOWN_RUNNING = ("queued", "in-progress", "warming-up", "pending", "processing")
+KNOWN_RUNNING = ("pending", "queued", "warming-up", "in-progress", "finalizing", "processing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,24 +35,40 @@ class JobView:
     status: str
     progress: float | None
     asset_ids: tuple[str, ...]
-    error: str | None
+    error: str | None  # metadata.error: why it failed
     duration_s: float | None  # updatedAt - createdAt on a final job, when the server gives both
+    hint: str | None = None  # metadata.hint: what to do about the failure
+    cost_cu: float | None = None  # Creative Units: the generate answer's creativeUnitsCost, a job's billing.cuCost
 
 
 def classify(status: int, text: str, retry_after: str | None, url: str) -> ApiError:
     """Map an error answer to our exception tree (pure)."""
-    message = _error_message(text)
+    message, trace_id = _error_message(text), _trace_id(text)
     if status == 429:
-        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after))
+        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after),
+                                 trace_id=trace_id)
     if status >= 500 or status in (408, 425):
-        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after))
+        return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after),
+                                 trace_id=trace_id)
     if status == 402 or (400 <= status < 500 and "credit" in message.lower()):
-        return CreditsError(status, message, url=url)
+        return CreditsError(status, message, url=url, trace_id=trace_id)
     if status in (401, 403):
-        return AuthError(status, message, url=url)
+        return AuthError(status, message, url=url, trace_id=trace_id)
     if status in (400, 413, 422):
-        return RequestRejected(status, message, url=url)
-    return ApiError(status, message, url=url)
+        return RequestRejected(status, message, url=url, trace_id=trace_id)
+    return ApiError(status, message, url=url, trace_id=trace_id)
+
+
+def _trace_id(text: str) -> str | None:
+    """The error body's `traceId` / `trace_id` (observed), as bounded text; None when absent."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    found = data.get("traceId") or data.get("trace_id")
+    return str(found)[:100] if isinstance(found, (str, int)) and not isinstance(found, bool) else None
 
 
 def _error_message(text: str) -> str:
@@ -60,7 +77,7 @@ def _error_message(text: str) -> str:
     except (ValueError, RecursionError):  # nested too deep for the parser is not JSON we can read either
         return " ".join(text.split())[:300] or "(empty body)"
     if isinstance(data, dict):
-        parts = [str(data.get(k)) for k in ("error", "message", "reason") if data.get(k)]
+        parts = [str(data.get(k)) for k in ("error", "message", "reason", "detail") if data.get(k)]
         details = data.get("details")
         if isinstance(details, list):
             parts += [str(d) for d in details[:10]]
@@ -80,8 +97,31 @@ def parse_job(data: Any) -> JobView:
         raise BadResponse(200, "job.metadata.assetIds is not a list of ids")
     progress = _progress(job.get("progress"))
     error = metadata.get("error") or job.get("error") or metadata.get("failure") or metadata.get("reason")
+    hint = metadata.get("hint") or job.get("hint")
+    billing = job.get("billing") if isinstance(job.get("billing"), dict) else {}
+    cost = _number(billing.get("cuCost"))
+    if cost is None and isinstance(data, dict):
+        cost = _number(data.get("creativeUnitsCost"))
     return JobView(job["jobId"], job["status"].lower(), progress, tuple(assets),
-                   None if error is None else str(error)[:500], _duration(job))
+                   None if error is None else _text(error), _duration(job),
+                   None if hint is None else _text(hint), cost)
+
+
+def _text(value: Any) -> str:
+    """A message from the server as one bounded line of text (it may be an object)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:500]
+
+
+def _number(value: Any) -> float | None:
+    """A finite, non-negative number, else None."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if 0 <= number < float("inf") else None
 
 
 def _progress(value: Any) -> float | None:

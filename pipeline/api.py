@@ -89,6 +89,19 @@ class ApiClient:
     def base_url(self) -> str:
         return self._settings.api_base_url
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared HTTP session, for requests outside the API (CDN downloads, presigned upload parts)."""
+        return self._session
+
+    async def call(self, method: str, path: str, priority: int, *, body: Any = None,
+                   params: Mapping[str, str] | None = None, idempotent: bool = True) -> Any:
+        """One API call (`path` under the base URL) within the budget, with retries; its JSON answer.
+
+        `projectId` is added to the query when the project_id setting is set. `idempotent=False` for a POST
+        that may create something billed: a lost answer is then SubmitOutcomeUnknown, never retried."""
+        return await self._call(method, path, priority, body=body, params=params, idempotent=idempotent)
+
     async def upload(self, path: Path, *, param: str) -> str:
         """Upload a local input file once; return its asset id (`json-base64` upload mode)."""
         async with aiofiles.open(path, "rb") as handle:
@@ -119,8 +132,9 @@ class ApiClient:
         return parse_job(await self._call("GET", f"/v1/jobs/{job_id}", POLL))
 
     async def asset_url(self, asset_id: str) -> str:
-        """The asset's current (temporary) download URL."""
-        data = await self._call("GET", f"/v1/assets/{asset_id}", LOOKUP)
+        """The asset's current (temporary) download URL, of the original file the model made
+        (`originalAssets=true`: the default URL may serve a transformed delivery)."""
+        data = await self._call("GET", f"/v1/assets/{asset_id}", LOOKUP, params={"originalAssets": "true"})
         asset = data.get("asset") if isinstance(data, dict) else None
         url = asset.get("url") if isinstance(asset, dict) else None
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -128,14 +142,18 @@ class ApiClient:
         return url
 
     async def _call(self, method: str, path: str, priority: int, *, body: Any = None,
-                    idempotent: bool = True, post: PostState | None = None) -> Any:
+                    params: Mapping[str, str] | None = None, idempotent: bool = True,
+                    post: PostState | None = None) -> Any:
         """One API call with its retries; RunHalted when the run halts before an attempt is sent."""
         url = self._settings.api_base_url + path
+        query = dict(params or {})
+        if self._settings.project_id:
+            query["projectId"] = self._settings.project_id
         failures = throttles = 0
         post = post if post is not None else PostState()
         while True:
             try:
-                return await self._once(method, url, priority, body, idempotent, post)
+                return await self._once(method, url, query, priority, body, idempotent, post)
             except TransientApiError as exc:
                 # a 429 is the server pacing us, not a failed attempt: it has its own, larger allowance
                 if exc.status == 429:
@@ -160,13 +178,13 @@ class ApiClient:
                     raise RunHalted(f"the run is stopping: {method} {path} not retried "
                                     f"(last answer: {exc.message})") from None
 
-    async def _once(self, method: str, url: str, priority: int, body: Any, idempotent: bool,
-                    post: PostState) -> Any:
+    async def _once(self, method: str, url: str, query: Mapping[str, str], priority: int, body: Any,
+                    idempotent: bool, post: PostState) -> Any:
         headers = {"Authorization": self._auth, "Accept": "application/json"}
         async with self._budget.slot(priority) as sent_at:
             post.on_the_wire = True
             try:
-                async with self._session.request(method, url, json=body, headers=headers,
+                async with self._session.request(method, url, params=query or None, json=body, headers=headers,
                                                  timeout=self._timeout()) as resp:
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
                     if not 200 <= status < 300:

@@ -34,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
     add_settings_flags(parser)
     parser.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL)")
+    parser.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId on every call")
+    parser.add_argument("--max-cost", type=float, metavar="CU",
+                        help="stop submitting before the run's cost would pass CU Creative Units (0: no cap)")
     parser.add_argument("--rate", type=float, metavar="N", help="API requests per second, shared by every call")
     parser.add_argument("--max-in-flight", type=int, metavar="N", help="jobs submitted but not finished, at most")
     parser.add_argument("--downloaders", type=int, metavar="N", help="download workers")
@@ -55,7 +58,8 @@ def execute(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.manifest)
     settings = settings_from(args, api_base_url=args.api_url, max_requests_per_s=args.rate,
-                             max_in_flight_jobs=args.max_in_flight, download_workers=args.downloaders)
+                             max_in_flight_jobs=args.max_in_flight, download_workers=args.downloaders,
+                             project_id=args.project_id, max_cost_cu=args.max_cost)
     credentials = None if args.emulator else load_credentials()
     run_dir = Path(settings.output_dir) / manifest.name
     mode = "off" if args.quiet else "live" if sys.stderr.isatty() and not args.verbose else "log"

@@ -17,6 +17,7 @@ from pipeline.yamlpos import read_capped
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
 ENV_PREFIX = "LTX_BATCH_"
 UPLOAD_MODES = ("json-base64",)
+MIN_PART_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,10 @@ class Settings:
     shutdown_grace_s: float
     output_dir: str
     upload_mode: str
+    project_id: str  # sent as `projectId` on every API call; "" = not sent (API keys are bound to a project)
+    upload_part_bytes: int  # multipart upload part size (at least 5 MB; raised to keep to 10,000 parts)
+    upload_parts_in_flight: int  # parts of one upload sent at once
+    max_cost_cu: float  # stop submitting before the run's cost would pass this many Creative Units; 0 = no cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +63,15 @@ class Credentials:
 
 
 _TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)] for f in fields(Settings)}
-_MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s", "job_timeout_s")
+_MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s", "job_timeout_s", "max_cost_cu")
+_MAY_BE_EMPTY = ("project_id",)
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     kind = _TYPES[name]
     if kind is str:
+        if name in _MAY_BE_EMPTY and (value is None or value == ""):
+            return ""
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(Problem(name, f"must be a non-empty string, not {value!r}", source=source))
         return value.strip()
@@ -153,6 +161,10 @@ def load_settings(
     if not merged["api_base_url"].startswith(("http://", "https://")):
         raise ConfigError(Problem("api_base_url", "must start with http:// or https://, "
                                   f"not {merged['api_base_url']!r}", source=source["api_base_url"]))
+    if merged["upload_part_bytes"] < MIN_PART_BYTES:
+        raise ConfigError(Problem("upload_part_bytes", f"must be at least {MIN_PART_BYTES} (5 MiB: the storage "
+                                  f"refuses smaller parts but the last), not {merged['upload_part_bytes']}",
+                                  source=source["upload_part_bytes"]))
     if merged["poll_min_interval_s"] > merged["poll_max_interval_s"]:
         raise ConfigError(Problem("poll_min_interval_s", "must not exceed poll_max_interval_s",
                                   source=source["poll_min_interval_s"]))

@@ -54,18 +54,21 @@ class ConfigError(InputError):
 class ApiError(PipelineError):
     """The API answered with an error status: carries the status and (secret-free) body text."""
 
-    def __init__(self, status: int, message: str, *, url: str = "") -> None:
+    def __init__(self, status: int, message: str, *, url: str = "", trace_id: str | None = None) -> None:
         self.status = status
         self.message = message
         self.url = url
-        super().__init__(f"HTTP {status}{' from ' + url if url else ''}: {message}")
+        self.trace_id = trace_id  # the server's traceId: support asks for it
+        super().__init__(f"HTTP {status}{' from ' + url if url else ''}: {message}"
+                         + (f" (trace id {trace_id})" if trace_id else ""))
 
 
 class TransientApiError(ApiError):
     """429, 5xx, connection reset or timeout: worth retrying; `retry_after_s` is the server's hint."""
 
-    def __init__(self, status: int, message: str, *, url: str = "", retry_after_s: float | None = None) -> None:
-        super().__init__(status, message, url=url)
+    def __init__(self, status: int, message: str, *, url: str = "", retry_after_s: float | None = None,
+                 trace_id: str | None = None) -> None:
+        super().__init__(status, message, url=url, trace_id=trace_id)
         self.retry_after_s = retry_after_s
 
 

@@ -153,7 +153,7 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
     if view.status in FINAL_OK:
         ctx.durations.observe(view.duration_s if view.duration_s is not None else elapsed_s)
         await ctx.journal.write("succeeded", key=job.key, asset_ids=list(view.asset_ids),
-                                server_duration_s=view.duration_s, polls=job.polls)
+                                server_duration_s=view.duration_s, polls=job.polls, cost_cu=view.cost_cu)
         await ctx.in_flight.release()
         if not view.asset_ids:
             await ctx.journal.write("failed", key=job.key, reason="job-failed", error="success without outputs")
@@ -163,7 +163,8 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
     if view.status in FINAL_FAILED:
         ctx.durations.observe(view.duration_s if view.duration_s is not None else elapsed_s)
         await ctx.journal.write("failed", key=job.key, reason="job-failed", status=view.status,
-                                error=view.error or f"job ended with status {view.status!r}")
+                                error=view.error or f"job ended with status {view.status!r}", hint=view.hint,
+                                cost_cu=view.cost_cu)
         await ctx.in_flight.release()
         return
     if view.status not in KNOWN_RUNNING and view.status != job.status:

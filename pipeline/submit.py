@@ -75,7 +75,7 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
             log.error("out of credits: no more submissions; polling and downloading what was sent")
             continue
         except RequestRejected as exc:
-            await ctx.journal.write("failed", key=spec.key, reason="rejected", error=exc.message)
+            await ctx.journal.write("failed", key=spec.key, reason="rejected", error=exc.message, trace_id=exc.trace_id)
             await ctx.in_flight.release()
             log.warning("job %d rejected by the server: %s", spec.index, exc.message)
             continue
@@ -90,7 +90,7 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
                 _record_not_sent(ctx, spec.key)
             await ctx.in_flight.release()
             raise
-        await ctx.journal.write("submitted", key=spec.key, job_id=job.job_id, status=job.status)
+        await ctx.journal.write("submitted", key=spec.key, job_id=job.job_id, status=job.status, cost_cu=job.cost_cu)
         await submitted.put(Submission(spec.key, job.job_id, loop.time()))
 
 
