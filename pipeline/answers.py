@@ -7,6 +7,7 @@ fraction or a percentage, the failure reason looked for in several places (see t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,10 @@ from pipeline.errors import (
     ApiError,
     AuthError,
     BadResponse,
+    ConcurrencyLimited,
+    CooldownApiError,
     CreditsError,
+    ModelAccessRestricted,
     RequestRejected,
     TransientApiError,
 )
@@ -41,17 +45,38 @@ class JobView:
     cost_cu: float | None = None  # Creative Units: the generate answer's creativeUnitsCost, a job's billing.cuCost
 
 
+CREDITS_WORDS = re.compile(r"credit|spending (cap|limit)|\b(cu|creative units?) (cap|limit|budget)|budget (exceeded|reached)",
+                           re.IGNORECASE)
+"""A 4xx whose message says the credits or the key's CU spending cap ran out (the notes: 402 or such a message)."""
+
+
 def classify(status: int, text: str, retry_after: str | None, url: str) -> ApiError:
-    """Map an error answer to our exception tree (pure)."""
-    message, trace_id = _error_message(text), _trace_id(text)
+    """Map an error answer to our exception tree (pure).
+
+    429 comes in three kinds (api-notes.md): a concurrency cap (`details.actionName` "model_run", with
+    `actionLimit`), a cooldown (`remainingSeconds` in the body) and a request rate limit (the rest).
+    """
+    data = _json(text)
+    message, trace_id = _error_message(data, text), _trace_id(data)
+    body = data if isinstance(data, dict) else {}
     if status == 429:
+        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+        if details.get("actionName") == "model_run" or "actionLimit" in details:
+            return ConcurrencyLimited(status, message, url=url, limit=_whole(details.get("actionLimit")),
+                                      trace_id=trace_id)
+        remaining = _seconds(body.get("remainingSeconds", details.get("remainingSeconds")))
+        if remaining is not None:
+            return CooldownApiError(status, message, url=url, retry_after_s=remaining, trace_id=trace_id)
         return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after),
                                  trace_id=trace_id)
     if status >= 500 or status in (408, 425):
         return TransientApiError(status, message, url=url, retry_after_s=parse_retry_after(retry_after),
                                  trace_id=trace_id)
-    if status == 402 or (400 <= status < 500 and "credit" in message.lower()):
+    if status == 402 or (400 <= status < 500 and CREDITS_WORDS.search(message)):
         return CreditsError(status, message, url=url, trace_id=trace_id)
+    if status == 403 and ("ModelAccessRestricted" in text or "requiredPlan" in body):
+        return ModelAccessRestricted(status, message, url=url, model_id=_short(body.get("modelId")),
+                                     required_plan=_short(body.get("requiredPlan")), trace_id=trace_id)
     if status in (401, 403):
         return AuthError(status, message, url=url, trace_id=trace_id)
     if status in (400, 413, 422):
@@ -59,22 +84,41 @@ def classify(status: int, text: str, retry_after: str | None, url: str) -> ApiEr
     return ApiError(status, message, url=url, trace_id=trace_id)
 
 
-def _trace_id(text: str) -> str | None:
-    """The error body's `traceId` / `trace_id` (observed), as bounded text; None when absent."""
+def _json(text: str) -> Any:
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
+        return json.loads(text)
+    except (ValueError, RecursionError):  # nested too deep for the parser is not JSON we can read either
         return None
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _seconds(value: Any) -> float | None:
+    """A wait in seconds from the body (a number, or numeric text), capped at a day; None if absent or junk."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) and value is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if seconds is None or not 0 <= seconds < float("inf"):
+        return None
+    return min(seconds, 86400.0)
+
+
+def _short(value: Any) -> str | None:
+    return str(value)[:100] if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def _trace_id(data: Any) -> str | None:
+    """The error body's `traceId` / `trace_id` (observed), as bounded text; None when absent."""
     if not isinstance(data, dict):
         return None
-    found = data.get("traceId") or data.get("trace_id")
-    return str(found)[:100] if isinstance(found, (str, int)) and not isinstance(found, bool) else None
+    return _short(data.get("traceId") or data.get("trace_id"))
 
 
-def _error_message(text: str) -> str:
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):  # nested too deep for the parser is not JSON we can read either
+def _error_message(data: Any, text: str) -> str:
+    if data is None:
         return " ".join(text.split())[:300] or "(empty body)"
     if isinstance(data, dict):
         parts = [str(data.get(k)) for k in ("error", "message", "reason", "detail") if data.get(k)]

@@ -25,7 +25,14 @@ import aiohttp
 from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget, sleep_unless
 from pipeline.config import Credentials, Settings
 from pipeline.answers import JobView, classify, parse_job
-from pipeline.errors import BadResponse, RunHalted, SubmitOutcomeUnknown, TransientApiError
+from pipeline.errors import (
+    BadResponse,
+    ConcurrencyLimited,
+    CooldownApiError,
+    RunHalted,
+    SubmitOutcomeUnknown,
+    TransientApiError,
+)
 from pipeline.pacing import Pacing
 from pipeline.retry import backoff_s
 
@@ -46,6 +53,11 @@ class PostState:
     until the server's answer refused it. A caller cancelled while this is False knows no job was made."""
 
     on_the_wire: bool = False
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.0f} s"
 
 
 def basic_auth(credentials: Credentials) -> str:
@@ -84,6 +96,11 @@ class ApiClient:
     def pacing(self) -> Pacing:
         """The sending rate as 429s have lowered it (and calm has raised it back)."""
         return self._budget.pacing
+
+    @property
+    def waiting(self) -> str | None:
+        """What every API request is waiting for right now (a 429 pause or a cooldown, with the time left)."""
+        return self._budget.waiting
 
     @property
     def base_url(self) -> str:
@@ -154,6 +171,18 @@ class ApiClient:
         while True:
             try:
                 return await self._once(method, url, query, priority, body, idempotent, post)
+            except ConcurrencyLimited:
+                raise  # the running-jobs cap: the submit stage waits for one of our jobs to finish, not a timer
+            except CooldownApiError as exc:  # every caller waits it out, however long: a wait, not a failure
+                self.throttled += 1
+                delay = exc.retry_after_s or 0.0
+                if self._budget.paused_for_s < delay - 1:
+                    log.warning("the API asks for a cooldown of %s (429 with remainingSeconds): every request "
+                                "waits; the run goes on after it", _duration(delay))
+                self._budget.pause(delay, reason="cooldown (429)")
+                if await sleep_unless(self._budget.halted, delay):
+                    raise RunHalted(f"the run is stopping: {method} {path} not retried "
+                                    f"(last answer: {exc.message})") from None
             except TransientApiError as exc:
                 # a 429 is the server pacing us, not a failed attempt: it has its own, larger allowance
                 if exc.status == 429:
@@ -169,7 +198,7 @@ class ApiClient:
                 if exc.status == 429:
                     self.throttled += 1
                     delay = exc.retry_after_s if exc.retry_after_s is not None else delay
-                    self._budget.pause(delay)
+                    self._budget.pause(delay, reason="rate limit (429)")
                 elif exc.retry_after_s is not None:
                     delay = exc.retry_after_s
                 self.retries += 1
@@ -205,9 +234,10 @@ class ApiClient:
             raise BadResponse(status, f"answer larger than {MAX_API_BODY_BYTES} bytes", url=url)
         text = raw.decode("utf-8", "replace")
         if not 200 <= status < 300:
-            if status == 429:
-                self._budget.throttled(sent_at=sent_at)
-            raise classify(status, text, retry_after, url)
+            error = classify(status, text, retry_after, url)
+            if status == 429 and not isinstance(error, (ConcurrencyLimited, CooldownApiError)):
+                self._budget.throttled(sent_at=sent_at)  # a rate limit: send more slowly
+            raise error
         try:
             return json.loads(text)
         except (ValueError, RecursionError):

@@ -47,12 +47,15 @@ class RequestBudget:
         self._busy = False  # a caller is at the turnstile
         self._next_paced_at = 0.0  # monotonic time before which a lowered rate lets no request out
         self._paused_until = 0.0
+        self.pause_reason = ""  # why the current pause (see `waiting`)
         self.requests = 0  # requests let through (every attempt, retries included)
         self.halted = halted if halted is not None else asyncio.Event()
 
-    def pause(self, seconds: float) -> None:
-        """Hold every caller for `seconds` from now (the server said 429)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+    def pause(self, seconds: float, *, reason: str = "429") -> None:
+        """Hold every caller for `seconds` from now (the server said 429); `reason` is shown while it lasts."""
+        until = time.monotonic() + seconds
+        if until > self._paused_until:
+            self._paused_until, self.pause_reason = until, reason
 
     def throttled(self, *, sent_at: float) -> None:
         """A request let through at `sent_at` (monotonic) was answered 429: lower the sending rate."""
@@ -61,6 +64,15 @@ class RequestBudget:
     @property
     def paused_for_s(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
+
+    @property
+    def waiting(self) -> str | None:
+        """What every request waits for right now, for the user (`cooldown (429): 39:12 left`); None if nothing."""
+        left_s = self.paused_for_s
+        if left_s <= 0:
+            return None
+        minutes, seconds = divmod(int(left_s + 0.999), 60)
+        return f"{self.pause_reason}: {minutes}:{seconds:02d} left"
 
     @asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[float]:

@@ -57,6 +57,7 @@ class InFlight:
         self.count = 0
         self.peak = 0
         self.closed = False
+        self.limited_by: str | None = None  # why `cap` is below the configured one (shown to the user)
         self._freed = asyncio.Event()
 
     async def acquire(self) -> bool:
@@ -81,17 +82,40 @@ class InFlight:
         self.count -= 1
         self._freed.set()
 
+    def limit(self, server_cap: int | None) -> bool:
+        """The server refused a job: too many running (429, the account's cap). Lower the cap to the server's
+        (`actionLimit`), or to the jobs we have in flight when it does not say; True if the cap changed."""
+        cap = max(1, min(self.cap, server_cap if server_cap is not None else self.count))
+        changed, self.cap = cap != self.cap, cap
+        if changed:
+            self.limited_by = (f"the account's running-jobs cap ({server_cap})" if server_cap is not None
+                               else "the account's running-jobs cap (429)")
+        return changed
+
+    async def wait_for_release(self, timeout_s: float) -> None:
+        """Until one of our jobs finishes (or submitting stops), or `timeout_s` at most."""
+        self._freed.clear()
+        try:
+            await asyncio.wait_for(self._freed.wait(), timeout=timeout_s)
+        except TimeoutError:
+            pass
+
     def close(self) -> None:
         """No more submissions: every waiter (and every later caller) gets False."""
         self.closed = True
         self._freed.set()
 
 
+SUBMITS_ONLY = ("credits", "access", "budget")
+"""Reasons that stop submitting only (see StopFlags)."""
+
+
 @dataclass(slots=True)
 class StopFlags:
     """Why the run is winding down.
 
-    `stop_submitting` (out of credits): no new POSTs, polling and downloading go on.
+    `stop_submitting` (out of credits, the model not in the plan, the cost cap reached): no new POSTs,
+    polling and downloading go on.
     `halt` (Ctrl-C/SIGTERM, credentials refused, disk unwritable): no new requests of any
     kind; requests already under way finish, so no POST is cut off with its answer unread.
     The runner gives a halted run `shutdown_grace_s` to wind down, then cancels what is left.
@@ -100,12 +124,12 @@ class StopFlags:
 
     halted: asyncio.Event = field(default_factory=asyncio.Event)
     no_more_submits: asyncio.Event = field(default_factory=asyncio.Event)
-    reason: str | None = None  # "interrupted" | "credits" | "auth" | "storage"
+    reason: str | None = None  # "interrupted" | "auth" | "storage" (halts) | "credits" | "access" | "budget"
     message: str | None = None
     on_stop_submitting: list[Callable[[], None]] = field(default_factory=list)
 
     def stop_submitting(self, reason: str, message: str) -> None:
-        if self.reason is None or self.reason == "credits":
+        if self.reason is None or self.reason in SUBMITS_ONLY:  # a halt outranks a reason to stop submitting
             self.reason, self.message = reason, message
         if not self.no_more_submits.is_set():
             self.no_more_submits.set()

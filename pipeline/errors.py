@@ -72,10 +72,35 @@ class TransientApiError(ApiError):
         self.retry_after_s = retry_after_s
 
 
+class ConcurrencyLimited(TransientApiError):
+    """429 from the account's cap on jobs running at once (`details.actionName` "model_run"): submit the next job
+    when one of ours finishes, not on a timer. `limit` is the cap (`details.actionLimit`) when the server says."""
+
+    def __init__(self, status: int, message: str, *, url: str = "", limit: int | None = None,
+                 trace_id: str | None = None) -> None:
+        super().__init__(status, message, url=url, trace_id=trace_id)
+        self.limit = limit
+
+
+class CooldownApiError(TransientApiError):
+    """429 with `remainingSeconds` (a cooldown, seen in the tens of minutes): every caller waits it out."""
+
+
 class AuthError(ApiError):
     """401/403 on an API route: the credentials are wrong; the run stops (exit 3)."""
 
     exit_status = 3
+
+
+class ModelAccessRestricted(AuthError):
+    """403 ModelAccessRestrictedError: the account's plan may not use the model (`required_plan` names the plan
+    it needs). Retrying never clears it: no more submissions; what was paid is still polled and downloaded."""
+
+    def __init__(self, status: int, message: str, *, url: str = "", model_id: str | None = None,
+                 required_plan: str | None = None, trace_id: str | None = None) -> None:
+        super().__init__(status, message, url=url, trace_id=trace_id)
+        self.model_id = model_id
+        self.required_plan = required_plan
 
 
 class CreditsError(ApiError):

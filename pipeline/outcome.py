@@ -133,7 +133,7 @@ def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, sta
               stop: StopFlags, ending: Tally) -> RunSummary:
     if stop.reason == "interrupted":
         status = EXIT_INTERRUPTED
-    elif stop.reason in ("auth", "credits"):
+    elif stop.reason in ("auth", "credits", "access"):
         status = EXIT_STOPPED
     elif ending.counts[DOWNLOADED] == manifest.job_count:
         status = EXIT_OK

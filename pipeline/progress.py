@@ -38,6 +38,7 @@ class Snapshot:
     sending_per_s: float | None  # the sending rate while 429s have lowered it, else None
     elapsed_s: float
     eta_s: float | None
+    waits: tuple[str, ...] = ()  # why the run is waiting, if it is (a cooldown, a lowered in-flight cap)
 
 
 class Progress:
@@ -68,7 +69,16 @@ class Progress:
         eta = remaining / done_rate if done_rate > 0 else None
         return Snapshot(self._total, pending, self._ctx.in_flight.count, counts[SUBMITTED],
                         self._ctx.downloading, done, counts[FAILED], counts[UNKNOWN], requests, rate,
-                        pacing.current_per_s if pacing.lowered else None, now - self._started, eta)
+                        pacing.current_per_s if pacing.lowered else None, now - self._started, eta,
+                        self._waits())
+
+    def _waits(self) -> tuple[str, ...]:
+        in_flight, waits = self._ctx.in_flight, []
+        if (paused := self._ctx.api.waiting) is not None:
+            waits.append(f"every request waits: {paused}")
+        if in_flight.limited_by is not None:
+            waits.append(f"at most {in_flight.cap} in flight: {in_flight.limited_by}")
+        return tuple(waits)
 
     async def run(self) -> None:
         """Render until cancelled."""
@@ -126,9 +136,10 @@ def _sending(s: Snapshot) -> str:
 
 def line(s: Snapshot) -> str:
     """The one-line form, for logs."""
+    waits = "".join(f"; {wait}" for wait in s.waits)
     return (f"{s.done}/{s.total} done, {s.failed} failed, {s.unknown} unknown, {s.pending} pending, "
             f"{s.running} on server, {s.downloading} downloading; {s.requests} requests "
-            f"({s.requests_per_s:.1f}/s{_sending(s)}); elapsed {_eta(s.elapsed_s)}, ETA {_eta(s.eta_s)}")
+            f"({s.requests_per_s:.1f}/s{_sending(s)}); elapsed {_eta(s.elapsed_s)}, ETA {_eta(s.eta_s)}{waits}")
 
 
 def table(s: Snapshot):  # -> rich renderable
@@ -142,4 +153,6 @@ def table(s: Snapshot):  # -> rich renderable
     grid.add_row("downloading / failed / unknown", f"{s.downloading} / [red]{s.failed}[/] / [yellow]{s.unknown}[/]")
     grid.add_row("API requests", f"{s.requests} ({s.requests_per_s:.1f}/s{_sending(s)})")
     grid.add_row("elapsed / ETA", f"{_eta(s.elapsed_s)} / {_eta(s.eta_s)}")
+    for wait in s.waits:
+        grid.add_row("[yellow]waiting[/]", wait)
     return grid

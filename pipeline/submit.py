@@ -15,13 +15,16 @@ from pipeline.context import RunContext, Submission
 from pipeline.errors import (
     ApiError,
     AuthError,
+    ConcurrencyLimited,
     CreditsError,
+    ModelAccessRestricted,
     RequestRejected,
     RunHalted,
     SubmitOutcomeUnknown,
 )
 from pipeline.journal import JournalError
 from pipeline.ledger import UNKNOWN
+from pipeline.retry import backoff_s
 from pipeline.spec import JobSpec
 from pipeline.storage import claim_output_path
 
@@ -45,53 +48,86 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
         if missing := _missing_input(spec, asset_ids, not_uploaded):
             await ctx.journal.write("failed", key=spec.key, reason="upload", error=missing)
             continue
-        if not await ctx.in_flight.acquire():
-            continue  # submitting stopped while we waited for a place
-        body = spec.body(asset_ids)
-        attempt = ctx.journal.state.job(spec.key).submit_attempts + 1
-        post = PostState()
-        try:
-            await ctx.journal.write("intent", key=spec.key, attempt=attempt, spec=spec.to_json(), request=body,
-                                    file=claim_output_path(spec, ctx.journal.state.paths))
-            job = await ctx.api.submit(spec.model, body, post=post)
-        except SubmitOutcomeUnknown as exc:
-            log.warning("job %d (%s): %s; it may exist on the server: not resent (see --resubmit-unknown)",
-                        spec.index, spec.key[:12], exc)
-            await ctx.in_flight.release()
-            continue
-        except RunHalted as exc:  # every attempt so far was refused, and the run stops before the next one
-            await ctx.journal.write("not-sent", key=spec.key, error=str(exc))
-            await ctx.in_flight.release()
-            continue
-        except AuthError as exc:
-            await ctx.journal.write("not-sent", key=spec.key, error=exc.message)
-            await ctx.in_flight.release()
-            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
-            continue
-        except CreditsError as exc:
-            await ctx.journal.write("not-sent", key=spec.key, error=exc.message)
-            await ctx.in_flight.release()
-            ctx.stop.stop_submitting("credits", f"out of credits ({exc.message}): submitting stopped")
-            log.error("out of credits: no more submissions; polling and downloading what was sent")
-            continue
-        except RequestRejected as exc:
-            await ctx.journal.write("failed", key=spec.key, reason="rejected", error=exc.message, trace_id=exc.trace_id)
-            await ctx.in_flight.release()
-            log.warning("job %d rejected by the server: %s", spec.index, exc.message)
-            continue
-        except ApiError as exc:  # transient errors that outlived every retry, or another status
-            await ctx.journal.write("not-sent", key=spec.key, error=exc.message)
-            await ctx.journal.write("failed", key=spec.key, reason="submit", error=str(exc))
-            await ctx.in_flight.release()
-            log.warning("job %d could not be submitted: %s", spec.index, exc)
-            continue
-        except BaseException:  # cancelled (second Ctrl-C, the grace time) or the journal failed
-            if not post.on_the_wire:
-                _record_not_sent(ctx, spec.key)
-            await ctx.in_flight.release()
-            raise
-        await ctx.journal.write("submitted", key=spec.key, job_id=job.job_id, status=job.status, cost_cu=job.cost_cu)
-        await submitted.put(Submission(spec.key, job.job_id, loop.time()))
+        refusals = 0
+        while await _send(ctx, spec, spec.body(asset_ids), submitted, loop):
+            refusals += 1  # the account's running-jobs cap: the next try waits for one of ours to finish
+            await _wait_for_a_running_job(ctx, refusals)
+
+
+async def _send(ctx: RunContext, spec: JobSpec, body: dict[str, object], submitted: asyncio.Queue[Submission | None],
+                loop: asyncio.AbstractEventLoop) -> bool:
+    """Take an in-flight place, journal the intent, POST, journal the outcome; True to try the job again."""
+    if not await ctx.in_flight.acquire():
+        return False  # submitting stopped while we waited for a place
+    attempt = ctx.journal.state.job(spec.key).submit_attempts + 1
+    post = PostState()
+    try:
+        await ctx.journal.write("intent", key=spec.key, attempt=attempt, spec=spec.to_json(), request=body,
+                                file=claim_output_path(spec, ctx.journal.state.paths))
+        job = await ctx.api.submit(spec.model, body, post=post)
+    except SubmitOutcomeUnknown as exc:
+        log.warning("job %d (%s): %s; it may exist on the server: not resent (see --resubmit-unknown)",
+                    spec.index, spec.key[:12], exc)
+        await ctx.in_flight.release()
+        return False
+    except RunHalted as exc:  # every attempt so far was refused, and the run stops before the next one
+        await _not_sent(ctx, spec, str(exc))
+        return False
+    except ConcurrencyLimited as exc:  # no job was made: send it again once one of ours has finished
+        await _not_sent(ctx, spec, exc.message)
+        if ctx.in_flight.limit(exc.limit):
+            log.warning("the API refused job %d: too many jobs running on the account (429%s); at most %d jobs "
+                        "in flight from now on, the next one sent when one finishes", spec.index,
+                        f", cap {exc.limit}" if exc.limit else "", ctx.in_flight.cap)
+            await ctx.journal.write("in-flight-cap", cap=ctx.in_flight.cap, why=ctx.in_flight.limited_by)
+        return True
+    except ModelAccessRestricted as exc:
+        await _not_sent(ctx, spec, exc.message)
+        plan = f" (it requires the {exc.required_plan!r} plan)" if exc.required_plan else ""
+        ctx.stop.stop_submitting("access", f"the account may not use {exc.model_id or spec.model}{plan}: "
+                                           f"submitting stopped; what was sent is still polled and downloaded")
+        return False
+    except AuthError as exc:
+        await _not_sent(ctx, spec, exc.message)
+        ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+        return False
+    except CreditsError as exc:
+        await _not_sent(ctx, spec, exc.message)
+        ctx.stop.stop_submitting("credits", f"out of credits ({exc.message}): submitting stopped")
+        log.error("out of credits: no more submissions; polling and downloading what was sent")
+        return False
+    except RequestRejected as exc:
+        await ctx.journal.write("failed", key=spec.key, reason="rejected", error=exc.message, trace_id=exc.trace_id)
+        await ctx.in_flight.release()
+        log.warning("job %d rejected by the server: %s", spec.index, exc.message)
+        return False
+    except ApiError as exc:  # transient errors that outlived every retry, or another status
+        await _not_sent(ctx, spec, exc.message)
+        await ctx.journal.write("failed", key=spec.key, reason="submit", error=str(exc), trace_id=exc.trace_id)
+        log.warning("job %d could not be submitted: %s", spec.index, exc)
+        return False
+    except BaseException:  # cancelled (second Ctrl-C, the grace time) or the journal failed
+        if not post.on_the_wire:
+            _record_not_sent(ctx, spec.key)
+        await ctx.in_flight.release()
+        raise
+    await ctx.journal.write("submitted", key=spec.key, job_id=job.job_id, status=job.status, cost_cu=job.cost_cu)
+    await submitted.put(Submission(spec.key, job.job_id, loop.time()))
+    return False
+
+
+async def _not_sent(ctx: RunContext, spec: JobSpec, error: str) -> None:
+    """The server refused the POST (no job was made): the job is pending again; its place is free."""
+    await ctx.journal.write("not-sent", key=spec.key, error=error)
+    await ctx.in_flight.release()
+
+
+async def _wait_for_a_running_job(ctx: RunContext, refusals: int) -> None:
+    """After a running-jobs-cap 429: while our jobs fill the cap, the next `acquire` waits for one to finish;
+    when jobs of other tools fill it (we have fewer than the cap), wait for a finish or a backoff at most."""
+    if ctx.in_flight.count < ctx.in_flight.cap:
+        await ctx.in_flight.wait_for_release(backoff_s(refusals, base_s=ctx.settings.backoff_base_s,
+                                                       max_s=ctx.settings.backoff_max_s))
 
 
 def _missing_input(spec: JobSpec, asset_ids: Mapping[str, str], not_uploaded: Mapping[str, str]) -> str | None:

@@ -162,6 +162,21 @@ def test_progress_says_when_429s_hold_the_rate_down(sending_per_s: float | None,
         assert (shown in text) if shown else ("held to" not in text)
 
 
+def test_progress_says_why_the_run_waits() -> None:
+    """A cooldown's countdown and a server-lowered in-flight cap appear in the log line and the live table."""
+    from rich.console import Console
+
+    waits = ("every request waits: cooldown (429): 39:12 left",
+             "at most 4 in flight: the account's running-jobs cap (4)")
+    snapshot = Snapshot(total=10, pending=2, in_flight=4, running=4, downloading=0, done=4, failed=0, unknown=0,
+                        requests=40, requests_per_s=0.0, sending_per_s=None, elapsed_s=12.0, eta_s=None,
+                        waits=waits)
+    console = Console(record=True, width=160)
+    console.print(table(snapshot))
+    for text in (line(snapshot), console.export_text()):
+        assert all(wait in text for wait in waits)
+
+
 def _calm_stretch(pacing: Pacing) -> None:
     """Send one calm stretch's worth of requests (one rise of the rate)."""
     for _ in range(int(pacing.current_per_s * GROW_AFTER_S) + 1):

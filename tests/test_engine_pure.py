@@ -232,3 +232,42 @@ def test_requests_events_carry_the_sessions_429s_and_sending_rate() -> None:
     assert state.session_pacing == SessionPacing(0, 0, None, None)
     apply(state, {"t": 5.0, "ev": "run"})
     assert state.session_pacing is None and state.api_requests == 13
+
+
+@pytest.mark.parametrize(("status", "body", "kind", "extra"), [
+    (429, '{"error": "Too many jobs", "details": {"actionName": "model_run", "actionLimit": 4}}',
+     "ConcurrencyLimited", {"limit": 4}),
+    (429, '{"details": {"actionName": "model_run"}}', "ConcurrencyLimited", {"limit": None}),
+    (429, '{"error": "cooling down", "remainingSeconds": 2400}', "CooldownApiError", {"retry_after_s": 2400.0}),
+    (429, '{"remainingSeconds": "90"}', "CooldownApiError", {"retry_after_s": 90.0}),
+    (429, '{"remainingSeconds": -5}', "TransientApiError", {"retry_after_s": None}),
+    (429, "Too Many Requests", "TransientApiError", {"retry_after_s": None}),
+    (403, '{"name": "ModelAccessRestrictedError", "message": "no access", "modelId": "model_x", '
+          '"requiredPlan": "pro"}', "ModelAccessRestricted", {"required_plan": "pro", "model_id": "model_x"}),
+    (403, '{"error": "Forbidden"}', "AuthError", {}),
+    (403, '{"message": "Your API key reached its CU spending cap"}', "CreditsError", {}),
+    (400, '{"reason": "not enough credits"}', "CreditsError", {}),
+    (402, '{}', "CreditsError", {}),
+    (400, '{"detail": "bad prompt", "traceId": "tr-42"}', "RequestRejected", {"trace_id": "tr-42", "message": "bad prompt"}),
+    (422, '{"message": "x", "trace_id": 7}', "RequestRejected", {"trace_id": "7"}),
+])
+def test_classify_tells_the_three_429s_access_and_credits_apart(status: int, body: str, kind: str,
+                                                                 extra: dict[str, object]) -> None:
+    """Error answers map to the exception the pipeline acts on, keeping the cap, wait, plan and trace id."""
+    from pipeline.answers import classify
+
+    error = classify(status, body, None, "http://api/v1/x")
+    assert type(error).__name__ == kind
+    for name, value in extra.items():
+        assert getattr(error, name) == value, name
+
+
+def test_a_cooldown_pause_is_shown_with_its_reason_and_time_left() -> None:
+    """The budget says what every request waits for, with a countdown, and nothing once it is over."""
+    from pipeline.budget import RequestBudget
+
+    budget = RequestBudget(10.0)
+    assert budget.waiting is None
+    budget.pause(2400.0, reason="cooldown (429)")
+    budget.pause(1.0, reason="rate limit (429)")  # a shorter pause does not replace the longer one
+    assert budget.waiting in ("cooldown (429): 40:00 left", "cooldown (429): 39:59 left")
