@@ -70,15 +70,7 @@ class Progress:
         return Snapshot(self._total, pending, self._ctx.in_flight.count, counts[SUBMITTED],
                         self._ctx.downloading, done, counts[FAILED], counts[UNKNOWN], requests, rate,
                         pacing.current_per_s if pacing.lowered else None, now - self._started, eta,
-                        self._waits())
-
-    def _waits(self) -> tuple[str, ...]:
-        in_flight, waits = self._ctx.in_flight, []
-        if (paused := self._ctx.api.waiting) is not None:
-            waits.append(f"every request waits: {paused}")
-        if in_flight.limited_by is not None:
-            waits.append(f"at most {in_flight.cap} in flight: {in_flight.limited_by}")
-        return tuple(waits)
+                        self._ctx.waits())
 
     async def run(self) -> None:
         """Render until cancelled."""

@@ -121,7 +121,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
             await _supervise(ctx, manifest, options, progress)
         finally:
             try:
-                journal.write_now("requests", **_request_figures(api))
+                journal.write_now("requests", **_request_figures(ctx))
                 journal.write_now("end", reason=stop.reason)
             except JournalError as exc:  # what it holds is valid; the error itself surfaces from the stages
                 log.error("%s", exc)
@@ -165,20 +165,22 @@ def _current_cancelling() -> int:
 
 
 async def _record_requests(ctx: RunContext) -> None:
-    """Note the request count in the journal now and then, so `status` can show it mid-run."""
-    last = -1
+    """Note the request count and what the run waits for in the journal now and then, so `status` can show
+    them mid-run (a cooldown sends nothing for minutes: its countdown is noted all the same)."""
+    last: tuple[int, tuple[str, ...]] = (-1, ())
     while True:
         await asyncio.sleep(5.0)
-        if ctx.api.requests != last:
-            last = ctx.api.requests
-            await ctx.journal.write("requests", **_request_figures(ctx.api))
+        if (ctx.api.requests, ctx.waits()) != last:
+            last = (ctx.api.requests, ctx.waits())
+            await ctx.journal.write("requests", **_request_figures(ctx))
 
 
-def _request_figures(api: ApiClient) -> dict[str, Any]:
-    """The session's running totals for a "requests" event: requests, 429s and the sending rate."""
+def _request_figures(ctx: RunContext) -> dict[str, Any]:
+    """The session's running totals for a "requests" event: requests, 429s, the sending rate, current waits."""
+    api = ctx.api
     return {"count": api.requests, "throttled": api.throttled, "rate_cuts": api.pacing.cuts,
             "sending_per_s": round(api.pacing.current_per_s, 3),
-            "lowest_sending_per_s": round(api.pacing.lowest_per_s, 3)}
+            "lowest_sending_per_s": round(api.pacing.lowest_per_s, 3), "waits": list(ctx.waits())}
 
 
 async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptions) -> None:
