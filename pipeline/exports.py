@@ -27,7 +27,8 @@ CSV_NAME = "results.csv"
 LIST_SEPARATOR = ";"  # between several output files of one job
 HEAD_COLUMNS = ("key", "index", "batch", "status", "job_id", "server_status", "error_kind", "error")
 TAIL_COLUMNS = ("files", "bytes", "sha256", "output_asset_ids", "submit_attempts", "download_attempts",
-                "submitted_at", "finished_at", "downloaded_at", "server_duration_s", "model", "in_manifest")
+                "submitted_at", "finished_at", "downloaded_at", "server_duration_s", "model", "in_manifest",
+                "cost_cu", "hint", "trace_id")  # the last three came later: added at the end
 CSV_COLUMNS: tuple[str, ...] = (
     *HEAD_COLUMNS, *VALUE_PARAMS,
     *(f"{param}_{part}" for param in FILE_PARAMS for part in ("path", "sha256", "asset_id")),
@@ -65,6 +66,7 @@ def csv_row(job: Mapping[str, Any]) -> list[str]:
         attempts.get("submit"), attempts.get("download"),
         timings.get("submitted_at"), timings.get("finished_at"), timings.get("downloaded_at"),
         timings.get("server_duration_s"), job.get("model"), job.get("in_manifest"),
+        job.get("cost_cu"), job.get("hint"), job.get("trace_id"),
     ]
     return [cell(v) for v in values]
 

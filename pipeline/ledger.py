@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,12 @@ class JobState:
     finished_at: float | None = None
     downloaded_at: float | None = None
     server_duration_s: float | None = None
+    cost_cu: float | None = None  # this attempt's cost, best known: a polled job's billing.cuCost, else the generate answer's
+    cost_earlier_cu: float = 0.0  # what earlier attempts of this job were recorded costing (--retry-failed and co.)
+    estimate_cu: float | None = None  # the --max-cost gate's estimate when it let the job go ("priced" event)
+    price_class: str | None = None  # the gate's kind of job: jobs of a kind cost the same (costcap.price_class)
+    hint: str | None = None  # metadata.hint of a failure: what to do about it
+    trace_id: str | None = None  # the error answer's trace id (support asks for it)
 
     @property
     def polling_gave_up(self) -> bool:
@@ -85,6 +92,29 @@ class SessionPacing:
     rate_cuts: int  # times they lowered the sending rate
     sending_per_s: float | None  # the sending rate then
     lowest_sending_per_s: float | None
+
+
+@dataclass(slots=True)
+class Spend:
+    """The run's cost so far in Creative Units, over every job and attempt the journal knows.
+
+    `recorded_cu` sums the costs the server gave (generate answers, polled jobs); `estimated_cu` the --max-cost
+    gate's estimates of jobs sent whose cost is not recorded (answer lost, or not given); `unpriced` counts
+    sent jobs with neither. `failed_cu` is the recorded cost of jobs that failed on the server (Scenario's
+    SDK says failed generations are refunded unless the model says otherwise: unconfirmed, so counted).
+    """
+
+    recorded_cu: float = 0.0
+    estimated_cu: float = 0.0
+    unpriced: int = 0
+    failed_cu: float = 0.0
+    highest_cu: float = 0.0  # the highest cost recorded for one job
+
+    def add(self, part: tuple[float, float, int, float], sign: int) -> None:
+        self.recorded_cu += sign * part[0]
+        self.estimated_cu += sign * part[1]
+        self.unpriced += sign * part[2]
+        self.failed_cu += sign * part[3]
 
 
 @dataclass(slots=True)
@@ -105,6 +135,8 @@ class LedgerState:
     torn_lines: int = 0
     keep_specs: bool = True  # the runner drops specs and bodies (the manifest has them): memory flat in N
     by_state: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    spend: Spend = field(default_factory=Spend)  # the run's cost so far, kept current event by event
+    prices: dict[str, float] = field(default_factory=dict)  # price class -> the last known cost of a job of it
 
     def job(self, key: str) -> JobState:
         found = self.jobs.get(key)
@@ -151,7 +183,9 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         return
     job = state.job(key)
     before = job.state
+    spent = _spend_of(job)
     _apply_job(job, kind, event, now)
+    _account(state, job, kind, spent)
     path = job.file if kind == "intent" else event.get("path") if kind == "downloaded" else None
     if isinstance(path, str):
         state.paths.setdefault(path, job.key)  # never given to another key (storage.claim_output_path)
@@ -162,12 +196,54 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         state.by_state[job.state] += 1
 
 
+def _spend_of(job: JobState) -> tuple[float, float, int, float]:
+    """The job's share of `Spend`: (recorded, estimated, unpriced, failed).
+
+    A job counts as sent (it may exist on the server, so be paid) when it has a job id or its POST's answer
+    was lost (unknown); its cost is the recorded one, else the gate's estimate, else it is `unpriced`."""
+    recorded = job.cost_earlier_cu + (job.cost_cu or 0.0)
+    failed = (job.cost_cu or 0.0) if job.state == FAILED and job.error_kind == "job-failed" else 0.0
+    if job.cost_cu is not None or (job.job_id is None and job.state != UNKNOWN):
+        return recorded, 0.0, 0, failed
+    return (recorded, job.estimate_cu, 0, failed) if job.estimate_cu is not None else (recorded, 0.0, 1, failed)
+
+
+def _account(state: LedgerState, job: JobState, kind: Any, before: tuple[float, float, int, float]) -> None:
+    """Move the job's share of the run's cost from `before` to now; learn the price of its kind of job."""
+    after = _spend_of(job)
+    if after != before:
+        state.spend.add(before, -1)
+        state.spend.add(after, +1)
+    if job.cost_cu is not None:
+        state.spend.highest_cu = max(state.spend.highest_cu, job.cost_cu)
+    if job.price_class is None:
+        return
+    if kind == "priced" and job.estimate_cu is not None:
+        state.prices[job.price_class] = job.estimate_cu
+    elif kind in ("submitted", "succeeded", "failed") and job.cost_cu is not None:
+        state.prices[job.price_class] = job.cost_cu  # what the server charged outranks a dry run
+
+
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _cost(value: Any) -> float | None:
+    """A cost as journaled: a finite number >= 0, else None."""
+    try:
+        number = _number(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if number is not None and 0 <= number < float("inf") else None
+
+
+def _words(value: Any) -> str | None:
+    """A hint or trace id as journaled: bounded text, else None."""
+    return value[:500] if isinstance(value, str) and value else None
 
 
 def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -> None:
@@ -186,6 +262,8 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.asset_ids, job.files = [], {}
         job.server_status = job.progress = None
         job.finished_at = job.downloaded_at = None
+        job.cost_earlier_cu += job.cost_cu or 0.0  # an earlier attempt's cost stays spent
+        job.cost_cu = job.hint = job.trace_id = None
     elif kind == "not-sent":  # the POST surely did not create a job (the server answered an error)
         job.state = PENDING
         job.error = event.get("error")
@@ -194,6 +272,7 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.job_id = str(event["job_id"])
         job.submitted_at = now
         job.server_status = event.get("status")
+        job.cost_cu = _cost(event.get("cost_cu"))
     elif kind == "status":
         job.server_status = event.get("status")
         job.progress = event.get("progress")
@@ -207,6 +286,7 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.asset_ids = [str(a) for a in event.get("asset_ids", [])]
         job.finished_at = now
         job.server_duration_s = event.get("server_duration_s")
+        job.cost_cu = _cost(event.get("cost_cu")) if _cost(event.get("cost_cu")) is not None else job.cost_cu
     elif kind == "downloaded":
         mtime_ns = event.get("mtime_ns")
         record = FileRecord(str(event["asset_id"]), str(event["path"]), int(event["bytes"]), str(event["sha256"]),
@@ -226,9 +306,14 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.error_kind = event.get("reason")
         job.server_status = event.get("status", job.server_status)
         job.finished_at = now
+        job.hint, job.trace_id = _words(event.get("hint")), _words(event.get("trace_id"))
+        job.cost_cu = _cost(event.get("cost_cu")) if _cost(event.get("cost_cu")) is not None else job.cost_cu
     elif kind == "reset":  # --retry-failed / --resubmit-unknown: make the job submittable again
         job.state = PENDING
-        job.error = job.error_kind = None
+        job.error = job.error_kind = job.hint = job.trace_id = None
+    elif kind == "priced":  # the --max-cost gate let the job go at this estimate (costcap, pricing)
+        job.estimate_cu = _cost(event.get("cost_cu"))
+        job.price_class = sys.intern(str(event["kind"])) if isinstance(event.get("kind"), str) else None
     elif kind == "retry-download":  # a paid render whose download gave up: fetch it again, never resubmit
         job.state = SUCCEEDED
         job.error = job.error_kind = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from pipeline import __version__
 from pipeline.api import ApiClient
 from pipeline.config import Settings
 from pipeline.context import RunnableManifest, StopFlags
+from pipeline.costcap import spend_text
 from pipeline.journal import Journal
 from pipeline.ledger import (
     DOWNLOADED,
@@ -23,6 +24,7 @@ from pipeline.ledger import (
     SUBMITTED,
     SUCCEEDED,
     UNKNOWN,
+    Spend,
 )
 from pipeline.results import iso, records, write_results
 
@@ -51,6 +53,8 @@ class RunSummary:
     rate_cuts: int = 0  # times a 429 lowered the sending rate
     lowest_sending_per_s: float | None = None  # the lowest it went, when it was lowered
     configured_per_s: float | None = None  # --rate
+    spend: Spend = field(default_factory=Spend)  # the run's cost so far (every session, every attempt)
+    failure_notes: dict[str, str] = field(default_factory=dict)  # key -> "hint: ...; trace id ..." of a failure
 
     @property
     def requests_per_job(self) -> float:
@@ -68,6 +72,8 @@ class Tally:
     stalled: list[tuple[int | None, str, str]]  # still running when polling gave up (job_timeout_s)
     not_found: list[tuple[int | None, str, str]]  # polling gave up on a 404: created for us, so paid
     journal_only: int  # jobs the journal knows that the current manifest no longer has
+    failure_notes: dict[str, str] = field(default_factory=dict)  # key -> the failure's hint and trace id, if any
+    spend: Spend = field(default_factory=Spend)  # the run's cost (the journal's, every session and attempt)
 
 
 def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
@@ -76,6 +82,7 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
     unknown: list[tuple[int | None, str]] = []
     stalled: list[tuple[int | None, str, str]] = []
     not_found: list[tuple[int | None, str, str]] = []
+    notes: dict[str, str] = {}
     jobs = journal.state.jobs
     seen = 0
     for spec in manifest.jobs():
@@ -85,12 +92,21 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
         counts[state] += 1
         if state == FAILED:
             failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
+            if job is not None and (note := failure_note(job.hint, job.trace_id)):
+                notes[spec.key] = note
         elif state == UNKNOWN:
             unknown.append((spec.index, spec.key))
         elif job is not None and job.polling_gave_up:
             (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((spec.index, spec.key,
                                                                                  job.job_id or "?"))
-    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen)
+    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes,
+                 replace(journal.state.spend))
+
+
+def failure_note(hint: str | None, trace_id: str | None) -> str:
+    """What to add to a failure's message: the server's hint and the error's trace id (support asks for it)."""
+    parts = ([f"hint: {' '.join(hint.split())}"] if hint else []) + ([f"trace id {trace_id}"] if trace_id else [])
+    return "; ".join(parts)
 
 
 def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
@@ -117,6 +133,11 @@ def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings,
         "lowest_sending_rate_per_s": round(api.pacing.lowest_per_s, 3),
         "stopped": stop.reason,
         "stop_message": stop.message,
+        "cost_cu": round(state.spend.recorded_cu, 6),  # recorded (generate answers, polled jobs), every attempt
+        "cost_cu_estimated": round(state.spend.estimated_cu, 6),  # --max-cost estimates of jobs whose answer was lost
+        "jobs_without_cost": state.spend.unpriced,  # sent, no cost recorded (nor estimated)
+        "cost_cu_failed_jobs": round(state.spend.failed_cu, 6),  # part of cost_cu: jobs that failed on the server
+        "max_cost_cu": settings.max_cost_cu or None,
     }
 
 
@@ -133,7 +154,7 @@ def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, sta
               stop: StopFlags, ending: Tally) -> RunSummary:
     if stop.reason == "interrupted":
         status = EXIT_INTERRUPTED
-    elif stop.reason in ("auth", "credits", "access"):
+    elif stop.reason in ("auth", "credits", "access", "budget"):
         status = EXIT_STOPPED
     elif ending.counts[DOWNLOADED] == manifest.job_count:
         status = EXIT_OK
@@ -143,7 +164,7 @@ def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, sta
                       api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
                       ending.stalled, ending.not_found,
                       api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
-                      settings.max_requests_per_s)
+                      settings.max_requests_per_s, ending.spend, ending.failure_notes)
 
 
 def summary_text(summary: RunSummary, *, resume_command: str) -> str:
@@ -153,6 +174,7 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
              f"{c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]} unfinished; wall {summary.wall_s:.1f}s; "
              f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job), "
              f"{summary.throttled} throttled (429)",
+             f"cost: {spend_text(summary.spend)}",
              f"output: {summary.run_dir}"]
     if summary.rate_cuts and summary.lowest_sending_per_s is not None:
         lowest, configured = summary.lowest_sending_per_s, summary.configured_per_s
@@ -161,7 +183,9 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
         lines.append(f"429s lowered the sending rate {summary.rate_cuts} time(s), to as low as {lowest:.1f} "
                      f"requests/s{hint}")
     for index, key, error in summary.failures[:20]:
-        lines.append(f"  failed job {index if index is not None else '?'} ({key[:12]}): {error}")
+        note = summary.failure_notes.get(key)
+        lines.append(f"  failed job {index if index is not None else '?'} ({key[:12]}): {error}"
+                     + (f" ({note})" if note else ""))
     if len(summary.failures) > 20:
         lines.append(f"  ... and {len(summary.failures) - 20} more failures (see results.json)")
     if summary.unknown:

@@ -57,6 +57,10 @@ def job_record(spec: JobSpec | None, job: JobState | None, uploads: Mapping[str,
         "progress": job.progress if job else None,
         "error": job.error if job else None,
         "error_kind": job.error_kind if job else None,
+        "hint": job.hint if job else None,  # metadata.hint of a failure: what to do about it
+        "trace_id": job.trace_id if job else None,  # the error answer's trace id (support asks for it)
+        "cost_cu": job.cost_cu if job else None,  # this attempt: billing.cuCost if polled, else creativeUnitsCost
+        "cost_cu_earlier_attempts": job.cost_earlier_cu if job else 0.0,  # recorded for attempts before this one
         "asset_ids": list(job.asset_ids) if job else [],
         "files": [{"asset_id": f.asset_id, "path": f.path, "bytes": f.bytes, "sha256": f.sha256}
                   for f in job.files.values()] if job else [],

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.axes import value_key, value_of
+from pipeline.costcap import cu
 from pipeline.grid import POSITION, SETTING, Grid, Layout, Section
 from pipeline.params import FILE_PARAMS, PARAMS
 from pipeline.rundir import safe_relative
@@ -114,9 +115,25 @@ def _header(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: La
         + "".join(f'<option value="{j}">{e(shown(name, v, 60))}</option>' for j, v in enumerate(values))
         + "</select></label>" for i, (name, _, values) in enumerate(filters))
     return (f'<header><h1>{e(run.get("name") or "run")}</h1>'
-            f'<p class="meta">{len(jobs)} jobs · {badges} · model {e(run.get("model") or "?")} · made {made}</p>'
+            f'<p class="meta">{len(jobs)} jobs · {badges} · model {e(run.get("model") or "?")} · '
+            f'{e(cost_text(jobs))} · made {made}</p>'
             f'<p class="meta">Other axes: <code>{e(command)} --rows NAME --cols NAME</code></p>'
             + (f'<form id="filters">{selects}</form>' if filters else "") + "</header>")
+
+
+def cost_text(jobs: Sequence[Mapping[str, Any]]) -> str:
+    """The jobs' recorded cost (every attempt), and how many sent jobs have none recorded."""
+    total, missing = 0.0, 0
+    for job in jobs:
+        cost, earlier = _number(job.get("cost_cu")), _number(job.get("cost_cu_earlier_attempts"))
+        total += (cost or 0.0) + (earlier or 0.0)
+        missing += cost is None and bool(job.get("job_id"))
+    return f"cost {cu(total)}" + (f" ({missing} sent job{'' if missing == 1 else 's'} without a recorded cost)"
+                                  if missing else "")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _section(section: Section, jobs: Sequence[Mapping[str, Any]], card: Callable[[int], str]) -> str:
@@ -188,11 +205,15 @@ def _card(job: Mapping[str, Any], files: list[Media],
         out.append(f'<div class="empty">{e(what)}</div>')
     out.append(f'<p class="prompt">{e(job.get("prompt") or "")}</p>')
     index = job.get("index")
+    cost = _number(job.get("cost_cu"))
     out.append(f'<p class="line"><span class="badge b-{e(status)}">{e(status)}</span> '
-               f'#{e(index if index is not None else "?")} · seed {e(_or(job.get("seed"), "?"))}</p>')
+               f'#{e(index if index is not None else "?")} · seed {e(_or(job.get("seed"), "?"))}'
+               + (f' · <span class="cost">{e(cu(cost))}</span>' if cost is not None else "") + "</p>")
     if job.get("error") or job.get("error_kind"):
         kind = f"{job.get('error_kind')}: " if job.get("error_kind") else ""
         out.append(f'<p class="error">{e(kind)}{e(job.get("error") or "")}</p>')
+    if job.get("hint"):
+        out.append(f'<p class="hint">hint: {e(job.get("hint"))}</p>')
     for f in files:
         size = f" · {f.bytes / 1e6:.1f} MB" if isinstance(f.bytes, int) else ""
         out.append(f'<p class="file"><a href="{e(f.href)}">{e(f.name)}</a>{size}</p>')
@@ -211,6 +232,10 @@ def _details(job: Mapping[str, Any]) -> str:
     rows += [(name, value) for name, value in params.items() if name not in PARAMS]
     for ref in job.get("inputs") or ():
         rows.append((str(ref.get("param")), ref.get("path") or ref.get("asset_id")))
-    rows += [("job id", job.get("job_id")), ("key", job.get("key")), ("batch", job.get("batch"))]
+    rows += [("job id", job.get("job_id")), ("key", job.get("key")), ("batch", job.get("batch")),
+             ("trace id", job.get("trace_id"))]
+    earlier = _number(job.get("cost_cu_earlier_attempts"))
+    if earlier:
+        rows.append(("earlier attempts", cu(earlier)))
     items = "".join(f"<dt>{e(n)}</dt><dd>{e(shown(None, v))}</dd>" for n, v in rows if v is not None)
     return f"<details><summary>parameters</summary><dl>{items}</dl></details>"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.errors import InputError
@@ -27,6 +27,7 @@ from pipeline.ledger import (
     JobState,
     LedgerState,
     SessionPacing,
+    Spend,
     apply,
     read_events,
 )
@@ -50,11 +51,14 @@ class JobRef:
 
 @dataclass(frozen=True, slots=True)
 class FailureGroup:
-    """Failed jobs that share a reason (error_kind) and message."""
+    """Failed jobs that share a reason (error_kind), message and hint (what to do about it); the trace ids of
+    their error answers by job key (support asks for them)."""
 
     kind: str | None
     error: str
     jobs: tuple[JobRef, ...]
+    hint: str | None = None
+    trace_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ class RunStatus:
     pacing: SessionPacing | None  # the last session's 429s and sending rate
     resume: ResumePlan
     torn_tail: bool  # the journal ends mid-line (being written now, or a crash)
+    cost: Spend = field(default_factory=Spend)  # the run's cost so far, every session and attempt
 
 
 def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
@@ -164,7 +169,7 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         api_requests=state.api_requests, failures=_failures(jobs),
         unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN),
         stalled=tuple(_ref(j) for j in jobs if j.polling_gave_up),
-        pacing=state.session_pacing, resume=plan, torn_tail=torn_tail)
+        pacing=state.session_pacing, resume=plan, torn_tail=torn_tail, cost=replace(state.spend))
 
 
 def _download_failed(job: JobState) -> bool:
@@ -181,12 +186,14 @@ def _ref(job: JobState) -> JobRef:
 
 
 def _failures(jobs: list[JobState]) -> tuple[FailureGroup, ...]:
-    groups: dict[tuple[str | None, str], list[JobRef]] = {}
+    groups: dict[tuple[str | None, str, str | None], list[JobState]] = {}
     for job in jobs:
         if job.state == FAILED:
-            groups.setdefault((job.error_kind, job.error or "no message"), []).append(_ref(job))
-    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), str(item[0][0]), item[0][1]))
-    return tuple(FailureGroup(kind, error, tuple(refs)) for (kind, error), refs in ordered)
+            groups.setdefault((job.error_kind, job.error or "no message", job.hint), []).append(job)
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), str(item[0][0]), item[0][1], item[0][2] or ""))
+    return tuple(FailureGroup(kind, error, tuple(_ref(j) for j in members), hint,
+                              {j.key: j.trace_id for j in members if j.trace_id})
+                 for (kind, error, hint), members in ordered)
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -3,11 +3,13 @@ the resume plan in words, and plain JSON (everything listed)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from pipeline.costcap import spend_text
 from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
-from pipeline.status import ResumePlan, RunStatus
+from pipeline.status import JobRef, ResumePlan, RunStatus
 
 SHOWN_PER_GROUP = 10
 SHOWN_GROUPS = 20
@@ -54,6 +56,7 @@ def status_text(status: RunStatus) -> str:
         f"elapsed: {duration_text(status.elapsed_s)} running, in {status.sessions} session{_s(status.sessions)}"
         + (f" (first event {status.started_at}, last {status.updated_at})" if status.started_at else ""),
         f"API requests: {status.api_requests}" + _per_job(status),
+        f"cost: {spend_text(status.cost)}",
     ]
     pacing = status.pacing
     if pacing is not None and (pacing.throttled or pacing.rate_cuts):
@@ -65,9 +68,10 @@ def status_text(status: RunStatus) -> str:
         failed = sum(len(g.jobs) for g in status.failures)
         lines.append(f"failures: {failed} job{_s(failed)} in {len(status.failures)} group{_s(len(status.failures))}")
         for group in status.failures[:SHOWN_GROUPS]:
-            jobs = ", ".join(str(j) for j in group.jobs[:SHOWN_PER_GROUP])
+            jobs = ", ".join(_with_trace(j, group.trace_ids) for j in group.jobs[:SHOWN_PER_GROUP])
             more = f", ... {len(group.jobs) - SHOWN_PER_GROUP} more" if len(group.jobs) > SHOWN_PER_GROUP else ""
-            lines.append(f"  [{group.kind or 'failed'}] {_one_line(group.error)} — {len(group.jobs)} job"
+            hint = f" (hint: {_one_line(group.hint)})" if group.hint else ""
+            lines.append(f"  [{group.kind or 'failed'}] {_one_line(group.error)}{hint} — {len(group.jobs)} job"
                          f"{_s(len(group.jobs))}: {jobs}{more}")
         if len(status.failures) > SHOWN_GROUPS:
             lines.append(f"  ... {len(status.failures) - SHOWN_GROUPS} more groups (see --json)")
@@ -109,6 +113,12 @@ def duration_text(seconds: float) -> str:
 def _per_job(status: RunStatus) -> str:
     finished = status.counts[DOWNLOADED] + status.counts[FAILED]
     return f" ({status.api_requests / finished:.2f} per finished job)" if finished else ""
+
+
+def _with_trace(job: JobRef, trace_ids: Mapping[str, str]) -> str:
+    """`#3 (0123456789ab)`, with `trace id T` inside the brackets when the job's error answer had one."""
+    trace = trace_ids.get(job.key)
+    return str(job)[:-1] + f", trace id {trace})" if trace else str(job)
 
 
 def _one_line(text: str, limit: int = 200) -> str:
