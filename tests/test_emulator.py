@@ -1,9 +1,11 @@
-"""The Scenario API emulator over real 127.0.0.1 sockets: auth, assets, validation, jobs, CDN, faults, stats."""
+"""The Scenario API emulator over real 127.0.0.1 sockets: auth, assets, validation, jobs, CDN, faults, stats.
+
+Issue 11's additions have their own files: test_emulator_uploads.py (multipart), test_emulator_api.py
+(statuses, costs, dry runs, listing, 429s, outputs, models), test_contract_sdk.py (scenario-sdk)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import io
 import json
@@ -21,13 +23,42 @@ import pytest
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, FAULT_KINDS, EmulatorServer
 from pipeline.emulator.media import top_level_boxes
 from pipeline.params import MODEL_ID
+from tests.emulator_helpers import (
+    AUTH,
+    CLIP,
+    FAST_UPLOADS,
+    GENERATE,
+    MIB,
+    PNG,
+    call,
+    complete,
+    create_upload,
+    data_url,
+    finished,
+    generate,
+    job,
+    new_job,
+    output_url,
+    put_parts,
+    settled,
+    stats,
+    upload,
+)
 
-AUTH = {"Authorization": aiohttp.encode_basic_auth(EMULATOR_API_KEY, EMULATOR_API_SECRET)}
-GENERATE = f"/v1/generate/custom/{MODEL_ID}"
-# a tiny file shaped like an MP4: ftyp, moov and mdat boxes
-CLIP = (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
-        + b"\x00\x00\x00\x10moov" + bytes(8) + b"\x00\x00\x00\x14mdat" + b"frame-bytes!")
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
+
+
+@pytest.fixture
+def emulator_factory(emulator_factory: Any) -> Any:
+    """conftest's factory with uploads that settle in 20 ms (most tests here upload a video first)."""
+    async def start(**knobs: Any) -> EmulatorServer:
+        return await emulator_factory(**{**FAST_UPLOADS, **knobs})
+    return start
+
+
+@pytest.fixture
+async def emulator(emulator_factory: Any) -> EmulatorServer:
+    """A started emulator with the fast defaults."""
+    return await emulator_factory()
 
 
 @pytest.fixture
@@ -35,72 +66,6 @@ async def http() -> Any:
     """A client session that sends the emulator's test credentials."""
     async with aiohttp.ClientSession(headers=AUTH) as session:
         yield session
-
-
-def data_url(data: bytes, mime: str = "video/mp4") -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-async def call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
-    """One request: (status, parsed JSON or raw text)."""
-    async with http.request(method, url, **kwargs) as response:
-        raw = await response.read()
-        try:
-            return response.status, json.loads(raw)
-        except ValueError:
-            return response.status, raw.decode("utf-8", "replace")
-
-
-async def upload(http: aiohttp.ClientSession, server: EmulatorServer, data: bytes = CLIP, kind: str = "video") -> str:
-    mime = "video/mp4" if kind == "video" else "image/png"
-    payload = json.dumps({"name": f"input.{mime[6:]}", kind: data_url(data, mime)}).encode()
-    status, body = await call(http, "POST", server.url + "/v1/assets", data=io.BytesIO(payload),
-                              headers={"Content-Type": "application/json"})
-    assert status == 200, body
-    return body["asset"]["id"]
-
-
-async def generate(http: aiohttp.ClientSession, server: EmulatorServer, **params: Any) -> tuple[int, Any]:
-    return await call(http, "POST", server.url + GENERATE, json=params)
-
-
-async def new_job(http: aiohttp.ClientSession, server: EmulatorServer, video: str, **params: Any) -> str:
-    status, body = await generate(http, server, prompt=params.pop("prompt", "a fox"), video=video, **params)
-    assert status == 200, body
-    return body["job"]["jobId"]
-
-
-async def job(http: aiohttp.ClientSession, server: EmulatorServer, job_id: str) -> dict[str, Any]:
-    status, body = await call(http, "GET", f"{server.url}/v1/jobs/{job_id}")
-    assert status == 200, body
-    return body["job"]
-
-
-async def finished(http: aiohttp.ClientSession, server: EmulatorServer, job_id: str) -> dict[str, Any]:
-    """Poll every 20 ms until the job is final; the list of statuses seen is under `_seen`."""
-    seen: list[str] = []
-    for _ in range(500):
-        current = await job(http, server, job_id)
-        if not seen or seen[-1] != current["status"]:
-            seen.append(current["status"])
-        if current["status"] in ("success", "failure"):
-            return {**current, "_seen": seen}
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} never finished: {seen}")
-
-
-async def output_url(http: aiohttp.ClientSession, server: EmulatorServer, job_id: str) -> str:
-    done = await finished(http, server, job_id)
-    asset_id = done["metadata"]["assetIds"][0]
-    status, body = await call(http, "GET", f"{server.url}/v1/assets/{asset_id}")
-    assert status == 200, body
-    return body["asset"]["url"]
-
-
-async def stats(http: aiohttp.ClientSession, server: EmulatorServer) -> dict[str, Any]:
-    status, body = await call(http, "GET", server.url + "/_emulator/stats")
-    assert status == 200
-    return body
 
 
 # -- auth ----------------------------------------------------------------------------------------
@@ -132,16 +97,15 @@ async def test_custom_credentials_are_honoured(emulator_factory: Any) -> None:
 
 async def test_upload_returns_an_asset_that_lookup_resolves_to_a_cdn_url(
         emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
-    """A video upload returns asset_...; lookup gives size, mime type and a URL serving the same bytes."""
-    status, body = await call(http, "POST", emulator.url + "/v1/assets",
-                              json={"name": "clip.mp4", "video": data_url(CLIP)})
+    """A video uploaded in parts becomes asset_...; lookup gives size, mime type and a URL serving the same bytes."""
+    video = await upload(http, emulator, CLIP)
+    status, body = await call(http, "GET", f"{emulator.url}/v1/assets/{video}?originalAssets=true")
     assert status == 200
     asset = body["asset"]
-    assert asset["id"].startswith("asset_") and asset["status"] == "success"
-    assert (asset["name"], asset["mimeType"]) == ("clip.mp4", "video/mp4")
-    status, body = await call(http, "GET", f"{emulator.url}/v1/assets/{asset['id']}")
-    assert status == 200 and body["asset"]["size"] == len(CLIP)
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(body["asset"]["url"]) as response:
+    assert asset["id"] == video and asset["status"] == "success" and asset["kind"] == "video"
+    assert (asset["metadata"]["name"], asset["mimeType"], asset["properties"]["size"]) == ("clip.mp4", "video/mp4",
+                                                                                          len(CLIP))
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(asset["url"]) as response:
         assert response.status == 200 and await response.read() == CLIP
 
 
@@ -153,18 +117,18 @@ async def test_upload_image_is_an_image_asset(emulator: EmulatorServer, http: ai
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({"video": data_url(CLIP)}, "name"),
-    ({"name": "a.mp4"}, "video"),
-    ({"name": "a.mp4", "video": "data:video/mp4;base64,@@not base64@@"}, "video"),
-    ({"name": "a.mp4", "video": "AAAA"}, "video"),
-    ({"name": "a.mp4", "video": data_url(CLIP, "image/png")}, "video"),
+    ({"image": data_url(PNG, "image/png")}, "name"),
+    ({"name": "a.png"}, "image"),
+    ({"name": "a.png", "image": "data:image/png;base64,@@not base64@@"}, "image"),
+    ({"name": "a.png", "image": "AAAA"}, "image"),
     ({"name": "a.png", "image": data_url(PNG, "video/mp4")}, "image"),
-    ({"name": "a.mp4", "video": "data:video/mp4;base64,"}, "video"),
+    ({"name": "a.png", "image": "data:image/png;base64,"}, "image"),
+    ({"name": "a.mp4", "video": data_url(CLIP)}, "POST /v1/uploads"),
     (["not", "an", "object"], "object"),
 ])
 async def test_malformed_uploads_get_400_naming_the_field(
         emulator: EmulatorServer, http: aiohttp.ClientSession, body: Any, field: str) -> None:
-    """Bad base64, a missing field or a wrong mime type is a 400 whose message names the field."""
+    """Bad base64, a missing field, a wrong mime type or a video is a 400 whose message names the field."""
     status, reply = await call(http, "POST", emulator.url + "/v1/assets", json=body)
     assert status == 400 and field in reply["error"]
 
@@ -176,22 +140,24 @@ async def test_upload_body_that_is_not_json_gets_400(emulator: EmulatorServer, h
 
 
 async def test_upload_over_the_size_limit_gets_413(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
-    """An upload bigger than max_upload_bytes is refused with 413; one at the limit is accepted."""
-    server = await emulator_factory(max_upload_bytes=1000)
-    assert await upload(http, server, bytes(1000))
+    """An image bigger than max_upload_bytes is refused with 413; one at the limit is accepted; a JSON body over
+    max_json_body_bytes is 413 before it is decoded."""
+    server = await emulator_factory(max_upload_bytes=1000, max_json_body_bytes=4000)
+    assert await upload(http, server, PNG + bytes(1000 - len(PNG)), kind="image")
     status, reply = await call(http, "POST", server.url + "/v1/assets",
-                               json={"name": "big.mp4", "video": data_url(bytes(1001))})
+                               json={"name": "big.png", "image": data_url(PNG + bytes(1001), "image/png")})
     assert status == 413 and "limit" in reply["error"]
-    status, _ = await call(http, "POST", server.url + "/v1/assets",
-                           json={"name": "huge.mp4", "video": data_url(bytes(5000))})
-    assert status == 413
+    status, reply = await call(http, "POST", server.url + "/v1/assets",
+                               json={"name": "huge.png", "image": data_url(bytes(5000), "image/png")})
+    assert status == 413 and "4000" in reply["error"]
 
 
 async def test_big_upload_round_trips_without_blocking_the_loop(
         emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
-    """A 16 MiB upload round-trips byte for byte while the event loop keeps ticking (no step over 100 ms)."""
-    data = CLIP + os.urandom(16 * 2**20)
-    payload = json.dumps({"name": "big.mp4", "video": data_url(data)}).encode()
+    """A 16 MiB video in four parts round-trips byte for byte while the event loop keeps ticking (no step over
+    100 ms), and its parts are on disk, not in memory."""
+    data = CLIP + os.urandom(16 * MIB)
+    chunks = [data[i:i + 5 * MIB] for i in range(0, len(data), 5 * MIB)]
     gaps_s: list[float] = []
     done = asyncio.Event()
 
@@ -205,14 +171,16 @@ async def test_big_upload_round_trips_without_blocking_the_loop(
 
     task = asyncio.create_task(ticker())
     try:
-        status, body = await call(http, "POST", emulator.url + "/v1/assets", data=io.BytesIO(payload),
-                                  headers={"Content-Type": "application/json"})
+        created = await create_upload(http, emulator, size=len(data), parts=len(chunks))
+        assert await put_parts(created, chunks) == [200] * 4
+        await complete(http, emulator, created["id"])
+        imported = await settled(http, emulator, created["id"])
     finally:
         done.set()
         await task
-    assert status == 200, body
-    asset = emulator.emulator.asset(body["asset"]["id"])
+    asset = emulator.emulator.asset(imported["entityId"])
     assert asset.size == len(data) and asset.sha256 == hashlib.sha256(data).hexdigest()
+    assert asset.body is not None and asset.body.read() == data and len(asset.body.segments) == 4
     assert max(gaps_s) < 0.1
 
 
@@ -225,15 +193,17 @@ async def test_unknown_asset_is_404(emulator: EmulatorServer, http: aiohttp.Clie
 # -- generate ------------------------------------------------------------------------------------
 
 
-async def test_generate_reply_is_a_queued_job(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
-    """A good body gives {"job": {jobId, status queued, modelId, createdAt, progress 0, metadata.input}}."""
+async def test_generate_reply_is_a_pending_job(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A good body gives {"job": {jobId, status pending, jobType custom, createdAt, progress 0, metadata.input
+    (the body plus modelId and numOutputs)}, creativeUnitsCost}."""
     video = await upload(http, emulator)
     status, body = await generate(http, emulator, prompt="a fox", video=video, seed=7, videoStrength=0.5)
     assert status == 200
     reply = body["job"]
-    assert reply["jobId"].startswith("job_") and reply["status"] == "queued" and reply["progress"] == 0
-    assert reply["modelId"] == MODEL_ID and reply["createdAt"].endswith("Z")
-    assert reply["metadata"]["input"] == {"prompt": "a fox", "video": video, "seed": 7, "videoStrength": 0.5}
+    assert reply["jobId"].startswith("job_") and reply["status"] == "pending" and reply["progress"] == 0
+    assert reply["jobType"] == "custom" and reply["createdAt"].endswith("Z") and body["creativeUnitsCost"] > 0
+    assert reply["metadata"]["input"] == {"prompt": "a fox", "video": video, "seed": 7, "videoStrength": 0.5,
+                                          "modelId": MODEL_ID, "numOutputs": 1}
 
 
 async def test_unknown_model_is_404(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
@@ -290,16 +260,19 @@ async def test_width_and_height_are_rounded_to_multiples_of_64(
 # -- job lifecycle -------------------------------------------------------------------------------
 
 
-async def test_job_goes_queued_in_progress_success_with_rising_progress(
+async def test_job_goes_pending_to_success_with_rising_progress(
         emulator_factory: Any, http: aiohttp.ClientSession) -> None:
-    """A job is queued, then in-progress with a rising progress figure, then success with one output asset."""
-    server = await emulator_factory(job_time_s=0.4, job_time_spread_s=0)
+    """A job is pending, warming-up, in-progress with a rising progress figure, finalizing, then success with one
+    output asset."""
+    server = await emulator_factory(job_time_s=0.6, job_time_spread_s=0)
     job_id = await new_job(http, server, await upload(http, server))
-    progress = []
+    progress, seen = [], []
     while (current := await job(http, server, job_id))["status"] != "success":
-        assert current["status"] == "in-progress"
-        progress.append(current["progress"])
-        await asyncio.sleep(0.05)
+        seen.append(current["status"])
+        if current["status"] == "in-progress":
+            progress.append(current["progress"])
+        await asyncio.sleep(0.02)
+    assert list(dict.fromkeys(seen)) == ["pending", "warming-up", "in-progress", "finalizing"]
     assert progress == sorted(progress) and 0 <= progress[0] < progress[-1] < 1
     assert current["progress"] == 1 and len(current["metadata"]["assetIds"]) == 1
     assert current["updatedAt"] >= current["createdAt"]
@@ -308,11 +281,11 @@ async def test_job_goes_queued_in_progress_success_with_rising_progress(
 async def test_running_cap_keeps_the_rest_queued_in_fifo_order(
         emulator_factory: Any, http: aiohttp.ClientSession) -> None:
     """With max_running_jobs=2, the third job waits in `queued` and jobs start in creation order."""
-    server = await emulator_factory(max_running_jobs=2, job_time_s=0.15, job_time_spread_s=0)
+    server = await emulator_factory(max_running_jobs=2, job_time_s=0.3, job_time_spread_s=0, job_pending_s=0)
     video = await upload(http, server)
     ids = [await new_job(http, server, video) for _ in range(5)]
     statuses = [(await job(http, server, i))["status"] for i in ids]
-    assert statuses == ["in-progress", "in-progress", "queued", "queued", "queued"]
+    assert all(s in ("warming-up", "in-progress") for s in statuses[:2]) and statuses[2:] == ["queued"] * 3
     for job_id in ids:
         assert (await finished(http, server, job_id))["status"] == "success"
     records = (await call(http, "GET", server.url + "/_emulator/jobs"))[1]["jobs"]
@@ -325,13 +298,13 @@ async def test_running_cap_keeps_the_rest_queued_in_fifo_order(
 async def test_raising_the_running_cap_live_starts_waiting_jobs(
         emulator_factory: Any, http: aiohttp.ClientSession) -> None:
     """POST /_emulator/config {"max_running_jobs": 3} starts queued jobs at once."""
-    server = await emulator_factory(max_running_jobs=1, job_time_s=5)
+    server = await emulator_factory(max_running_jobs=1, job_time_s=5, job_pending_s=0)
     video = await upload(http, server)
     ids = [await new_job(http, server, video) for _ in range(3)]
     assert (await job(http, server, ids[2]))["status"] == "queued"
     status, _ = await call(http, "POST", server.url + "/_emulator/config", json={"max_running_jobs": 3})
     assert status == 200
-    assert [(await job(http, server, i))["status"] for i in ids] == ["in-progress"] * 3
+    assert [(await job(http, server, i))["status"] for i in ids] == ["warming-up"] * 3
 
 
 async def test_unknown_job_is_404(emulator: EmulatorServer, http: aiohttp.ClientSession) -> None:
@@ -501,10 +474,11 @@ async def test_fault_truncate_cuts_the_download_short(emulator_factory: Any, htt
 
 async def test_fault_job_failure_ends_the_job_in_failure_with_a_reason(
         emulator_factory: Any, http: aiohttp.ClientSession) -> None:
-    """fault_job_failure_rate=1: the job runs, then reports `failure` with metadata.error and no asset."""
+    """fault_job_failure_rate=1: the job runs, then reports `failure` with metadata.error and .hint, no asset."""
     server = await emulator_factory(fault_job_failure_rate=1.0, job_time_s=0.05)
     done = await finished(http, server, await new_job(http, server, await upload(http, server)))
-    assert done["status"] == "failure" and done["metadata"]["error"] and "assetIds" not in done["metadata"]
+    assert done["status"] == "failure" and done["metadata"]["error"] and done["metadata"]["hint"]
+    assert done["metadata"]["assetIds"] == []
     figures = await stats(http, server)
     assert figures["faults"]["job_failure"] == 1 and figures["jobs_failed"] == 1
 
@@ -518,6 +492,7 @@ async def test_fault_lost_response_creates_the_job_but_drops_the_reply(
         await generate(http, server, prompt="x", video=video)
     records = (await call(http, "GET", server.url + "/_emulator/jobs"))[1]["jobs"]
     assert len(records) == 1 and records[0]["body"] == {"prompt": "x", "video": video}
+    assert records[0]["costCu"] > 0
     assert (await finished(http, server, records[0]["jobId"]))["status"] == "success"
 
 
@@ -525,7 +500,7 @@ async def test_fault_credits_answers_402(emulator_factory: Any, http: aiohttp.Cl
     """fault_credits_rate=1: generate is refused with 402 Insufficient credits and no job."""
     server = await emulator_factory(fault_credits_rate=1.0)
     status, body = await generate(http, server, prompt="x", video=await upload(http, server))
-    assert (status, body) == (402, {"error": "Insufficient credits"})
+    assert (status, body["error"]) == (402, "Insufficient credits") and body["traceId"]
     assert server.emulator.stats()["jobs_created"] == 0
 
 
@@ -553,12 +528,13 @@ async def test_fault_bad_json_answers_200_with_an_unusable_body(
     assert server.emulator.stats()["faults"]["bad_json"] == 9
 
 
-async def test_fault_unknown_status_reports_warming_up_before_progressing(
+async def test_fault_unknown_status_reports_an_unknown_word_before_progressing(
         emulator_factory: Any, http: aiohttp.ClientSession) -> None:
-    """fault_unknown_status_rate=1: the job says `warming-up` for a while, then in-progress, then success."""
-    server = await emulator_factory(fault_unknown_status_rate=1.0, job_time_s=0.3, job_time_spread_s=0)
+    """fault_unknown_status_rate=1: the job says `rescheduling` (no status of the notes) instead of queued and
+    warming-up, then in-progress, finalizing and success."""
+    server = await emulator_factory(fault_unknown_status_rate=1.0, job_time_s=0.5, job_time_spread_s=0)
     done = await finished(http, server, await new_job(http, server, await upload(http, server)))
-    assert done["_seen"] == ["warming-up", "in-progress", "success"]
+    assert done["_seen"] == ["pending", "rescheduling", "in-progress", "finalizing", "success"]
 
 
 async def test_rate_limit_answers_429_with_retry_after(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
@@ -634,10 +610,13 @@ async def test_stats_count_requests_per_route_and_reset(emulator: EmulatorServer
     await call(http, "GET", url)
     figures = await stats(http, emulator)
     requests = figures["requests"]
-    assert requests["POST /v1/assets"] == 1 and requests["POST /v1/generate/custom/{modelId}"] == 1
+    assert requests["POST /v1/uploads"] == 1 and requests["PUT /_s3"] == 1
+    assert requests["POST /v1/uploads/{uploadId}/action"] == 1 and requests["GET /v1/uploads/{uploadId}"] >= 1
+    assert requests["POST /v1/generate/custom/{modelId}"] == 1
     assert requests["GET /v1/jobs/{jobId}"] >= 1 and requests["GET /v1/assets/{assetId}"] == 1
     assert requests["GET /_cdn"] == 1
     assert figures["jobs_created"] == figures["jobs_succeeded"] == 1 and figures["uploads"] == 1
+    assert (figures["multipart_created"], figures["multipart_imported"], figures["parts_received"]) == (1, 1, 1)
     assert set(figures["faults"]) == set(FAULT_KINDS)
     status, after = await call(http, "POST", emulator.url + "/_emulator/reset-stats")
     assert status == 200 and after["requests"] == {} and after["jobs_created"] == 0 and after["jobs_total"] == 1

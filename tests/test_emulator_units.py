@@ -1,4 +1,6 @@
-"""The emulator's pure parts: job timeline, token bucket, Range parsing, URL tokens, MP4 boxes, uploads, knobs."""
+"""The emulator's pure parts: job timeline, token bucket, Range parsing, URL tokens, MP4 boxes, uploads, knobs.
+
+The rules added for issue 11 (statuses, prices, listing, 429s, multipart) are in test_emulator_rules.py."""
 
 from __future__ import annotations
 
@@ -16,7 +18,16 @@ from pipeline.emulator.cdn import ByteRange, UrlSigner, parse_range
 from pipeline.emulator.faults import FaultDice
 from pipeline.emulator.jobs import Job, JobBoard, view
 from pipeline.emulator.knobs import apply_changes
-from pipeline.emulator.media import Layout, Zeros, free_box, layout_sha256, output_layout, top_level_boxes
+from pipeline.emulator.media import (
+    FileSpan,
+    Layout,
+    Zeros,
+    free_box,
+    layout_sha256,
+    open_ended_box,
+    output_layout,
+    top_level_boxes,
+)
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.uploads import read_upload
 
@@ -61,12 +72,23 @@ def test_board_timeline_does_not_depend_on_how_often_it_is_advanced(looks: list[
     assert [(j.started_s, j.finished_s) for j in jobs] == [(j.started_s, j.finished_s) for j in again]
 
 
-def test_board_zero_length_jobs_finish_on_the_next_look() -> None:
-    """A job with run_s=0 is finished as soon as anyone looks at the same instant."""
+def test_board_zero_length_jobs_finish_at_once() -> None:
+    """A job with run_s=0 and no pending time is finished by the time `add` returns."""
     board = JobBoard(max_running=1)
     job = make_job(1, 0.0)
-    board.add(job, 5.0)
-    assert board.advance(5.0) == [job] and job.finished_s == 5.0
+    assert board.add(job, 5.0) == [job] and job.finished_s == 5.0 and board.advance(5.0) == []
+
+
+def test_board_pending_jobs_enter_the_queue_after_their_pending_time() -> None:
+    """A job is pending (not queued, not running) for `pending_s`, then queued/started at that instant."""
+    board = JobBoard(max_running=1)
+    job = make_job(1, 1.0)
+    board.add(job, 0.0, pending_s=0.5)
+    assert (board.pending, board.queued, board.running, board.in_flight) == (1, 0, 0, 1)
+    board.advance(0.4)
+    assert job.queued_s is None
+    board.advance(0.6)
+    assert (job.queued_s, job.started_s, board.pending, board.running) == (0.5, 0.5, 0, 1)
 
 
 def test_board_lowering_the_cap_lets_running_jobs_finish() -> None:
@@ -83,20 +105,26 @@ def test_board_lowering_the_cap_lets_running_jobs_finish() -> None:
 
 
 @pytest.mark.parametrize(("now", "warmup", "expect"), [
+    (0.05, False, ("pending", 0.0)),
     (0.5, False, ("queued", 0.0)),
-    (1.5, False, ("in-progress", 0.25)),
-    (1.5, True, ("warming-up", 0.0)),
-    (2.5, True, ("in-progress", 0.75)),
+    (1.1, False, ("warming-up", 0.0)),
+    (1.1, True, ("rescheduling", 0.0)),
+    (0.5, True, ("rescheduling", 0.0)),
+    (1.2, False, ("in-progress", 0.0)),
+    (1.6, False, ("in-progress", 0.25)),
+    (2.2, True, ("in-progress", 0.625)),
+    (2.9, False, ("finalizing", 0.99)),
     (3.0, False, ("success", 1.0)),
 ])
 def test_view_reports_status_and_progress(now: float, warmup: bool, expect: tuple[str, float]) -> None:
-    """Status and progress follow the timeline; warm-up jobs say the unknown status early on."""
+    """Status and progress follow the timeline (10% warm-up, 10% finalizing of a 2 s run after a 1 s wait);
+    jobs hit by the unknown-status fault say the unknown word while queued and warming up."""
     board = JobBoard(max_running=1)
     blocker, job = make_job(0, 1.0), make_job(1, 2.0, warmup=warmup)
     board.add(blocker, 0.0)
-    board.add(job, 0.0)
+    board.add(job, 0.0, pending_s=0.1)
     board.advance(now)
-    seen = view(job, now, unknown_status="warming-up")
+    seen = view(job, now, unknown_status="rescheduling")
     assert (seen.status, seen.progress) == expect
 
 
@@ -161,7 +189,7 @@ def test_url_tokens_are_signed_and_expire() -> None:
 
 def test_output_appends_a_free_box_and_keeps_the_input() -> None:
     """The output is the input followed by one `free` box whose size field is right."""
-    layout = output_layout(CLIP, job_id="job_1", seed=3, prompt="a fox")
+    layout = output_layout(Layout((CLIP,)), job_id="job_1", seed=3, prompt="a fox")
     data = layout.read()
     assert data.startswith(CLIP) and len(data) == layout.size
     boxes = list(top_level_boxes(data))
@@ -171,8 +199,9 @@ def test_output_appends_a_free_box_and_keeps_the_input() -> None:
 
 def test_output_patches_a_last_box_that_runs_to_the_end() -> None:
     """A final box with size 0 ("to the end") gets its real size so the free box stays separate."""
-    source = CLIP[:16] + b"\x00\x00\x00\x00mdat" + b"payload"
-    layout = output_layout(source, job_id="job_1", seed=None, prompt="")
+    source = Layout((CLIP[:16] + b"\x00\x00\x00\x00mdat" + b"payload",))
+    layout = output_layout(source, job_id="job_1", seed=None, prompt="", open_box_at=open_ended_box(source))
+    assert open_ended_box(source) == 16
     boxes = list(top_level_boxes(layout.read()))
     assert [(b[2], b[1]) for b in boxes][:2] == [(b"ftyp", 16), (b"mdat", 15)] and boxes[-1][2] == b"free"
     assert layout_sha256(layout) == hashlib.sha256(layout.read()).hexdigest()
@@ -187,7 +216,7 @@ def test_free_box_uses_a_64_bit_size_when_needed() -> None:
 @pytest.mark.parametrize(("start", "end"), [(0, 10), (5, 40), (20, 31), (30, 2000), (0, 3000), (2999, 3000)])
 def test_layout_ranges_and_hash_match_the_materialised_bytes(start: int, end: int) -> None:
     """Slicing and hashing segments (with zero padding) give exactly what the flat bytes give."""
-    layout = output_layout(CLIP, job_id="job_1", seed=1, prompt="p", pad_bytes=2500)
+    layout = output_layout(Layout((CLIP,)), job_id="job_1", seed=1, prompt="p", pad_bytes=2500)
     flat = layout.read()
     chunks = b"".join(bytes(c) for c in layout.iter_range(start, end, chunk_bytes=7))
     assert chunks == flat[start:end]
@@ -199,12 +228,29 @@ def test_layout_of_plain_bytes() -> None:
     assert Layout((b"abc",)).read() == b"abc" and Layout((b"abc", Zeros(2))).size == 5
 
 
+@pytest.mark.parametrize(("start", "end"), [(0, 100), (3, 97), (20, 30), (49, 51), (0, 0)])
+async def test_file_spans_read_like_the_bytes_they_hold(tmp_path: Any, start: int, end: int) -> None:
+    """Parts on disk (file spans), sliced and streamed in the loop or read in a thread, give the same bytes."""
+    from pipeline.emulator.media import stream_range
+    data = bytes(range(100))
+    paths = [tmp_path / "a", tmp_path / "b"]
+    paths[0].write_bytes(data[:50])
+    paths[1].write_bytes(data[50:])
+    layout = Layout(tuple(FileSpan(str(p), 0, 50) for p in paths))
+    assert b"".join(bytes(c) for c in layout.iter_range(start, end, chunk_bytes=7)) == data[start:end]
+    assert b"".join([bytes(c) async for c in stream_range(layout, start, end)]) == data[start:end]
+    assert Layout(layout.slice(start, end)).read() == data[start:end]
+    assert layout_sha256(layout) == hashlib.sha256(data).hexdigest()
+
+
 # -- knobs and dice ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("changes", [
     {"fault_reset_rate": 1.5}, {"job_time_s": -1}, {"max_running_jobs": 0}, {"rate_limit_per_s": 0},
-    {"url_ttl_s": float("inf")}, {"unknown_status": "success"}, {"rate_limit_burst": 0},
+    {"url_ttl_s": float("inf")}, {"unknown_status": "success"}, {"unknown_status": "finalizing"},
+    {"rate_limit_burst": 0}, {"job_concurrency_limit": 0}, {"spending_cap_status": 500},
+    {"error_message_key": "msg"}, {"jobs_list_order": "random"}, {"fault_job_canceled_rate": 2},
 ])
 def test_knobs_reject_bad_values(changes: dict[str, Any]) -> None:
     """Out-of-range knobs are refused when the dataclass is built."""
@@ -237,8 +283,8 @@ def test_dice_are_reproducible_per_kind() -> None:
 BIG = bytes(range(256)) * 2048  # 512 KiB: over the threshold where the base64 text is cut out of the JSON
 
 
-def upload_body(data: bytes, *, escape_slashes: bool = False, mime: str = "video/mp4") -> bytes:
-    text = json.dumps({"name": "a.mp4", "video": f"data:{mime};base64,{base64.b64encode(data).decode()}"})
+def upload_body(data: bytes, *, escape_slashes: bool = False, mime: str = "image/png", field: str = "image") -> bytes:
+    text = json.dumps({"name": "a.png", field: f"data:{mime};base64,{base64.b64encode(data).decode()}"})
     return (text.replace("/", "\\/") if escape_slashes else text).encode()
 
 
@@ -248,7 +294,7 @@ def test_read_upload_decodes_small_big_and_escaped_bodies(data: bytes, escape_sl
     """Any JSON encoding of the body gives back the exact bytes and their sha256 (fast or fallback path)."""
     upload = read_upload(upload_body(data, escape_slashes=escape_slashes), max_bytes=2**20)
     assert bytes(upload.data) == data and upload.digest.hexdigest() == hashlib.sha256(data).hexdigest()
-    assert (upload.name, upload.kind, upload.mime_type) == ("a.mp4", "video", "video/mp4")
+    assert (upload.name, upload.kind, upload.mime_type) == ("a.png", "image", "image/png")
 
 
 @pytest.mark.parametrize(("mangle", "status"), [
@@ -268,4 +314,15 @@ def test_read_upload_enforces_the_size_limit() -> None:
     """Decoded data over max_bytes is a 413."""
     with pytest.raises(ErrorReply) as caught:
         read_upload(upload_body(BIG), max_bytes=len(BIG) - 1)
-    assert caught.value.status == 413 and "video" in caught.value.message
+    assert caught.value.status == 413 and "image" in caught.value.message
+
+
+def test_read_upload_refuses_videos_and_big_images() -> None:
+    """POST /v1/assets bodies: a video is a 400 pointing at POST /v1/uploads, so is an image at the size cap."""
+    with pytest.raises(ErrorReply) as caught:
+        read_upload(upload_body(CLIP, mime="video/mp4", field="video"), max_bytes=2**20)
+    assert caught.value.status == 400 and "videos must be uploaded with POST /v1/uploads" in caught.value.message
+    with pytest.raises(ErrorReply) as caught:
+        read_upload(upload_body(BIG), max_bytes=2**30, image_max_bytes=len(BIG))
+    assert caught.value.status == 400 and "POST /v1/uploads" in caught.value.message
+    assert read_upload(upload_body(BIG), max_bytes=2**30, image_max_bytes=len(BIG) + 1).data == BIG

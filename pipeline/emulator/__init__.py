@@ -6,11 +6,16 @@
         server.url              # http://127.0.0.1:<ephemeral port>
         server.emulator.stats() # the /_emulator/stats figures, in-process
 
-Modules: `knobs` (EmulatorKnobs), `service` (Emulator: the account's state),
-`app` (HTTP routes and middleware), `server` (EmulatorServer), `jobs` (lazy job
-timeline), `assets`, `uploads` (reading upload bodies), `media` (output MP4 bytes), `cdn` (signed URLs, Range),
-`faults`, `access` (Basic auth, rate limit), `validation` (generate requests),
-`clock`, `stats`, `replies`.
+Modules: `knobs` (EmulatorKnobs), `service` (Emulator: the account's state, jobs,
+guards) with `library` (assets, outputs, CDN URLs) and `desk` (multipart uploads),
+`server` (EmulatorServer), `app` (middleware) and the routes: `routes_api`,
+`routes_uploads`, `routes_cdn`, `routes_control`, with `wire` (shared helpers).
+Pure parts: `jobs` (lazy job timeline), `jobjson`, `listing` (GET /v1/jobs rules),
+`model` (GET /v1/models), `pricing` (CU), `gates` (429s, plan, CU cap), `multipart`
+(upload states and checks), `s3` (presigned part URLs), `assets`, `media` (bytes as
+segments, MP4 boxes), `cdn` (signed URLs, Range), `faults`, `access` (Basic auth,
+rate limit), `validation`, `uploads` (base64 image bodies), `clock`, `stats`,
+`replies`; `spool` holds the part files on disk.
 """
 
 from pipeline.emulator.knobs import EMULATOR_API_KEY, EMULATOR_API_SECRET, FAULT_KINDS, EmulatorKnobs

@@ -1,16 +1,22 @@
-"""Assets of the emulated account: uploaded inputs (bytes kept once) and job outputs (built on demand)."""
+"""Assets of the emulated account: uploaded inputs (bytes in memory or on disk) and job outputs (built on demand)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipeline.emulator.media import Layout
+
 AssetKind = Literal["video", "image"]
+
+# scenario-sdk 2.4.0, types/asset_retrieve_response.py: `source` and `metadata.type` of uploads and outputs
+UPLOAD_SOURCE: dict[str, str] = {"video": "uploaded-video", "image": "uploaded"}
+OUTPUT_SOURCE = "video2video"
 
 
 @dataclass(slots=True, eq=False)
 class Asset:
-    """One asset: an upload (with its bytes) or a job output (`job_id` set, bytes built from the job)."""
+    """One asset: an upload (`body` holds its bytes) or a job output (`job_id` set, bytes built from the job)."""
 
     asset_id: str
     name: str
@@ -18,19 +24,31 @@ class Asset:
     mime_type: str
     created_s: float
     size: int
-    data: bytes | bytearray | None = None  # never mutated
+    body: Layout | None = None  # never mutated
     sha256: str | None = None
-    digest: Any = None  # the finished hashlib object of `data`, copied to hash outputs cheaply
+    digest: Any = None  # the finished hashlib object of `body`, copied to hash outputs cheaply
+    open_box_at: int | None = None  # a video whose last box runs "to the end": that box's offset
     job_id: str | None = None
+    model_id: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.asset_id, "name": self.name, "kind": self.kind, "mimeType": self.mime_type,
-            "size": self.size, "status": "success",
-        }
+    @property
+    def source(self) -> str:
+        return OUTPUT_SOURCE if self.job_id is not None else UPLOAD_SOURCE[self.kind]
+
+    def to_json(self, *, url: str, size: int, created_at: str | None, author_id: str, owner_id: str) -> dict[str, Any]:
+        """The asset as `GET /v1/assets/{id}` shows it: every field scenario-sdk's `Asset` requires.
+
+        `url`/`size` describe what the URL serves (the original or the transformed delivery)."""
+        metadata: dict[str, Any] = {"kind": self.kind, "type": self.source, "name": self.name}
         if self.job_id is not None:
-            out["jobId"] = self.job_id
-        return out
+            metadata["modelId"], metadata["parentJobId"] = self.model_id, self.job_id
+        return {
+            "id": self.asset_id, "url": url, "mimeType": self.mime_type, "kind": self.kind,
+            "source": self.source, "status": "success", "privacy": "private",
+            "authorId": author_id, "ownerId": owner_id, "createdAt": created_at, "updatedAt": created_at,
+            "collectionIds": [], "tags": [], "editCapabilities": [],
+            "metadata": metadata, "properties": {"size": size},
+        }
 
 
 class AssetStore:

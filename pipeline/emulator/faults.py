@@ -2,8 +2,9 @@
 
 Where each fault applies (the `/_emulator/*` routes never see any):
 
-- `reset`, `5xx`: any `/v1/*` or `/_cdn/*` request, before it is processed
-  (so a reset or 5xx on `POST /v1/generate/...` creates no job).
+- `reset`, `5xx`: any `/v1/*`, `/_cdn/*` or `/_s3/*` (part PUT) request, before it is
+  processed (so a reset or 5xx on `POST /v1/generate/...` creates no job; a part PUT's
+  5xx is S3's XML).
 - `bad_json`: any `/v1/*` request, before it is processed: 200 with an HTML
   page, a truncated JSON text, or JSON of the wrong shape.
 - `credits`: `POST /v1/generate/custom/{modelId}` only: 402, no job.
@@ -11,7 +12,8 @@ Where each fault applies (the `/_emulator/*` routes never see any):
   created, then the connection is reset before the reply.
 - `truncate`: `GET /_cdn/{token}` only: full `Content-Length`, about half the
   body, then the connection closes.
-- `job_failure`, `unknown_status`: drawn once per job when it is created.
+- `job_failure`, `job_canceled`, `unknown_status`: drawn once per job when it is created.
+- `upload_failure`: drawn once per upload when it is completed: it ends `failed`.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from pipeline.emulator.knobs import FAULT_KINDS, EmulatorKnobs
 
 FIVE_XX_STATUSES = (500, 502, 503)
 
-JOB_FAILURE_REASONS = (
-    "GPU worker crashed during inference (emulated)",
-    "Generation timed out (emulated)",
-    "Content moderation rejected the output (emulated)",
+JOB_FAILURES: tuple[tuple[str, str], ...] = (  # (metadata.error, metadata.hint)
+    ("GPU worker crashed during inference (emulated)", "Retry the job: it usually succeeds on another worker."),
+    ("Generation timed out (emulated)", "Try a shorter duration or fewer inference steps, then retry."),
+    ("Content moderation rejected the output (emulated)", "Change the prompt or the input video, then retry."),
 )
+JOB_CANCELED = ("Job canceled by the service (emulated)", "The job was stopped by Scenario; submit it again.")
+UPLOAD_FAILURE = "Upload processing failed (emulated): the file could not be imported"
 
 
 class FaultDice:

@@ -1,10 +1,12 @@
-"""Job simulation without a task per job: state computed lazily from timestamps and an event heap.
+"""Job simulation without a task per job: state computed lazily from timestamps and two event heaps.
 
-A job waits in a FIFO queue until one of `max_running` slots frees; it then runs
-for its own `run_s` and finishes. `JobBoard.advance(now_s)` replays every end
-event up to `now_s` in time order, starting waiting jobs at the exact moment a
-slot freed, so the timeline is the same however rarely anyone looks. Cost:
-O(log n) per job start/end, nothing per tick. Pure: the caller passes the clock.
+A job is `pending` for `pending_s`, then waits `queued` in a FIFO until one of
+`max_running` slots frees; it then holds the slot for its own `run_s`
+(`warming-up` the first 10%, `in-progress`, `finalizing` the last 10%) and ends
+in its fate: `success`, `failure` or `canceled` (api-notes "Jobs", confirmed).
+`JobBoard.advance(now_s)` replays every arrival and end up to `now_s` in time
+order, starting waiting jobs at the exact moment a slot freed, so the timeline is
+the same however rarely anyone looks. Pure: the caller passes the clock.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+WARMUP_SHARE = FINALIZING_SHARE = 0.1  # of the run
+FINAL_STATUSES = ("success", "failure", "canceled")
 
 
 @dataclass(slots=True, eq=False)
@@ -27,9 +32,13 @@ class Job:
     created_s: float
     run_s: float
     output_asset_id: str
-    failure: str | None = None  # the reason, when this job is fated to fail
-    warmup: bool = False  # reports an unknown status while queued and in the first half of its run
+    fate: str = "success"  # or "failure", "canceled"
+    error: str | None = None  # metadata.error when the fate is not success
+    hint: str | None = None  # metadata.hint
+    cost_cu: float = 0.0
+    warmup: bool = False  # reports an unknown status while queued and warming up (the unknown-status fault)
     pad_bytes: int = 0
+    queued_s: float | None = None
     started_s: float | None = None
     finished_s: float | None = None
     output_sha256: str | None = field(default=None, repr=False)  # cached once computed
@@ -41,7 +50,7 @@ class Job:
 
     @property
     def succeeded(self) -> bool:
-        return self.finished_s is not None and self.failure is None
+        return self.finished_s is not None and self.fate == "success"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,25 +62,53 @@ class JobView:
     updated_s: float
 
 
+def history(job: Job, *, unknown_status: str) -> list[tuple[str, float]]:
+    """Every status the job has taken so far (as far as the board has advanced), with when it began.
+
+    A status that lasted no time (a free slot skips `queued`) is left out; the last one always stays."""
+    marks: list[tuple[str, float]] = [("pending", job.created_s)]
+    if job.queued_s is not None:
+        marks.append((unknown_status if job.warmup else "queued", job.queued_s))
+    if job.started_s is not None:
+        run = job.run_s
+        marks += [(unknown_status if job.warmup else "warming-up", job.started_s),
+                  ("in-progress", job.started_s + run * WARMUP_SHARE),
+                  ("finalizing", job.started_s + run * (1 - FINALIZING_SHARE))]
+    if job.finished_s is not None:
+        marks.append((job.fate, job.finished_s))
+    kept: list[tuple[str, float]] = []
+    for (status, at_s), later in zip(marks, [*marks[1:], None]):
+        if later is not None and later[1] <= at_s:
+            continue
+        if kept and kept[-1][0] == status:
+            continue
+        kept.append((status, at_s))
+    return kept
+
+
 def view(job: Job, now_s: float, *, unknown_status: str) -> JobView:
     """The status, progress (0..1) and last-change time of a job at `now_s` (after `advance(now_s)`)."""
-    if job.finished_s is not None:
-        return JobView("failure" if job.failure else "success", 1.0, job.finished_s)
-    if job.started_s is None:
-        return JobView(unknown_status if job.warmup else "queued", 0.0, job.created_s)
-    elapsed = now_s - job.started_s
-    if job.warmup and elapsed < job.run_s / 2:
-        return JobView(unknown_status, 0.0, job.started_s)
-    progress = min(0.99, elapsed / job.run_s) if job.run_s > 0 else 0.99
-    return JobView("in-progress", round(max(0.0, progress), 3), now_s)
+    marks = [mark for mark in history(job, unknown_status=unknown_status) if mark[1] <= now_s] or [
+        ("pending", job.created_s)]
+    status, since_s = marks[-1]
+    if status in FINAL_STATUSES:
+        return JobView(status, 1.0, since_s)
+    if status == "finalizing":
+        return JobView(status, 0.99, since_s)
+    if status != "in-progress" or job.started_s is None:
+        return JobView(status, 0.0, since_s)
+    span_s = job.run_s * (1 - WARMUP_SHARE - FINALIZING_SHARE)
+    progress = min(0.99, (now_s - since_s) / span_s) if span_s > 0 else 0.99
+    return JobView(status, round(max(0.0, progress), 3), since_s)
 
 
 class JobBoard:
-    """Every job of one account, its waiting queue and the heap of running jobs' end times."""
+    """Every job of one account: arrivals (pending), the waiting queue and the heap of running jobs' ends."""
 
     def __init__(self, *, max_running: int) -> None:
         self.max_running = max_running
         self._jobs: dict[str, Job] = {}
+        self._arrivals: list[tuple[float, int, Job]] = []  # (queued time, tie-breaker, job)
         self._waiting: deque[Job] = deque()
         self._ends: list[tuple[float, int, Job]] = []  # (end time, tie-breaker, job)
         self._seq = 0
@@ -93,31 +130,46 @@ class JobBoard:
         return len(self._waiting)
 
     @property
+    def pending(self) -> int:
+        return len(self._arrivals)
+
+    @property
     def in_flight(self) -> int:
-        return len(self._ends) + len(self._waiting)
+        """Jobs not final: pending, queued and running."""
+        return len(self._ends) + len(self._waiting) + len(self._arrivals)
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id (call `advance` first for a current timeline)."""
         return self._jobs.get(job_id)
 
-    def add(self, job: Job, now_s: float) -> list[Job]:
-        """Queue a new job at `now_s`; returns the jobs that finished up to then (as `advance`)."""
+    def add(self, job: Job, now_s: float, *, pending_s: float = 0.0) -> list[Job]:
+        """A new job at `now_s`, queued after `pending_s`; returns the jobs that finished up to then (as `advance`)."""
         finished = self.advance(now_s)
         self._jobs[job.job_id] = job
-        self._waiting.append(job)
+        self._seq += 1
+        heapq.heappush(self._arrivals, (now_s + pending_s, self._seq, job))
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        self._fill(now_s)
-        return finished
+        return finished + self.advance(now_s)
 
     def advance(self, now_s: float) -> list[Job]:
-        """Replay every job end up to `now_s` (starting waiting jobs as slots free); returns the jobs that finished."""
+        """Replay every arrival and end up to `now_s` in time order (an end first at a tie, so its slot is free);
+        returns the jobs that finished."""
         finished = []
-        while self._ends and self._ends[0][0] <= now_s:
-            end_s, _, job = heapq.heappop(self._ends)
-            job.finished_s = end_s
-            finished.append(job)
-            self._fill(end_s)
-        return finished
+        while True:
+            end_s = self._ends[0][0] if self._ends else float("inf")
+            arrival_s = self._arrivals[0][0] if self._arrivals else float("inf")
+            if min(end_s, arrival_s) > now_s:
+                return finished
+            if end_s <= arrival_s:
+                _, _, job = heapq.heappop(self._ends)
+                job.finished_s = end_s
+                finished.append(job)
+                self._fill(end_s)
+            else:
+                _, _, job = heapq.heappop(self._arrivals)
+                job.queued_s = arrival_s
+                self._waiting.append(job)
+                self._fill(arrival_s)
 
     def set_max_running(self, max_running: int, now_s: float) -> list[Job]:
         """Change the running cap live; more slots start waiting jobs at `now_s`, fewer let running ones finish."""

@@ -16,9 +16,14 @@ EMULATOR_API_KEY = "emulator-key"
 EMULATOR_API_SECRET = "emulator-secret"
 
 FAULT_KINDS: tuple[str, ...] = (
-    "5xx", "reset", "truncate", "job_failure", "lost_response", "credits", "bad_json", "unknown_status",
+    "5xx", "reset", "truncate", "job_failure", "job_canceled", "lost_response", "credits", "bad_json",
+    "unknown_status", "upload_failure",
 )
 """Fault kinds; the knob for kind `k` is `fault_{k}_rate` and `/_emulator/stats` counts it under `faults[k]`."""
+
+
+KNOWN_STATUSES = ("pending", "queued", "warming-up", "in-progress", "finalizing", "success", "failure", "canceled")
+"""The job statuses of api-notes "Jobs" (confirmed)."""
 
 
 def _knob(default: Any, help: str) -> Any:
@@ -35,24 +40,52 @@ class EmulatorKnobs:
 
     job_time_s: float = _knob(2.0, "mean time a job runs once it has a running slot")
     job_time_spread_s: float = _knob(0.0, "run time is uniform in mean +/- this spread")
+    job_pending_s: float = _knob(0.05, "time a new job is 'pending' before it is 'queued'")
     max_running_jobs: int = _knob(4, "jobs running at once per account; the rest wait in 'queued' (FIFO)")
+    job_concurrency_limit: int | None = _knob(
+        None, "generate answers 429 {details: {actionName: model_run, actionLimit}} while this many jobs are "
+              "pending, queued or running (none: no cap)")
     rate_limit_per_s: float | None = _knob(None, "API requests per second per account before 429 (none: unlimited)")
     rate_limit_burst: int | None = _knob(None, "token-bucket size for the rate limit (none: ceil(rate))")
-    send_retry_after: bool = _knob(True, "send a Retry-After header (whole seconds) with 429")
+    send_retry_after: bool = _knob(True, "send a Retry-After header (whole seconds) with the rate limit's 429")
+    cooldown_s: float = _knob(0.0, "a cooldown: for this many seconds from when it is set, every API request gets "
+                                   "429 with remainingSeconds and no Retry-After (0: none)")
     url_ttl_s: float = _knob(600.0, "lifetime of a signed CDN download URL")
-    max_upload_bytes: int = _knob(100 * 2**20, "largest decoded upload; bigger ones get 413")
+    transform_deliveries: bool = _knob(True, "the default asset URL serves a transformed copy; originalAssets=true "
+                                             "the original (off: both serve the original)")
+    max_upload_bytes: int = _knob(16 * 2**30, "largest file accepted (an upload's fileSize, a JSON image's data)")
+    asset_image_max_bytes: int = _knob(6_000_000, "POST /v1/assets takes images under this size; bigger ones and "
+                                                  "videos get 400 (they go through POST /v1/uploads)")
+    max_json_body_bytes: int = _knob(10_000_000, "largest JSON request body (the gateway's cap); 413 beyond")
+    upload_processing_s: float = _knob(0.5, "time from 'complete' to 'imported' (validating, then validated)")
+    upload_url_ttl_s: float = _knob(3600.0, "lifetime of a presigned part URL; later PUTs get 403")
+    upload_dir: str = _knob("", "folder for uploaded parts (empty: the system's temporary folder)")
     output_pad_bytes: int = _knob(0, "zero bytes added to each output's free box (large-output benchmarks)")
+    cu_per_second: float = _knob(4.0, "price model: CU per output second at 720p and 40 steps (see pricing)")
     credits_jobs: int | None = _knob(None, "jobs the account may still create before 402 (none: unlimited)")
+    spending_cap_cu: float | None = _knob(None, "the API key's CU spending cap: a job that would pass it is refused "
+                                                "(none: no cap)")
+    spending_cap_status: int = _knob(403, "HTTP status of the spending-cap refusal (a 4xx)")
+    required_plan: str | None = _knob(None, "generate (and its dry run) answer 403 ModelAccessRestrictedError "
+                                            "naming this plan (none: the plan covers the model)")
+    project_id: str | None = _knob(None, "the project the API key is bound to: a request naming another projectId "
+                                         "gets 403 (none: any projectId is accepted)")
     revoke_auth: bool = _knob(False, "answer 401 to every API request, even with the right key")
-    unknown_status: str = _knob("warming-up", "status word reported by jobs hit by the unknown-status fault")
-    fault_5xx_rate: float = _knob(0.0, "API/CDN request answered 500/502/503 with a JSON or HTML body")
-    fault_reset_rate: float = _knob(0.0, "API/CDN request whose TCP connection is reset with no response")
+    error_message_key: str = _knob("error", "where error bodies put the message: error, message, reason or detail")
+    list_rows_with_input: bool = _knob(False, "GET /v1/jobs rows carry metadata.input (unconfirmed; off: they do "
+                                              "not, fetch the job)")
+    jobs_list_order: str = _knob("newest", "GET /v1/jobs order (unconfirmed): newest or oldest first")
+    unknown_status: str = _knob("rescheduling", "status word reported by jobs hit by the unknown-status fault")
+    fault_5xx_rate: float = _knob(0.0, "API/CDN/part request answered 500/502/503")
+    fault_reset_rate: float = _knob(0.0, "API/CDN/part request whose TCP connection is reset with no response")
     fault_truncate_rate: float = _knob(0.0, "CDN download that sends the full Content-Length but stops half-way")
-    fault_job_failure_rate: float = _knob(0.0, "job that ends in 'failure' with a reason")
+    fault_job_failure_rate: float = _knob(0.0, "job that ends in 'failure' with metadata.error and metadata.hint")
+    fault_job_canceled_rate: float = _knob(0.0, "job that ends 'canceled' (by the service) with metadata.error")
     fault_lost_response_rate: float = _knob(0.0, "generate request that creates the job, then drops the connection")
     fault_credits_rate: float = _knob(0.0, "generate request refused with 402 Insufficient credits")
     fault_bad_json_rate: float = _knob(0.0, "API request answered 200 with a non-JSON or wrong-shape body")
-    fault_unknown_status_rate: float = _knob(0.0, "job that reports `unknown_status` while queued and early in its run")
+    fault_unknown_status_rate: float = _knob(0.0, "job that reports `unknown_status` while queued and warming up")
+    fault_upload_failure_rate: float = _knob(0.0, "completed upload that ends 'failed' with an errorMessage")
     seed: int = _knob(0, "seed of every random stream (fault draws, run times, ids)")
 
     def __post_init__(self) -> None:
@@ -136,6 +169,14 @@ def _problems(knobs: EmulatorKnobs) -> list[str]:
         out.append("rate_limit_per_s must be greater than 0 (or none)")
     if knobs.rate_limit_burst is not None and knobs.rate_limit_burst < 1:
         out.append("rate_limit_burst must be at least 1 (or none)")
-    if not knobs.unknown_status or knobs.unknown_status in ("queued", "in-progress", "success", "failure", "canceled"):
+    if not knobs.unknown_status or knobs.unknown_status in KNOWN_STATUSES:
         out.append("unknown_status must be a non-empty word that is not a known status")
+    if knobs.job_concurrency_limit is not None and knobs.job_concurrency_limit < 1:
+        out.append("job_concurrency_limit must be at least 1 (or none)")
+    if not 400 <= knobs.spending_cap_status <= 499:
+        out.append("spending_cap_status must be a 4xx status")
+    if knobs.error_message_key not in ("error", "message", "reason", "detail"):
+        out.append("error_message_key must be one of error, message, reason, detail")
+    if knobs.jobs_list_order not in ("newest", "oldest"):
+        out.append("jobs_list_order must be newest or oldest")
     return out

@@ -45,10 +45,14 @@ class EmulatorServer:
         return self
 
     async def close(self) -> None:
-        """Stop serving; open downloads get a short grace time, then are cut."""
+        """Stop serving (open downloads get a short grace time, then are cut), then stop upload validations and
+        remove the uploaded parts from disk."""
         runner, self._runner = self._runner, None
         if runner is not None:
-            await runner.cleanup()
+            try:
+                await runner.cleanup()
+            finally:
+                await self.emulator.aclose()
 
     def drop_connections(self) -> int:
         """Close every open client connection now, kept-alive ones included, as a load balancer or a restarting

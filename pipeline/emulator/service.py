@@ -1,62 +1,64 @@
-"""`Emulator`: the emulated Scenario service for one account: knobs, assets, jobs, credits and counters.
+"""`Emulator`: the emulated Scenario service for one account: knobs, guards, jobs, credits and counters.
 
 Everything here runs in the event loop and never blocks it: the job timeline is
-computed lazily from timestamps (see `jobs`), big uploads are decoded and outputs
-hashed in worker threads. The HTTP layer is `app`; this class is also the
+computed lazily from timestamps (see `jobs`); uploads (`desk`) and the asset
+library with its CDN (`library`) read files and hash big data in worker threads.
+The HTTP layer is `app` and the `routes_*` modules; this class is also the
 in-process handle tests use (`stats()`, `job_records()`, `configure(...)`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
+import hashlib
 from typing import Any
 
+from multidict import MultiMapping
+
 from pipeline.emulator.access import TokenBucket, basic_auth_matches
-from pipeline.emulator.assets import Asset, AssetStore
-from pipeline.emulator.cdn import CDN_PREFIX, UrlSigner
 from pipeline.emulator.clock import LoopClock
-from pipeline.emulator.faults import JOB_FAILURE_REASONS, FaultDice
-from pipeline.emulator.jobs import Job, JobBoard, JobView, view
+from pipeline.emulator.desk import UploadDesk
+from pipeline.emulator.faults import JOB_CANCELED, JOB_FAILURES, FaultDice
+from pipeline.emulator.gates import Cooldown, access_refusal, concurrency_refusal, spending_refusal
+from pipeline.emulator.jobjson import job_input, job_json
+from pipeline.emulator.jobs import Job, JobBoard, view
 from pipeline.emulator.knobs import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorKnobs, apply_changes
-from pipeline.emulator.media import Layout, layout_sha256, output_layout
+from pipeline.emulator.library import Library
+from pipeline.emulator.listing import Row, parse_query, select
+from pipeline.emulator.pricing import cost_answer, price_cu
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.stats import Stats
-from pipeline.emulator.uploads import receive_upload
 from pipeline.emulator.validation import check_generate
+from pipeline.params import MODEL_ID
 
-THREAD_HASH_BYTES = 4 * 2**20  # outputs whose un-cached part is bigger are hashed in a worker thread
 
-
-class Emulator:
+class Emulator(Library):
     """One emulated account of the Scenario API; `knob_values` are `EmulatorKnobs` fields.
 
-    The real service's limits, upload format and CDN details are partly
-    unconfirmed (see /work/shared/api-notes.md); the knobs make each tunable.
+    The real service's limits and several details are unconfirmed (see
+    /work/shared/api-notes.md); the knobs make each tunable.
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str = EMULATOR_API_KEY,
-        api_secret: str = EMULATOR_API_SECRET,
-        knobs: EmulatorKnobs | None = None,
-        **knob_values: Any,
-    ) -> None:
+    def __init__(self, *, api_key: str = EMULATOR_API_KEY, api_secret: str = EMULATOR_API_SECRET,
+                 knobs: EmulatorKnobs | None = None, **knob_values: Any) -> None:
         base = knobs or EmulatorKnobs()
         self._knobs = apply_changes(base, knob_values) if knob_values else base
         self._credentials = (api_key, api_secret)
-        self._signer = UrlSigner(os.urandom(32))
         self._dice = FaultDice(self._knobs.seed)
         self._board = JobBoard(max_running=self._knobs.max_running_jobs)
-        self._assets = AssetStore()
         self._bucket = self._new_bucket(self._knobs)
         self._credits_left = self._knobs.credits_jobs
+        self._cooldown = Cooldown()
+        self._cooldown.arm(self._knobs.cooldown_s, None)
+        self._spent_cu = 0.0
+        self._traces = 0
+        self.author_id = hashlib.sha256(api_key.encode()).hexdigest()[:32]
         self.clock = LoopClock()
         self.counters = Stats()
+        super().__init__()
+        self.uploads = UploadDesk(self)
 
     def __repr__(self) -> str:
-        return f"Emulator(jobs={len(self._board)}, assets={len(self._assets)})"
+        return f"Emulator(jobs={len(self._board)}, assets={len(self._assets)}, uploads={len(self.uploads)})"
 
     # -- knobs -------------------------------------------------------------------------------
 
@@ -67,7 +69,8 @@ class Emulator:
 
     def configure(self, **changes: Any) -> EmulatorKnobs:
         """Change knobs live (ValueError names a bad one). `credits_jobs` sets the credits left from now;
-        a new `max_running_jobs` applies from now; a new `seed` restarts the random streams."""
+        `cooldown_s` starts a cooldown now (0 ends it); a new `max_running_jobs` applies from now; a new
+        `seed` restarts the random streams; `upload_dir` applies to the next emulator only."""
         new = apply_changes(self._knobs, changes)
         old, self._knobs = self._knobs, new
         if new.seed != old.seed:
@@ -76,6 +79,8 @@ class Emulator:
             self._bucket = self._new_bucket(new)
         if "credits_jobs" in changes:
             self._credits_left = new.credits_jobs
+        if "cooldown_s" in changes:
+            self._cooldown.arm(new.cooldown_s, self.now_s())
         if new.max_running_jobs != old.max_running_jobs:
             self._account(self._board.set_max_running(new.max_running_jobs, self.now_s()))
         return new
@@ -88,6 +93,11 @@ class Emulator:
         """The event loop's clock (the only clock the emulator reads, so tests may patch it)."""
         return self.clock.now_s()
 
+    @property
+    def owner_id(self) -> str:
+        """The project owning what this key makes (the `project_id` knob when set)."""
+        return self._knobs.project_id or "project_emulator"
+
     # -- guards ------------------------------------------------------------------------------
 
     def authorized(self, header: str | None) -> bool:
@@ -97,6 +107,18 @@ class Emulator:
     def rate_limit_wait_s(self) -> float:
         """0.0 if a request may go ahead now, else the seconds until the rate limit allows one."""
         return 0.0 if self._bucket is None else self._bucket.take(self.now_s())
+
+    def cooldown_left_s(self) -> float:
+        """Seconds left in a cooldown (0.0: none)."""
+        return self._cooldown.remaining_s(self.now_s())
+
+    def check_project(self, project_id: str | None) -> None:
+        """Count the `projectId` a request names; 403 when it is not the key's project (`project_id` knob)."""
+        self.counters.project_ids[project_id or ""] += 1
+        bound = self._knobs.project_id
+        if project_id and bound and project_id != bound:
+            self.counters.project_mismatch += 1
+            raise ErrorReply(403, f"projectId {project_id!r} is not the project of this API key")
 
     def fault(self, kind: str) -> bool:
         """Draw fault `kind` and count it when it strikes."""
@@ -109,83 +131,64 @@ class Emulator:
     def dice(self) -> FaultDice:
         return self._dice
 
-    # -- assets ------------------------------------------------------------------------------
-
-    async def upload(self, raw: bytes | bytearray) -> Asset:
-        """Store an input from a `POST /v1/assets` body (ErrorReply 400/413 on a bad or big one)."""
-        upload = await receive_upload(raw, max_bytes=self._knobs.max_upload_bytes)
-        asset = Asset(self._dice.new_id("asset"), upload.name, upload.kind, upload.mime_type, self.now_s(),
-                      len(upload.data), data=upload.data, sha256=upload.digest.hexdigest(), digest=upload.digest)
-        self.counters.uploads += 1
-        self.counters.upload_bytes += asset.size
-        return self._assets.add(asset)
-
-    def asset(self, asset_id: str) -> Asset:
-        """An asset by id (outputs appear once their job succeeded); 404 otherwise."""
-        self._sync()
-        asset = self._assets.get(asset_id)
-        if asset is None:
-            raise ErrorReply(404, f"Asset not found: {asset_id}")
-        return asset
-
-    def asset_json(self, asset: Asset, base_url: str) -> dict[str, Any]:
-        """The asset as `GET /v1/assets/{assetId}` shows it, with a fresh signed CDN URL."""
-        expires_ms = self.clock.wall_ms(self.now_s() + self._knobs.url_ttl_s)
-        token = self._signer.token(asset.asset_id, expires_ms)
-        return {**asset.to_json(), "url": f"{base_url}{CDN_PREFIX}{token}",
-                "createdAt": self.clock.iso(asset.created_s)}
-
-    def download(self, token: str) -> tuple[Asset, Layout]:
-        """The asset and bytes a CDN token grants; 403 when forged or expired, 404 when gone."""
-        now_ms = self.clock.wall_ms(self.now_s())
-        checked = self._signer.check(token, now_ms)
-        if checked.asset_id is None:
-            self.counters.cdn_denied += 1
-            raise ErrorReply(403, "URL expired" if checked.problem == "expired" else "Invalid URL signature")
-        asset = self.asset(checked.asset_id)
-        return asset, self.layout(asset)
-
-    def layout(self, asset: Asset) -> Layout:
-        """The bytes of an asset: an upload as stored, an output built from its job's input video."""
-        if asset.data is not None:
-            return Layout((asset.data,))
-        job = self._board.get(asset.job_id or "")
-        assert job is not None
-        source = self._source(job)
-        return output_layout(source.data or b"", job_id=job.job_id, seed=job.params.get("seed"),
-                             prompt=str(job.params.get("prompt", "")), pad_bytes=job.pad_bytes)
-
-    def _source(self, job: Job) -> Asset:
-        """The uploaded video a job's output is built from (an output used as input counts as its own source)."""
-        asset = self._assets.get(job.params["video"])
-        while asset is not None and asset.data is None:
-            parent = self._board.get(asset.job_id or "")
-            asset = self._assets.get(parent.params["video"]) if parent else None
-        assert asset is not None
-        return asset
+    def trace_id(self) -> str:
+        """A fresh trace id for an error answer."""
+        self._traces += 1
+        return f"{self._traces:08x}{self.author_id[:24]}"
 
     # -- jobs --------------------------------------------------------------------------------
 
+    def dry_run(self, model_id: str, body: Any) -> dict[str, Any]:
+        """`?dryRun=true`: the price of a job with this body; no job, no charge, no parameter checks."""
+        if model_id != MODEL_ID:
+            raise ErrorReply(404, f"Model not found: {model_id}")
+        self._check_access(model_id)
+        self.counters.dry_runs += 1
+        return cost_answer(price_cu(body, cu_per_second=self._knobs.cu_per_second))
+
     def create_job(self, model_id: str, body: Any) -> Job:
-        """Validate a generate request and queue the job (404 model, 400 params/assets, 402 credits)."""
+        """Validate a generate request and queue the job (404 model, 403 plan, 400 params/assets, 402 credits,
+        the spending cap, 429 concurrency cap)."""
+        if model_id == MODEL_ID:
+            self._check_access(model_id)
         params = check_generate(model_id, body, self._assets)
+        knobs = self._knobs
+        cost = price_cu(params, cu_per_second=knobs.cu_per_second)
         if self.fault("credits"):
             raise ErrorReply(402, "Insufficient credits")
+        if self._credits_left is not None and self._credits_left <= 0:
+            self.counters.credits_exhausted += 1
+            raise ErrorReply(402, "Insufficient credits")
+        self._sync()
+        refusal = spending_refusal(self._spent_cu, cost, knobs.spending_cap_cu, status=knobs.spending_cap_status)
+        if refusal is not None:
+            self.counters.spending_capped += 1
+            raise refusal
+        refusal = concurrency_refusal(self._board.in_flight, knobs.job_concurrency_limit)
+        if refusal is not None:
+            self.counters.concurrency_limited += 1
+            raise refusal
         if self._credits_left is not None:
-            if self._credits_left <= 0:
-                self.counters.credits_exhausted += 1
-                raise ErrorReply(402, "Insufficient credits")
             self._credits_left -= 1
-        knobs = self._knobs
         low = max(0.0, knobs.job_time_s - knobs.job_time_spread_s)
         run_s = self._dice.stream("timing").uniform(low, knobs.job_time_s + knobs.job_time_spread_s)
-        failure = self._dice.stream("job_failure").choice(JOB_FAILURE_REASONS) if self.fault("job_failure") else None
-        job = Job(self._dice.new_id("job"), model_id, body, params, self.now_s(), run_s,
-                  self._dice.new_id("asset"), failure=failure, warmup=self.fault("unknown_status"),
-                  pad_bytes=knobs.output_pad_bytes)
-        self._account(self._board.add(job, job.created_s))
+        job = Job(self._dice.new_id("job"), model_id, body, params, self.now_s(), run_s, self._dice.new_id("asset"),
+                  cost_cu=cost, warmup=self.fault("unknown_status"), pad_bytes=knobs.output_pad_bytes)
+        if self.fault("job_failure"):
+            job.fate, (job.error, job.hint) = "failure", self._dice.stream("job_failure").choice(JOB_FAILURES)
+        elif self.fault("job_canceled"):
+            job.fate, (job.error, job.hint) = "canceled", JOB_CANCELED
+        self._account(self._board.add(job, job.created_s, pending_s=knobs.job_pending_s))
+        self._spent_cu += cost
+        self.counters.cu_charged += cost
         self.counters.jobs_created += 1
         return job
+
+    def _check_access(self, model_id: str) -> None:
+        refusal = access_refusal(model_id, self._knobs.required_plan)
+        if refusal is not None:
+            self.counters.access_restricted += 1
+            raise refusal
 
     def job(self, job_id: str) -> Job:
         """A job by id, its timeline brought up to now; 404 otherwise."""
@@ -195,34 +198,44 @@ class Emulator:
             raise ErrorReply(404, f"Job not found: {job_id}")
         return job
 
-    def job_json(self, job: Job, *, fresh: bool = False) -> dict[str, Any]:
-        """The job as `GET /v1/jobs/{jobId}` shows it now; `fresh`: as the generate reply shows it (queued)."""
-        seen = view(job, self.now_s(), unknown_status=self._knobs.unknown_status)
-        if fresh:
-            seen = JobView("queued", 0.0, job.created_s)
-        metadata: dict[str, Any] = {"input": job.params}
-        if seen.status == "success":
-            metadata["assetIds"] = [job.output_asset_id]
-        elif seen.status == "failure":
-            metadata["error"] = job.failure
-        return {"jobId": job.job_id, "jobType": "video2video", "modelId": job.model_id, "status": seen.status,
-                "progress": seen.progress, "createdAt": self.clock.iso(job.created_s),
-                "updatedAt": self.clock.iso(seen.updated_s), "metadata": metadata}
+    def job_json(self, job: Job, *, listed: bool = False) -> dict[str, Any]:
+        """The job as `GET /v1/jobs/{jobId}` (or, `listed`, a `GET /v1/jobs` row) shows it now."""
+        return job_json(job, self.now_s(), iso=self.clock.iso, unknown_status=self._knobs.unknown_status,
+                        author_id=self.author_id, owner_id=self.owner_id,
+                        with_input=not listed or self._knobs.list_rows_with_input)
+
+    def list_jobs(self, query: MultiMapping[str]) -> dict[str, Any]:
+        """`GET /v1/jobs`: one page of the account's jobs (ErrorReply 400 for a bad query)."""
+        checked = parse_query(query)
+        self._sync()
+        now_s, unknown = self.now_s(), self._knobs.unknown_status
+        rows = []
+        for job in self._board:
+            seen = view(job, now_s, unknown_status=unknown)
+            rows.append(Row(job.job_id, "custom", seen.status, self.clock.wall_s(job.created_s),
+                            self.clock.wall_s(seen.updated_s)))
+        page, token = select(rows, checked, author_id=self.author_id, now_s=self.clock.wall_s(now_s),
+                             newest_first=self._knobs.jobs_list_order == "newest")
+        out: dict[str, Any] = {"jobs": [self.job_json(self._board.get(row.job_id), listed=True)  # type: ignore[arg-type]
+                                        for row in page]}
+        if token is not None:
+            out["nextPaginationToken"] = token
+        return out
 
     def _sync(self) -> None:
         self._account(self._board.advance(self.now_s()))
 
     def _account(self, finished: list[Job]) -> None:
-        """Book jobs that just finished: count them and publish each success's output asset."""
+        """Book jobs that just finished: count them, refund failures, publish each success's output asset."""
         for job in finished:
-            if job.failure is not None:
-                self.counters.jobs_failed += 1
+            if job.fate != "success":
+                self.counters.jobs_failed += job.fate == "failure"
+                self.counters.jobs_canceled += job.fate == "canceled"
+                self._spent_cu -= job.cost_cu
+                self.counters.cu_charged -= job.cost_cu
                 continue
             self.counters.jobs_succeeded += 1
-            asset = Asset(job.output_asset_id, f"{job.job_id}.mp4", "video", "video/mp4",
-                          job.finished_s or job.created_s, 0, job_id=job.job_id)
-            self._assets.add(asset)
-            asset.size = job.output_size = self.layout(asset).size
+            self.add_output(job)
 
     # -- introspection -----------------------------------------------------------------------
 
@@ -230,10 +243,11 @@ class Emulator:
         """The `/_emulator/stats` figures: counters since the last reset plus live job figures."""
         self._sync()
         board = self._board
-        return {**self.counters.to_json(), "jobs_queued": board.queued, "jobs_running": board.running,
-                "jobs_in_flight": board.in_flight, "peak_in_flight": board.peak_in_flight,
-                "peak_running": board.peak_running, "jobs_total": len(board),
-                "credits_left": self._credits_left}
+        return {**self.counters.to_json(), "jobs_pending": board.pending, "jobs_queued": board.queued,
+                "jobs_running": board.running, "jobs_in_flight": board.in_flight,
+                "peak_in_flight": board.peak_in_flight, "peak_running": board.peak_running,
+                "jobs_total": len(board), "credits_left": self._credits_left, "cu_spent": self._spent_cu,
+                "uploads_total": len(self.uploads), "cooldown_left_s": round(self.cooldown_left_s(), 3)}
 
     def reset_stats(self) -> None:
         """Zero the counters; peaks restart from the current figures. Jobs and assets stay."""
@@ -242,27 +256,24 @@ class Emulator:
         self._board.reset_peaks()
 
     async def job_records(self) -> list[dict[str, Any]]:
-        """Every job as `/_emulator/jobs` lists it: body as received, status, times, output id, sha256 and size."""
+        """Every job as `/_emulator/jobs` lists it: body as received, status, times, cost, output id, the
+        original output's sha256 and size."""
         self._sync()
         records = []
         for job in list(self._board):
             if job.succeeded and job.output_sha256 is None:
-                job.output_sha256 = await self._output_sha256(job)
+                job.output_sha256 = await self.output_sha256(job)
             seen = view(job, self.now_s(), unknown_status=self._knobs.unknown_status)
             records.append({
-                "jobId": job.job_id, "modelId": job.model_id, "body": job.body, "status": seen.status,
-                "createdAt": self.clock.iso(job.created_s), "startedAt": self.clock.iso(job.started_s),
-                "finishedAt": self.clock.iso(job.finished_s),
-                "outputAssetIds": [job.output_asset_id] if job.succeeded else [],
-                "outputSha256": job.output_sha256, "outputSize": job.output_size, "error": job.failure,
+                "jobId": job.job_id, "modelId": job.model_id, "body": job.body, "input": job_input(job),
+                "status": seen.status, "createdAt": self.clock.iso(job.created_s),
+                "startedAt": self.clock.iso(job.started_s), "finishedAt": self.clock.iso(job.finished_s),
+                "costCu": job.cost_cu, "outputAssetIds": [job.output_asset_id] if job.succeeded else [],
+                "outputSha256": job.output_sha256, "outputSize": job.output_size, "error": job.error,
+                "hint": job.hint,
             })
         return records
 
-    async def _output_sha256(self, job: Job) -> str:
-        asset = self._assets.get(job.output_asset_id)
-        assert asset is not None
-        layout, source = self.layout(asset), self._source(job)
-        uncached = layout.size - (source.size if layout.verbatim_prefix else 0)
-        if uncached > THREAD_HASH_BYTES:
-            return await asyncio.to_thread(layout_sha256, layout, source.digest)
-        return layout_sha256(layout, source.digest)
+    async def aclose(self) -> None:
+        """Stop upload validations and remove the uploaded parts from disk."""
+        await self.uploads.close()

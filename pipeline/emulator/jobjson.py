@@ -1,0 +1,44 @@
+"""A job as the API shows it (pure): the fields of scenario-sdk 2.4.0 `types/job_retrieve_response.py`.
+
+`metadata.input` is the request's parameters plus `modelId` and a key the server adds
+(`numOutputs`), as api-notes "Jobs" says; listed rows leave it out unless the
+`list_rows_with_input` knob is on (whether they carry it is unconfirmed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.emulator.jobs import Job, history, view
+
+JOB_TYPE = "custom"  # jobType of generate/custom jobs (api-notes "Jobs", confirmed)
+
+
+def job_input(job: Job) -> dict[str, Any]:
+    """`metadata.input`: the parameters sent (normalised), the model id and the server's own key."""
+    return {**job.params, "modelId": job.model_id, "numOutputs": 1}
+
+
+def job_json(job: Job, now_s: float, *, iso: Callable[[float], str | None], unknown_status: str, author_id: str,
+             owner_id: str, with_input: bool = True) -> dict[str, Any]:
+    """The job as `GET /v1/jobs/{jobId}` shows it at `now_s` (after the board advanced to `now_s`)."""
+    seen = view(job, now_s, unknown_status=unknown_status)
+    metadata: dict[str, Any] = {}
+    if with_input:
+        metadata["input"] = job_input(job)
+    if seen.status == "success":
+        metadata["assetIds"] = [job.output_asset_id]
+    elif seen.status in ("failure", "canceled"):
+        metadata["assetIds"] = []
+        metadata["error"] = job.error
+        if job.hint is not None:
+            metadata["hint"] = job.hint
+    marks = [{"status": status, "date": iso(at_s)}
+             for status, at_s in history(job, unknown_status=unknown_status) if at_s <= now_s]
+    return {
+        "jobId": job.job_id, "jobType": JOB_TYPE, "status": seen.status, "progress": seen.progress,
+        "createdAt": iso(job.created_s), "updatedAt": iso(seen.updated_s), "statusHistory": marks,
+        "authorId": author_id, "ownerId": owner_id,
+        "billing": {"cuCost": job.cost_cu, "cuDiscount": 0}, "metadata": metadata,
+    }

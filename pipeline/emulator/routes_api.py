@@ -1,0 +1,101 @@
+"""The API routes of assets, generate, jobs and models (HTTP Basic auth; see `app` for the middleware).
+
+    POST /v1/assets                      an image under 6 MB as base64 JSON -> {"asset": {...}}
+    GET  /v1/assets/{assetId}            -> {"asset": {..., "url"}}; ?originalAssets=true: the original
+    POST /v1/assets/get-bulk             {"assetIds": [...]} (<= 200) -> {"assets": [...]}
+    POST /v1/generate/custom/{modelId}   -> {"job": {...}, "creativeUnitsCost", ...}; ?dryRun=true: 269 + cost
+    GET  /v1/jobs                        -> {"jobs": [...], "nextPaginationToken"?} (see `listing`)
+    GET  /v1/jobs/{jobId}                -> {"job": {...}}
+    POST /v1/jobs/{jobId}/action         {"action": "cancel"} -> 400 for generate/custom jobs (observed)
+    GET  /v1/models/{modelId}            -> {"model": {..., "inputs": [...]}}
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pipeline.emulator.model import model_json
+from pipeline.emulator.pricing import cost_answer
+from pipeline.emulator.replies import ErrorReply
+from pipeline.emulator.wire import base_url, dropped, emulator_of, query_flag, read_body, read_json
+from pipeline.params import MODEL_ID
+
+DRY_RUN_STATUS = 269  # scenario-sdk: "the call returns a 269 response carrying the creative units cost"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/assets", upload_asset)
+    app.router.add_post("/v1/assets/get-bulk", get_assets)
+    app.router.add_get("/v1/assets/{assetId}", get_asset, allow_head=False)
+    app.router.add_post("/v1/generate/custom/{modelId}", generate)
+    app.router.add_get("/v1/jobs", list_jobs, allow_head=False)
+    app.router.add_get("/v1/jobs/{jobId}", get_job, allow_head=False)
+    app.router.add_post("/v1/jobs/{jobId}/action", job_action)
+    app.router.add_get("/v1/models/{modelId}", get_model, allow_head=False)
+
+
+async def upload_asset(request: web.Request) -> web.Response:
+    """POST /v1/assets: store an uploaded image (videos: 400, they go through POST /v1/uploads)."""
+    emulator = emulator_of(request)
+    asset = await emulator.upload(await read_body(request, max_bytes=emulator.knobs.max_json_body_bytes))
+    return web.json_response({"asset": emulator.asset_json(asset, base_url(request), original=True)})
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    """GET /v1/assets/{assetId}: the asset with a temporary signed download URL."""
+    emulator = emulator_of(request)
+    asset = emulator.asset(request.match_info["assetId"])
+    original = query_flag(request, "originalAssets")
+    return web.json_response({"asset": emulator.asset_json(asset, base_url(request), original=original)})
+
+
+async def get_assets(request: web.Request) -> web.Response:
+    """POST /v1/assets/get-bulk: many assets at once (`originalAssets` in the query, as scenario-sdk sends it,
+    or in the body)."""
+    emulator = emulator_of(request)
+    body = await read_json(request)
+    original = query_flag(request, "originalAssets") or (isinstance(body, dict) and body.get("originalAssets") is True)
+    return web.json_response(emulator.assets_json(body, base_url(request), original=original))
+
+
+async def generate(request: web.Request) -> web.Response:
+    """POST /v1/generate/custom/{modelId}: validate and queue a job, or price it (`?dryRun=true`)."""
+    emulator = emulator_of(request)
+    body = await read_json(request)
+    model_id = request.match_info["modelId"]
+    if request.query.get("dryRun") in ("true", "api"):
+        return web.json_response(emulator.dry_run(model_id, body), status=DRY_RUN_STATUS)
+    job = emulator.create_job(model_id, body)
+    if emulator.fault("lost_response"):
+        return dropped(request)
+    return web.json_response({"job": emulator.job_json(job), **cost_answer(int(job.cost_cu))})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """GET /v1/jobs: a page of the account's jobs."""
+    return web.json_response(emulator_of(request).list_jobs(request.query))
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """GET /v1/jobs/{jobId}: the job's status now."""
+    emulator = emulator_of(request)
+    return web.json_response({"job": emulator.job_json(emulator.job(request.match_info["jobId"]))})
+
+
+async def job_action(request: web.Request) -> web.Response:
+    """POST /v1/jobs/{jobId}/action: generate/custom jobs cannot be canceled (400, observed)."""
+    emulator = emulator_of(request)
+    emulator.job(request.match_info["jobId"])
+    body = await read_json(request)
+    action = body.get("action") if isinstance(body, dict) else None
+    if action == "cancel":
+        raise ErrorReply(400, "Cannot cancel this type of job")
+    raise ErrorReply(400, f"action: {action!r} is not a job action (cancel)")
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """GET /v1/models/{modelId}: the LTX-2 model and its inputs."""
+    model_id = request.match_info["modelId"]
+    if model_id != MODEL_ID:
+        raise ErrorReply(404, f"Model not found: {model_id}")
+    return web.json_response({"model": model_json()})
