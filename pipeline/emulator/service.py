@@ -14,11 +14,11 @@ from typing import Any
 
 from multidict import MultiMapping
 
-from pipeline.emulator.access import TokenBucket, basic_auth_matches
 from pipeline.emulator.clock import LoopClock
 from pipeline.emulator.desk import UploadDesk
-from pipeline.emulator.faults import JOB_CANCELED, JOB_FAILURES, FaultDice
-from pipeline.emulator.gates import Cooldown, access_refusal, concurrency_refusal, spending_refusal
+from pipeline.emulator.faults import JOB_CANCELED, JOB_FAILURES
+from pipeline.emulator.gates import access_refusal, concurrency_refusal, spending_refusal
+from pipeline.emulator.guards import Guards
 from pipeline.emulator.jobjson import job_input, job_json
 from pipeline.emulator.jobs import Job, JobBoard, view
 from pipeline.emulator.knobs import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorKnobs, apply_changes
@@ -31,7 +31,7 @@ from pipeline.emulator.validation import check_generate
 from pipeline.params import MODEL_ID
 
 
-class Emulator(Library):
+class Emulator(Guards, Library):
     """One emulated account of the Scenario API; `knob_values` are `EmulatorKnobs` fields.
 
     The real service's limits and several details are unconfirmed (see
@@ -42,19 +42,14 @@ class Emulator(Library):
                  knobs: EmulatorKnobs | None = None, **knob_values: Any) -> None:
         base = knobs or EmulatorKnobs()
         self._knobs = apply_changes(base, knob_values) if knob_values else base
-        self._credentials = (api_key, api_secret)
-        self._dice = FaultDice(self._knobs.seed)
         self._board = JobBoard(max_running=self._knobs.max_running_jobs)
-        self._bucket = self._new_bucket(self._knobs)
         self._credits_left = self._knobs.credits_jobs
-        self._cooldown = Cooldown()
-        self._cooldown.arm(self._knobs.cooldown_s, None)
         self._spent_cu = 0.0
-        self._traces = 0
         self.author_id = hashlib.sha256(api_key.encode()).hexdigest()[:32]
         self.clock = LoopClock()
         self.counters = Stats()
-        super().__init__()
+        Guards.__init__(self, api_key, api_secret)
+        Library.__init__(self)
         self.uploads = UploadDesk(self)
 
     def __repr__(self) -> str:
@@ -73,21 +68,12 @@ class Emulator(Library):
         `seed` restarts the random streams; `upload_dir` applies to the next emulator only."""
         new = apply_changes(self._knobs, changes)
         old, self._knobs = self._knobs, new
-        if new.seed != old.seed:
-            self._dice = FaultDice(new.seed)
-        if (new.rate_limit_per_s, new.burst) != (old.rate_limit_per_s, old.burst):
-            self._bucket = self._new_bucket(new)
+        self._retune(old, new, changes)
         if "credits_jobs" in changes:
             self._credits_left = new.credits_jobs
-        if "cooldown_s" in changes:
-            self._cooldown.arm(new.cooldown_s, self.now_s())
         if new.max_running_jobs != old.max_running_jobs:
             self._account(self._board.set_max_running(new.max_running_jobs, self.now_s()))
         return new
-
-    @staticmethod
-    def _new_bucket(knobs: EmulatorKnobs) -> TokenBucket | None:
-        return None if knobs.rate_limit_per_s is None else TokenBucket(knobs.rate_limit_per_s, knobs.burst)
 
     def now_s(self) -> float:
         """The event loop's clock (the only clock the emulator reads, so tests may patch it)."""
@@ -97,44 +83,6 @@ class Emulator(Library):
     def owner_id(self) -> str:
         """The project owning what this key makes (the `project_id` knob when set)."""
         return self._knobs.project_id or "project_emulator"
-
-    # -- guards ------------------------------------------------------------------------------
-
-    def authorized(self, header: str | None) -> bool:
-        """Whether an `Authorization` header carries this account's Basic credentials (and auth is not revoked)."""
-        return not self._knobs.revoke_auth and basic_auth_matches(header, *self._credentials)
-
-    def rate_limit_wait_s(self) -> float:
-        """0.0 if a request may go ahead now, else the seconds until the rate limit allows one."""
-        return 0.0 if self._bucket is None else self._bucket.take(self.now_s())
-
-    def cooldown_left_s(self) -> float:
-        """Seconds left in a cooldown (0.0: none)."""
-        return self._cooldown.remaining_s(self.now_s())
-
-    def check_project(self, project_id: str | None) -> None:
-        """Count the `projectId` a request names; 403 when it is not the key's project (`project_id` knob)."""
-        self.counters.project_ids[project_id or ""] += 1
-        bound = self._knobs.project_id
-        if project_id and bound and project_id != bound:
-            self.counters.project_mismatch += 1
-            raise ErrorReply(403, f"projectId {project_id!r} is not the project of this API key")
-
-    def fault(self, kind: str) -> bool:
-        """Draw fault `kind` and count it when it strikes."""
-        if self._dice.hit(kind, self._knobs):
-            self.counters.fault(kind)
-            return True
-        return False
-
-    @property
-    def dice(self) -> FaultDice:
-        return self._dice
-
-    def trace_id(self) -> str:
-        """A fresh trace id for an error answer."""
-        self._traces += 1
-        return f"{self._traces:08x}{self.author_id[:24]}"
 
     # -- jobs --------------------------------------------------------------------------------
 
