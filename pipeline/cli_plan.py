@@ -1,4 +1,5 @@
-"""`ltx-batch plan MANIFEST`: validate a manifest and show its jobs, offline (no network at all)."""
+"""`ltx-batch plan MANIFEST`: validate a manifest and show its jobs, offline (no network at all);
+with `--cost`, price them with dry runs (`plan_cost`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.config import load_settings
 from pipeline.manifest import Manifest, load_manifest
 from pipeline.params import MAX_SEED
 from pipeline.spec import JobSpec
 
-HELP = "check a manifest and list the jobs it expands to (offline; sends nothing)"
+if TYPE_CHECKING:
+    from pipeline.plan_cost import PlanCost
+
+HELP = "check a manifest and list the jobs it expands to (offline; --cost prices them with dry runs)"
 DEFAULT_LIMIT = 50
 KEY_CHARS = 12
 PROMPT_CHARS = 40
@@ -40,31 +44,56 @@ def configure(parser: argparse.ArgumentParser) -> None:
     shown.add_argument("--all", action="store_true", help="show every job")
     shown.add_argument("--json", action="store_true",
                        help="print every job as a JSON array (JobSpec fields plus the run 'name')")
+    cost = parser.add_argument_group("cost (needs credentials and the network, or --emulator)")
+    cost.add_argument("--cost", action="store_true",
+                      help="price the run with dry runs (no job, no charge): per batch and in total")
+    cost.add_argument("--cost-each", action="store_true",
+                      help="with --cost: price every job (default: one dry run per kind of job, as jobs that "
+                           "differ only in prompt, negativePrompt and seed cost the same)")
+    cost.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL)")
+    cost.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId")
+    cost.add_argument("--emulator", action="store_true",
+                      help="price against the built-in emulator on a free loopback port (no credentials)")
 
 
 def execute(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
-    settings = load_settings(config_file=args.config, overrides={"output_dir": args.out})
+    settings = load_settings(config_file=args.config, overrides={"output_dir": args.out,
+                                                                  "api_base_url": args.api_url,
+                                                                  "project_id": args.project_id})
     out = sys.stdout
+    costs = None
+    if args.cost or args.cost_each:
+        from pipeline.plan_cost import price_plan
+
+        costs = price_plan(manifest, settings, each=args.cost_each, emulator=args.emulator)
     try:
         if args.json:
             for problem in manifest.warnings:
                 print(f"warning: {problem}", file=sys.stderr)
-            write_json(manifest, out)
+            write_json(manifest, out, costs=costs)
+            if costs is not None:
+                print(costs.note(), file=sys.stderr)
         else:
             write_table(manifest, out, output_dir=settings.output_dir, limit=None if args.all else args.limit)
+            if costs is not None:
+                print(file=out)
+                print(costs.text(), file=out)
         out.flush()
     except BrokenPipeError:  # `ltx-batch plan ... | head`: the reader has gone, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return 0
 
 
-def write_json(manifest: Manifest, out: TextIO) -> None:
-    """Stream a JSON array of every job, one element per line: bounded memory at any job count."""
+def write_json(manifest: Manifest, out: TextIO, *, costs: PlanCost | None = None) -> None:
+    """Stream a JSON array of every job, one element per line: bounded memory at any job count.
+
+    With `costs` (--cost), each job also carries its dry-run price as `cost_cu`."""
     out.write("[")
     for job in manifest.jobs():
         out.write("\n" if job.index == 0 else ",\n")
-        out.write(json.dumps({"name": manifest.name, **job.to_json()}))
+        extra = {"cost_cu": costs.of(job)} if costs is not None else {}
+        out.write(json.dumps({"name": manifest.name, **job.to_json(), **extra}))
     out.write("\n]\n" if manifest.job_count else "]\n")
 
 

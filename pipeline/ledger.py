@@ -313,7 +313,8 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.error = job.error_kind = job.hint = job.trace_id = None
     elif kind == "priced":  # the --max-cost gate let the job go at this estimate (costcap, pricing)
         job.estimate_cu = _cost(event.get("cost_cu"))
-        job.price_class = sys.intern(str(event["kind"])) if isinstance(event.get("kind"), str) else None
+        kind_of_job = event.get("price_class")
+        job.price_class = sys.intern(kind_of_job) if isinstance(kind_of_job, str) else None
     elif kind == "retry-download":  # a paid render whose download gave up: fetch it again, never resubmit
         job.state = SUCCEEDED
         job.error = job.error_kind = None

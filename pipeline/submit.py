@@ -24,6 +24,7 @@ from pipeline.errors import (
 )
 from pipeline.journal import JournalError
 from pipeline.ledger import UNKNOWN
+from pipeline.pricing import within_budget
 from pipeline.retry import backoff_s
 from pipeline.spec import JobSpec
 from pipeline.storage import claim_output_path
@@ -59,6 +60,9 @@ async def _send(ctx: RunContext, spec: JobSpec, body: dict[str, object], submitt
     """Take an in-flight place, journal the intent, POST, journal the outcome; True to try the job again."""
     if not await ctx.in_flight.acquire():
         return False  # submitting stopped while we waited for a place
+    if ctx.settings.max_cost_cu and not await within_budget(ctx, spec, body):  # --max-cost: see pricing.py
+        await ctx.in_flight.release()
+        return False
     attempt = ctx.journal.state.job(spec.key).submit_attempts + 1
     post = PostState()
     try:

@@ -62,13 +62,13 @@ def sent(key: str, cost: float | None, job_id: str = "") -> list[tuple[str, str,
      10, 0, 0, 0),
     # sent without a cost: unpriced, or the gate's estimate when it priced it
     (sent("a", None), 0, 0, 1, 0),
-    ([("priced", "a", {"kind": "c1", "cost_cu": 4})] + sent("a", None), 0, 4, 0, 0),
-    ([("priced", "a", {"kind": "c1", "cost_cu": 4})] + sent("a", 5), 5, 0, 0, 0),
+    ([("priced", "a", {"price_class": "c1", "cost_cu": 4})] + sent("a", None), 0, 4, 0, 0),
+    ([("priced", "a", {"price_class": "c1", "cost_cu": 4})] + sent("a", 5), 5, 0, 0, 0),
     # an answer lost: unknown, it may be paid
-    ([("priced", "a", {"kind": "c1", "cost_cu": 4}), ("intent", "a", {})], 0, 4, 0, 0),
+    ([("priced", "a", {"price_class": "c1", "cost_cu": 4}), ("intent", "a", {})], 0, 4, 0, 0),
     ([("intent", "a", {})], 0, 0, 1, 0),
     # refused by the server: no job, no cost
-    ([("priced", "a", {"kind": "c1", "cost_cu": 4}), ("intent", "a", {}), ("not-sent", "a", {})], 0, 0, 0, 0),
+    ([("priced", "a", {"price_class": "c1", "cost_cu": 4}), ("intent", "a", {}), ("not-sent", "a", {})], 0, 0, 0, 0),
     ([("intent", "a", {}), ("failed", "a", {"reason": "rejected", "trace_id": "t"})], 0, 0, 0, 0),
     ([("failed", "a", {"reason": "upload"})], 0, 0, 0, 0),
     # a retried job: the earlier attempt's cost stays spent
@@ -89,7 +89,7 @@ def test_spend_replay(events: list[tuple[str, str, dict[str, Any]]], recorded: f
 
 def test_replay_keeps_hint_trace_and_prices() -> None:
     """A failure's hint and trace id are kept until the job is sent again; a charge teaches its class's price."""
-    state = replayed([("priced", "a", {"kind": "c1", "cost_cu": 4})] + sent("a", 6)
+    state = replayed([("priced", "a", {"price_class": "c1", "cost_cu": 4})] + sent("a", 6)
                      + [("failed", "a", {"reason": "job-failed", "error": "e", "hint": "use less", "cost_cu": 7})])
     job = state.jobs["a"]
     assert (job.hint, job.cost_cu, job.estimate_cu, state.prices) == ("use less", 7, 4, {"c1": 7})
