@@ -143,6 +143,36 @@ async def test_a_cut_off_part_is_not_kept_and_a_retried_part_replaces_the_first(
     await complete(http, server, upload["id"])
     done = await settled(http, server, upload["id"])
     assert done["status"] == "imported" and server.emulator.asset(done["entityId"]).body.read() == CLIP
+    assert len(list(Path(server.emulator.uploads.spool.folder()).iterdir())) == 1  # the first copy is gone
+
+
+async def test_a_part_still_arriving_at_complete_is_refused_and_never_used(
+        server: EmulatorServer, http: aiohttp.ClientSession) -> None:
+    """A part PUT whose last bytes arrive after `complete` gets 404 NoSuchUpload; the upload fails on the missing
+    part and no file of it is left."""
+    upload = await create_upload(http, server, size=len(CLIP))
+    halfway = asyncio.Event()
+
+    async def slow_body() -> Any:
+        yield CLIP[:10]
+        halfway.set()
+        await asyncio.sleep(0.3)
+        yield CLIP[10:]
+
+    async def slow_put() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as anonymous, anonymous.put(
+                upload["parts"][0]["url"], data=slow_body(), headers={"Content-Length": str(len(CLIP))}) as r:
+            return r.status, await r.text()
+
+    put = asyncio.create_task(slow_put())
+    await halfway.wait()
+    await asyncio.sleep(0.05)
+    await complete(http, server, upload["id"])
+    status, text = await put
+    assert status == 404 and "NoSuchUpload" in text
+    done = await settled(http, server, upload["id"])
+    assert done["status"] == "failed" and "Missing parts: 1" in done["errorMessage"]
+    assert list(Path(server.emulator.uploads.spool.folder()).iterdir()) == []
 
 
 async def test_part_puts_are_not_api_calls(emulator_factory: Any, http: aiohttp.ClientSession) -> None:

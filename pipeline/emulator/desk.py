@@ -109,10 +109,14 @@ class UploadDesk:
             raise S3Error(400, "IncompleteBody", f"You did not provide the number of bytes specified by the "
                                                  f"Content-Length HTTP header ({exc})") from None
         if upload.completed_s is not None:  # completed while this part was arriving: too late for it
+            await self.spool.remove([path])
             raise no_such_upload()
-        upload.received[grant.number] = (path, size)
+        earlier = upload.received.get(grant.number)
+        upload.received[grant.number] = (path, size)  # no await since the check: the record and state agree
         emulator.counters.parts_received += 1
         emulator.counters.part_bytes += size
+        if earlier is not None:
+            await self.spool.remove([earlier[0]])
         return f'"{md5}"'
 
     def _import(self, upload: MultipartUpload, found: Inspection) -> str:

@@ -46,6 +46,6 @@ def price_cu(params: Any, *, cu_per_second: float) -> int:
     return max(1, math.ceil(round(cu_per_second * seconds * factor * steps / DEFAULT_STEPS, 6)))
 
 
-def cost_answer(cost_cu: int) -> dict[str, Any]:
+def cost_answer(cost_cu: float) -> dict[str, Any]:
     """The cost fields of a generate answer (and the whole of a dry run's answer)."""
     return {"creativeUnitsCost": cost_cu, "creativeUnitsDiscount": 0, "costDetails": {COST_KEY: cost_cu}}

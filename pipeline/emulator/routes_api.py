@@ -68,7 +68,7 @@ async def generate(request: web.Request) -> web.Response:
     job = emulator.create_job(model_id, body)
     if emulator.fault("lost_response"):
         return dropped(request)
-    return web.json_response({"job": emulator.job_json(job), **cost_answer(int(job.cost_cu))})
+    return web.json_response({"job": emulator.job_json(job), **cost_answer(job.cost_cu)})
 
 
 async def list_jobs(request: web.Request) -> web.Response:

@@ -157,15 +157,15 @@ class Emulator(Guards, Library):
         checked = parse_query(query)
         self._sync()
         now_s, unknown = self.now_s(), self._knobs.unknown_status
-        rows = []
+        jobs, rows = {}, []
         for job in self._board:
             seen = view(job, now_s, unknown_status=unknown)
+            jobs[job.job_id] = job
             rows.append(Row(job.job_id, "custom", seen.status, self.clock.wall_s(job.created_s),
                             self.clock.wall_s(seen.updated_s)))
         page, token = select(rows, checked, author_id=self.author_id, now_s=self.clock.wall_s(now_s),
                              newest_first=self._knobs.jobs_list_order == "newest")
-        out: dict[str, Any] = {"jobs": [self.job_json(self._board.get(row.job_id), listed=True)  # type: ignore[arg-type]
-                                        for row in page]}
+        out: dict[str, Any] = {"jobs": [self.job_json(jobs[row.job_id], listed=True) for row in page]}
         if token is not None:
             out["nextPaginationToken"] = token
         return out

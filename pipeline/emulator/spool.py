@@ -1,10 +1,10 @@
 """The emulator's folder of uploaded parts: each part streamed to its own file, never held in memory.
 
 Every file operation runs in a worker thread (the event loop never blocks on the
-disk). A part is written to a temporary name and renamed when all its bytes have
-arrived, so a cut-off PUT leaves nothing behind and a retried one replaces the
-earlier copy. After `complete`, the parts in order are the asset's bytes (a
-`Layout` of `FileSpan`s): nothing is concatenated or copied.
+disk). Each PUT writes a file of its own (a cut-off one is removed), so a file,
+once the upload records it, is never written again: a retried part is a new file
+that replaces the old one in the record. After `complete`, the recorded parts in
+order are the asset's bytes (a `Layout` of `FileSpan`s): nothing is copied.
 """
 
 from __future__ import annotations
@@ -55,14 +55,14 @@ class Spool:
         return self._path
 
     def part_path(self, upload_id: str, number: int) -> str:
-        return os.path.join(self.folder(), f"{upload_id}.part{number:05d}")
+        """A new file name for one PUT of a part."""
+        return os.path.join(self.folder(), f"{upload_id}.part{number:05d}.{os.urandom(6).hex()}")
 
     async def receive(self, content: StreamReader, path: str, *, length: int) -> tuple[int, str]:
-        """Stream a part body of `length` bytes to `path`; (bytes written, md5 hex for the ETag).
+        """Stream a part body of `length` bytes to the new file `path`; (bytes written, md5 hex for the ETag).
 
-        ValueError when the body ended early; the partial file is removed either way."""
-        temporary = f"{path}.{os.urandom(6).hex()}.partial"
-        handle: BinaryIO = await asyncio.to_thread(open, temporary, "wb")
+        ValueError when the body ended early; the file is removed then (and on any other error)."""
+        handle: BinaryIO = await asyncio.to_thread(open, path, "xb")
         md5, size = hashlib.md5(usedforsecurity=False), 0
         try:
             buffer = bytearray()
@@ -76,10 +76,9 @@ class Spool:
             await asyncio.to_thread(handle.close)
             if size != length:
                 raise ValueError(f"the body ended after {size} of its {length} bytes")
-            await asyncio.to_thread(os.replace, temporary, path)
         except BaseException:
             # not awaited: a cancelled handler must not wait; the executor runs it to the end
-            asyncio.get_running_loop().run_in_executor(None, _discard, handle, temporary)
+            asyncio.get_running_loop().run_in_executor(None, _discard, handle, path)
             raise
         return size, md5.hexdigest()
 
