@@ -71,7 +71,7 @@ class JobState:
     finished_at: float | None = None
     downloaded_at: float | None = None
     server_duration_s: float | None = None
-    cost_cu: float | None = None  # this attempt's cost, best known: a polled job's billing.cuCost, else the generate answer's
+    cost_cu: float | None = None  # this attempt's best-known cost: the polled billing.cuCost, else creativeUnitsCost
     cost_earlier_cu: float = 0.0  # what earlier attempts of this job were recorded costing (--retry-failed and co.)
     estimate_cu: float | None = None  # the --max-cost gate's estimate when it let the job go ("priced" event)
     price_class: str | None = None  # the gate's kind of job: jobs of a kind cost the same (costcap.price_class)
@@ -262,7 +262,8 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.asset_ids, job.files = [], {}
         job.server_status = job.progress = None
         job.finished_at = job.downloaded_at = None
-        job.cost_earlier_cu += job.cost_cu or 0.0  # an earlier attempt's cost stays spent
+        if job.cost_cu is not None:  # an earlier attempt's cost stays spent (no new float per job otherwise)
+            job.cost_earlier_cu += job.cost_cu
         job.cost_cu = job.hint = job.trace_id = None
     elif kind == "not-sent":  # the POST surely did not create a job (the server answered an error)
         job.state = PENDING
