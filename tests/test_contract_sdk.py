@@ -172,8 +172,14 @@ async def test_generate_jobs_and_outputs(sdk: AsyncScenario, server: EmulatorSer
     status, raw = await raw_json(sdk.jobs.with_raw_response.list(page_size=1, type="custom"))
     rows = [strictly(JobListResponse, row) for row in raw["jobs"]]
     assert len(rows) == 1 and isinstance(raw["nextPaginationToken"], str)
-    listed = [row.job_id async for row in sdk.jobs.list(page_size=1)]  # the SDK's paginator walks the tokens
-    assert sorted(listed) == sorted([first.job.job_id, answer.job.job_id])
+    listed = [row async for row in sdk.jobs.list(page_size=1)]  # the SDK's paginator walks the tokens
+    assert sorted(row.job_id for row in listed if row.job_type == "custom") == sorted([first.job.job_id,
+                                                                                      answer.job.job_id])
+    assert [row.job_type for row in listed].count("upload") == 1  # the input video's upload job
+    status, raw = await raw_json(sdk.jobs.with_raw_response.list(type="upload"))
+    upload_job = strictly(JobListResponse, raw["jobs"][0])
+    status, raw = await raw_json(sdk.jobs.with_raw_response.retrieve(upload_job.job_id))
+    assert strictly(JobRetrieveResponse, raw).job.metadata.asset_ids == [video]
 
     output = current.metadata.asset_ids[0]
     sizes = {}

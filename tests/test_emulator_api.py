@@ -14,13 +14,17 @@ from pipeline.emulator import EmulatorServer
 from pipeline.params import MODEL_ID
 from tests.emulator_helpers import (
     AUTH,
+    CLIP,
     FAST_UPLOADS,
     GENERATE,
     call,
+    complete,
     finished,
     generate,
     job,
     new_job,
+    put_parts,
+    settled,
     upload,
 )
 
@@ -305,11 +309,12 @@ async def test_spending_cap_refuses_the_job_that_would_pass_it(start: Any, http:
 
 
 async def test_listing_pages_through_every_job_without_inputs(start: Any, http: aiohttp.ClientSession) -> None:
-    """GET /v1/jobs?pageSize=2 walks every job once through nextPaginationToken; rows have no metadata.input
-    unless list_rows_with_input is on; newest first by default."""
+    """GET /v1/jobs?pageSize=2 walks every job once through nextPaginationToken (the video's `upload` job too,
+    created first); rows have no metadata.input unless list_rows_with_input is on; newest first by default."""
     server = await start(job_time_s=0.05)
     video = await upload(http, server)
     ids = [await new_job(http, server, video) for _ in range(5)]
+    upload_job = server.emulator.uploads.completed()[0].job_id
     seen, token = [], None
     while True:
         query = f"?pageSize=2&paginationToken={token}" if token else "?pageSize=2"
@@ -320,9 +325,9 @@ async def test_listing_pages_through_every_job_without_inputs(start: Any, http: 
         token = body.get("nextPaginationToken")
         if not token:
             break
-    assert seen == ids[::-1]
+    assert seen == [*ids[::-1], upload_job]
     await configure(http, server, list_rows_with_input=True, jobs_list_order="oldest")
-    status, body = await call(http, "GET", server.url + "/v1/jobs")
+    status, body = await call(http, "GET", server.url + "/v1/jobs", params={"type": "custom"})
     assert [row["jobId"] for row in body["jobs"]] == ids and all("input" in row["metadata"] for row in body["jobs"])
 
 
@@ -338,11 +343,31 @@ async def test_listing_date_filters_follow_the_notes(start: Any, http: aiohttp.C
     assert status == 200 and [row["jobId"] for row in body["jobs"]] == [running]
     status, body = await call(http, "GET", f"{server.url}/v1/jobs", params={"createdAfter": since})
     assert [row["jobId"] for row in body["jobs"]] == [running]
-    status, body = await call(http, "GET", f"{server.url}/v1/jobs", params={"status": "success"})
+    status, body = await call(http, "GET", f"{server.url}/v1/jobs", params={"status": "success", "type": "custom"})
     assert [row["jobId"] for row in body["jobs"]] == [done["jobId"]]
+    status, body = await call(http, "GET", f"{server.url}/v1/jobs", params={"status": "success"})
+    assert {row["jobType"] for row in body["jobs"]} == {"custom", "upload"}
     for bad in ({"createdAfter": since, "status": "success"}, {"updatedAfter": since}):
         status, body = await call(http, "GET", f"{server.url}/v1/jobs", params=bad)
         assert status == 400 and ("createdAfter" in body["error"] or "updatedAfter" in body["error"])
+
+
+async def test_a_completed_upload_is_an_upload_job(start: Any, http: aiohttp.ClientSession) -> None:
+    """A completed upload carries a jobId; that job (jobType upload) answers GET /v1/jobs/{id} (in-progress, then
+    success with the asset id) and is listed with type=upload, never with type=custom."""
+    server = await start(upload_processing_s=0.3)
+    created = (await call(http, "POST", server.url + "/v1/uploads", json={
+        "fileName": "clip.mp4", "contentType": "video/mp4", "kind": "video", "parts": 1, "fileSize": len(CLIP)}))[1]
+    assert "jobId" not in created["upload"]
+    await put_parts(created["upload"], [CLIP])
+    job_id = (await complete(http, server, created["upload"]["id"]))["jobId"]
+    running = await job(http, server, job_id)
+    assert (running["jobType"], running["status"]) == ("upload", "in-progress")
+    done = await finished(http, server, job_id)
+    imported = await settled(http, server, created["upload"]["id"])
+    assert done["status"] == "success" and done["metadata"]["assetIds"] == [imported["entityId"]]
+    assert [r["jobId"] for r in (await call(http, "GET", server.url + "/v1/jobs?type=upload"))[1]["jobs"]] == [job_id]
+    assert (await call(http, "GET", server.url + "/v1/jobs?type=custom"))[1]["jobs"] == []
 
 
 async def test_model_is_described_with_its_inputs(start: Any, http: aiohttp.ClientSession) -> None:

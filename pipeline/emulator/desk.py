@@ -37,6 +37,7 @@ class UploadDesk:
     def __init__(self, emulator: Emulator) -> None:
         self._emulator = emulator
         self._uploads: dict[str, MultipartUpload] = {}
+        self._by_job: dict[str, MultipartUpload] = {}  # completed uploads by the id of their `upload` job
         self._signer = PartSigner(os.urandom(32))
         self.spool = Spool(emulator.knobs.upload_dir)
         self._validator = UploadValidator(self.spool, now=emulator.now_s, on_valid=self._import,
@@ -66,6 +67,14 @@ class UploadDesk:
             raise ErrorReply(404, f"Upload not found: {upload_id}")
         return upload
 
+    def job_of(self, job_id: str) -> MultipartUpload | None:
+        """The completed upload whose `upload` job this is, if any."""
+        return self._by_job.get(job_id)
+
+    def completed(self) -> list[MultipartUpload]:
+        """Every completed upload (each has an `upload` job)."""
+        return list(self._by_job.values())
+
     def to_json(self, upload: MultipartUpload) -> dict[str, Any]:
         emulator = self._emulator
         return upload_json(upload, emulator.now_s(), iso=emulator.clock.iso, author_id=emulator.author_id,
@@ -83,6 +92,8 @@ class UploadDesk:
             emulator = self._emulator
             upload.completed_s = emulator.now_s()
             upload.processing_s = emulator.knobs.upload_processing_s
+            upload.job_id = emulator.dice.new_id("job")
+            self._by_job[upload.job_id] = upload
             self._validator.start(upload, fated_error=UPLOAD_FAILURE if emulator.fault("upload_failure") else None)
         return upload
 

@@ -48,6 +48,7 @@ class MultipartUpload:
     done_s: float | None = None  # when validation finished
     asset_id: str | None = None
     error: str | None = None
+    job_id: str | None = None  # the `upload` job that imports it, from `complete` on
 
     def status(self, now_s: float) -> tuple[str, float]:
         """The status shown at `now_s` and when it began (`updatedAt`)."""
@@ -172,6 +173,8 @@ def upload_json(upload: MultipartUpload, now_s: float, *, iso: Callable[[float],
         "createdAt": iso(upload.created_s), "updatedAt": iso(updated_s),
         "entityId": upload.asset_id if status == "imported" else None,
     }
+    if upload.job_id is not None:
+        out["jobId"] = upload.job_id
     if status == "pending":
         out["parts"] = upload.parts
     if status == "failed":

@@ -5,7 +5,7 @@
     POST /v1/assets/get-bulk             {"assetIds": [...]} (<= 200) -> {"assets": [...]}
     POST /v1/generate/custom/{modelId}   -> {"job": {...}, "creativeUnitsCost", ...}; ?dryRun=true: 269 + cost
     GET  /v1/jobs                        -> {"jobs": [...], "nextPaginationToken"?} (see `listing`)
-    GET  /v1/jobs/{jobId}                -> {"job": {...}}
+    GET  /v1/jobs/{jobId}                -> {"job": {...}} (generate jobs, and upload jobs of completed uploads)
     POST /v1/jobs/{jobId}/action         {"action": "cancel"} -> 400 for generate/custom jobs (observed)
     GET  /v1/models/{modelId}            -> {"model": {..., "inputs": [...]}}
 """
@@ -77,15 +77,14 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    """GET /v1/jobs/{jobId}: the job's status now."""
-    emulator = emulator_of(request)
-    return web.json_response({"job": emulator.job_json(emulator.job(request.match_info["jobId"]))})
+    """GET /v1/jobs/{jobId}: the job's status now (a generate job or an upload's `upload` job)."""
+    return web.json_response({"job": emulator_of(request).job_answer(request.match_info["jobId"])})
 
 
 async def job_action(request: web.Request) -> web.Response:
-    """POST /v1/jobs/{jobId}/action: generate/custom jobs cannot be canceled (400, observed)."""
+    """POST /v1/jobs/{jobId}/action: generate/custom jobs cannot be canceled (400, observed); nor can uploads."""
     emulator = emulator_of(request)
-    emulator.job(request.match_info["jobId"])
+    emulator.job_answer(request.match_info["jobId"])
     body = await read_json(request)
     action = body.get("action") if isinstance(body, dict) else None
     if action == "cancel":

@@ -19,7 +19,7 @@ from pipeline.emulator.desk import UploadDesk
 from pipeline.emulator.faults import JOB_CANCELED, JOB_FAILURES
 from pipeline.emulator.gates import access_refusal, concurrency_refusal, spending_refusal
 from pipeline.emulator.guards import Guards
-from pipeline.emulator.jobjson import job_input, job_json
+from pipeline.emulator.jobjson import job_input, job_json, upload_job_json
 from pipeline.emulator.jobs import Job, JobBoard, view
 from pipeline.emulator.knobs import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorKnobs, apply_changes
 from pipeline.emulator.library import Library
@@ -146,6 +146,14 @@ class Emulator(Guards, Library):
             raise ErrorReply(404, f"Job not found: {job_id}")
         return job
 
+    def job_answer(self, job_id: str, *, listed: bool = False) -> dict[str, Any]:
+        """`GET /v1/jobs/{jobId}`: a generate job or an upload's `upload` job, as it is now; 404 otherwise."""
+        upload = self.uploads.job_of(job_id)
+        if upload is None:
+            return self.job_json(self.job(job_id), listed=listed)
+        return upload_job_json(upload, self.now_s(), iso=self.clock.iso, author_id=self.author_id,
+                               owner_id=self.owner_id, with_input=not listed or self._knobs.list_rows_with_input)
+
     def job_json(self, job: Job, *, listed: bool = False) -> dict[str, Any]:
         """The job as `GET /v1/jobs/{jobId}` (or, `listed`, a `GET /v1/jobs` row) shows it now."""
         return job_json(job, self.now_s(), iso=self.clock.iso, unknown_status=self._knobs.unknown_status,
@@ -157,15 +165,18 @@ class Emulator(Guards, Library):
         checked = parse_query(query)
         self._sync()
         now_s, unknown = self.now_s(), self._knobs.unknown_status
-        jobs, rows = {}, []
+        rows = []
         for job in self._board:
             seen = view(job, now_s, unknown_status=unknown)
-            jobs[job.job_id] = job
             rows.append(Row(job.job_id, "custom", seen.status, self.clock.wall_s(job.created_s),
                             self.clock.wall_s(seen.updated_s)))
+        for upload in self.uploads.completed():
+            shown = self.job_answer(upload.job_id or "", listed=True)
+            rows.append(Row(shown["jobId"], "upload", shown["status"], self.clock.wall_s(upload.completed_s or 0),
+                            self.clock.wall_s(upload.status(now_s)[1])))
         page, token = select(rows, checked, author_id=self.author_id, now_s=self.clock.wall_s(now_s),
                              newest_first=self._knobs.jobs_list_order == "newest")
-        out: dict[str, Any] = {"jobs": [self.job_json(jobs[row.job_id], listed=True) for row in page]}
+        out: dict[str, Any] = {"jobs": [self.job_answer(row.job_id, listed=True) for row in page]}
         if token is not None:
             out["nextPaginationToken"] = token
         return out
