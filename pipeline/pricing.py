@@ -71,7 +71,8 @@ async def within_budget(ctx: RunContext, spec: JobSpec, body: Mapping[str, Any])
         except RunHalted:
             return False
         except PipelineError as exc:
-            _refused(ctx, spec, exc)
+            if not ctx.stop.no_more_submits.is_set():  # the first reason to stop is the one told
+                _refused(ctx, spec, exc)
             return False
         log.info("%s: a dry run prices jobs like it at %s", where(spec), cu(estimate))
     if ctx.stop.no_more_submits.is_set():

@@ -207,3 +207,17 @@ async def test_unpriceable_job_stops_submitting(tmp_path: Path, emulator_factory
     assert "enterprise" in (summary.message or "")
     assert server.emulator.stats()["jobs_created"] == 0
     assert summary.counts["pending"] == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+async def test_unusable_dry_run_stops_submitting(tmp_path: Path, emulator_factory, seed: int) -> None:
+    """A dry-run answer the gate cannot use (not JSON, cut off, no creativeUnitsCost) stops submitting, naming the
+    job and what was wrong: nothing is sent unpriced, every job stays pending, exit 3, no traceback."""
+    server = await emulator_factory(fault_bad_json_rate=1.0, seed=seed)
+    path = tmp_path / "asset.yaml"  # an input already on the server: nothing to upload
+    path.write_text("name: asset\ninputs:\n  video: asset_alreadythere\nprompts: [a cat]\nseeds: [1, 2]\n")
+    summary = await run(path, server, tmp_path / "out", max_cost_cu=1000, max_retries=1)
+    assert summary.exit_status == EXIT_STOPPED and summary.stopped == "budget"
+    assert "could not be priced by a dry run" in (summary.message or "")
+    assert "batch 'main', job " in (summary.message or "") and "/v1/generate/custom/" in (summary.message or "")
+    assert server.emulator.stats()["jobs_created"] == 0 and summary.counts["pending"] == 2
