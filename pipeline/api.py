@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import logging
-import mimetypes
 import random
 import time
 from collections.abc import Mapping
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import aiohttp
 
 from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget, sleep_unless
@@ -35,6 +33,7 @@ from pipeline.errors import (
 )
 from pipeline.pacing import Pacing
 from pipeline.retry import backoff_s
+from pipeline.uploads import upload_input
 
 log = logging.getLogger(__name__)
 
@@ -120,19 +119,10 @@ class ApiClient:
         return await self._call(method, path, priority, body=body, params=params, idempotent=idempotent)
 
     async def upload(self, path: Path, *, param: str) -> str:
-        """Upload a local input file once; return its asset id (`json-base64` upload mode)."""
-        async with aiofiles.open(path, "rb") as handle:
-            raw = await handle.read()
-        mime = mimetypes.guess_type(path.name)[0] or ("video/mp4" if param != "image" else "image/png")
-        field = "image" if param == "image" else "video"
-        encoded = await asyncio.to_thread(base64.b64encode, raw)
-        body = {"name": path.name, field: f"data:{mime};base64,{encoded.decode()}"}
-        data = await self._call("POST", "/v1/assets", SUBMIT, body=body, idempotent=True)
-        asset = data.get("asset") if isinstance(data, dict) else None
-        asset_id = asset.get("id") or asset.get("assetId") if isinstance(asset, dict) else None
-        if not isinstance(asset_id, str):
-            raise BadResponse(200, "upload answer lacks asset.id")
-        return asset_id
+        """Upload a local input file; its asset id (`pipeline.uploads`: JSON for small images, else multipart).
+
+        Nothing is journaled here: a run uploads through `produce`, which records the upload id."""
+        return await upload_input(self, self._settings, path, param=param, halted=self._budget.halted, rng=self._rng)
 
     async def submit(self, model: str, body: Mapping[str, Any], *, post: PostState | None = None) -> JobView:
         """POST one generation; raises SubmitOutcomeUnknown when the answer was lost after sending.

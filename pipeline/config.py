@@ -16,7 +16,6 @@ from pipeline.yamlpos import read_capped
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
 ENV_PREFIX = "LTX_BATCH_"
-UPLOAD_MODES = ("json-base64",)
 MIN_PART_BYTES = 5 * 1024 * 1024
 
 
@@ -40,7 +39,6 @@ class Settings:
     backoff_max_s: float
     shutdown_grace_s: float
     output_dir: str
-    upload_mode: str
     project_id: str  # sent as `projectId` on every API call; "" = not sent (API keys are bound to a project)
     upload_part_bytes: int  # multipart upload part size (at least 5 MB; raised to keep to 10,000 parts)
     upload_parts_in_flight: int  # parts of one upload sent at once
@@ -155,9 +153,6 @@ def load_settings(
             from_env[name] = value
     add(_layer(from_env, "environment"), "environment")
     add(_layer({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"), "command line")
-    if merged["upload_mode"] not in UPLOAD_MODES:
-        raise ConfigError(Problem("upload_mode", f"must be one of {', '.join(UPLOAD_MODES)}",
-                                  source=source["upload_mode"]))
     if not merged["api_base_url"].startswith(("http://", "https://")):
         raise ConfigError(Problem("api_base_url", "must start with http:// or https://, "
                                   f"not {merged['api_base_url']!r}", source=source["api_base_url"]))

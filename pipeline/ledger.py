@@ -123,6 +123,7 @@ class LedgerState:
 
     jobs: dict[str, JobState] = field(default_factory=dict)
     uploads: dict[str, str] = field(default_factory=dict)  # input sha256 -> asset id
+    upload_ids: dict[str, str] = field(default_factory=dict)  # input sha256 -> its upload begun, not yet imported
     paths: dict[str, str] = field(default_factory=dict)  # each output path recorded -> the first key recording it
     runs: list[dict[str, Any]] = field(default_factory=list)  # one per session ("run" events)
     api_requests: int = 0  # over all sessions
@@ -175,8 +176,13 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         state.ended = True
         state.stopped = event.get("reason")
         return
+    if kind == "upload-started":  # a multipart upload exists (its asset id comes with "upload")
+        if isinstance(event.get("sha256"), str) and isinstance(event.get("upload_id"), str):
+            state.upload_ids[event["sha256"]] = event["upload_id"]
+        return
     if kind == "upload":
         state.uploads[str(event["sha256"])] = str(event["asset_id"])
+        state.upload_ids.pop(str(event["sha256"]), None)
         return
     key = event.get("key")
     if not isinstance(key, str):

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
 
 from pipeline.context import Completion, RunContext, RunnableManifest, Submission
 from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
 from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.rundir import lost_files
-from pipeline.spec import JobSpec
+from pipeline.spec import InputRef, JobSpec
 from pipeline.submit import submit
+from pipeline.uploads import upload_input
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[st
     Returns why each input that could not be uploaded was not (sha256 -> message): the jobs that need it
     fail with that message, the others go on. Credentials refused halt the run; no credits stop submitting.
     """
-    uploads = ctx.journal.state.uploads
+    uploads, upload_ids = ctx.journal.state.uploads, ctx.journal.state.upload_ids
     not_uploaded: dict[str, str] = {}
     for ref in manifest.input_files():
         if ref.sha256 in uploads or ref.sha256 in not_uploaded or ref.sha256 is None or ref.path is None:
@@ -55,7 +57,9 @@ async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[st
             break
         name = f"{ref.param} {ref.path}"
         try:
-            asset_id = await ctx.api.upload(Path(ref.path), param=ref.param)
+            asset_id = await upload_input(ctx.api, ctx.settings, Path(ref.path), param=ref.param,
+                                          halted=ctx.stop.halted, upload_id=upload_ids.get(ref.sha256),
+                                          started=partial(_upload_started, ctx, ref))
         except AuthError as exc:
             ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
             break
@@ -74,6 +78,11 @@ async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[st
             continue
         log.error("%s; its jobs fail, the others go on (a resume tries the upload again)", not_uploaded[ref.sha256])
     return not_uploaded
+
+
+async def _upload_started(ctx: RunContext, ref: InputRef, upload_id: str) -> None:
+    """Journal a multipart upload the moment it exists: a resume continues it instead of sending it again."""
+    await ctx.journal.write("upload-started", sha256=ref.sha256, upload_id=upload_id, path=ref.path, param=ref.param)
 
 
 async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: asyncio.Queue[Submission | None],

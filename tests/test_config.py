@@ -85,7 +85,7 @@ def test_types_are_coerced() -> None:
         (None, {"SCENARIO_API_URL": "ftp://x"}, {}, "api_base_url", "environment", "http:// or https://"),
         ("poll_min_interval_s: 50\npoll_max_interval_s: 10\n", {}, {}, "poll_min_interval_s", "file",
          "must not exceed"),
-        ("upload_mode: multipart\n", {}, {}, "upload_mode", "file", "must be one of"),
+        ("upload_mode: json-base64\n", {}, {}, "upload_mode", "file", "unknown setting"),  # removed setting
     ],
 )
 def test_bad_values_are_located(tmp_path: Path, file_text: str | None, environ: dict[str, str],

@@ -154,6 +154,7 @@ def test_cooldown_starts_when_set_or_at_the_first_request() -> None:
     """A cooldown set before the loop runs starts at the first request; 0 ends it; the 429 has remainingSeconds."""
     cooldown = Cooldown()
     cooldown.arm(30.0, None)
+    assert cooldown.peek_s(90.0) == 30.0 and cooldown.until_s is None  # looking does not start it
     assert cooldown.remaining_s(100.0) == 30.0 and cooldown.remaining_s(110.5) == 19.5
     assert cooldown.remaining_s(130.0) == 0.0
     cooldown.arm(5.0, 200.0)

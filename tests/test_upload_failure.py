@@ -32,8 +32,9 @@ def _manifest(folder: Path, videos: list[Path]) -> Path:
 
 async def test_a_refused_upload_fails_only_its_jobs_and_a_resume_retries_it(tmp_path: Path,
                                                                             emulator_factory) -> None:
-    """413 on one of two videos: its 12 jobs fail with the server's message, the other 12 (more than the
-    in-flight cap) are downloaded; a resume tries the upload again; once accepted, the run completes."""
+    """One of two videos refused (400 on creating its upload: too large): its 12 jobs fail with the server's
+    message, the other 12 (more than the in-flight cap) are downloaded; a resume tries the upload again; once
+    accepted, the run completes."""
     server = await emulator_factory(max_upload_bytes=CLIP.stat().st_size + PAD_BYTES // 2)
     big = _bigger_clip(tmp_path)
     manifest = _manifest(tmp_path, [CLIP, big])
@@ -41,12 +42,13 @@ async def test_a_refused_upload_fails_only_its_jobs_and_a_resume_retries_it(tmp_
     text = summary_text(summary, resume_command="-")
     assert summary.exit_status == 1, text
     assert summary.counts["downloaded"] == 12 and summary.counts["failed"] == 12, text
-    assert all("big.mp4 could not be uploaded" in error and "413" in error for _, _, error in summary.failures)
+    assert all("big.mp4 could not be uploaded: HTTP 400" in error and "fileSize" in error
+               for _, _, error in summary.failures)
     assert server.emulator.stats()["jobs_created"] == 12
     plan = run_status(summary.run_dir).resume  # never sent, so never paid: the resume tries them again
     assert plan.submit == 12 and plan.leave_failed == 0
     summary = await asyncio.wait_for(run(manifest, server, tmp_path / "out", max_in_flight_jobs=4), 60)
-    assert summary.counts["failed"] == 12 and server.emulator.stats()["responses"].get("413", 0) == 2
+    assert summary.counts["failed"] == 12 and server.emulator.stats()["responses"].get("400", 0) == 2
     server.emulator.configure(max_upload_bytes=100 * 2**20)
     summary = await asyncio.wait_for(run(manifest, server, tmp_path / "out", max_in_flight_jobs=4), 60)
     assert summary.exit_status == 0, summary_text(summary, resume_command="-")

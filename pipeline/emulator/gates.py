@@ -31,9 +31,15 @@ class Cooldown:
             self.until_s, self.armed_s = now_s + length_s, 0.0
 
     def remaining_s(self, now_s: float) -> float:
-        """Seconds left at `now_s` (0.0: none)."""
+        """Seconds left at `now_s` (0.0: none), for a request: an armed cooldown starts now."""
         if self.armed_s > 0:
             self.arm(self.armed_s, now_s)
+        return self.peek_s(now_s)
+
+    def peek_s(self, now_s: float) -> float:
+        """Seconds left at `now_s` without starting an armed cooldown (its whole length then)."""
+        if self.armed_s > 0:
+            return self.armed_s
         if self.until_s is None or now_s >= self.until_s:
             return 0.0
         return self.until_s - now_s

@@ -206,7 +206,7 @@ class Emulator(Guards, Library):
                 "jobs_running": board.running, "jobs_in_flight": board.in_flight,
                 "peak_in_flight": board.peak_in_flight, "peak_running": board.peak_running,
                 "jobs_total": len(board), "credits_left": self._credits_left, "cu_spent": self._spent_cu,
-                "uploads_total": len(self.uploads), "cooldown_left_s": round(self.cooldown_left_s(), 3)}
+                "uploads_total": len(self.uploads), "cooldown_left_s": round(self._cooldown.peek_s(self.now_s()), 3)}
 
     def reset_stats(self) -> None:
         """Zero the counters; peaks restart from the current figures. Jobs and assets stay."""

@@ -63,7 +63,10 @@ def success(job_id: str, **extra: Any) -> web.Response:
 class Hostile:
     """The server's state and what each route does in this scenario."""
 
-    upload: Reply | None = None
+    upload: Reply | None = None  # POST /v1/uploads (the manifest's input is a video: the multipart flow)
+    upload_action: Reply | None = None
+    upload_status: Reply | None = None
+    part: Reply | None = None
     generate: Reply | None = None
     job: Reply | None = None
     asset: Reply | None = None
@@ -73,10 +76,15 @@ class Hostile:
     polls: Counter[str] = field(default_factory=Counter)
     cdn_auth_headers: int = 0
     cdn_requests: int = 0
+    part_auth_headers: int = 0
+    parts_put: int = 0
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/v1/assets", self._upload)
+        app.router.add_post("/v1/uploads", self._upload)
+        app.router.add_post("/v1/uploads/{upload_id}/action", self._upload_action)
+        app.router.add_get("/v1/uploads/{upload_id}", self._upload_status)
+        app.router.add_put("/storage/{upload_id}/{number}", self._part)
         app.router.add_post("/v1/generate/custom/{model}", self._generate)
         app.router.add_get("/v1/jobs/{job_id}", self._job)
         app.router.add_get("/v1/assets/{asset_id}", self._asset)
@@ -84,8 +92,26 @@ class Hostile:
         return app
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:
+        parts = (await request.json())["parts"]
+        urls = [{"number": n, "url": f"{self.base_url}/storage/upload_in/{n}?X-Amz-Signature=s", "expires": "-"}
+                for n in range(1, parts + 1)]
+        sane = web.json_response({"upload": {"id": "upload_in", "status": "pending", "parts": urls}})
+        return (self.upload and self.upload(request, self)) or sane
+
+    async def _upload_action(self, request: web.Request) -> web.StreamResponse:
         await request.read()
-        return (self.upload and self.upload(request, self)) or web.json_response({"asset": {"id": "asset_in"}})
+        sane = web.json_response({"upload": {"id": "upload_in", "status": "validating", "entityId": None}})
+        return (self.upload_action and self.upload_action(request, self)) or sane
+
+    async def _upload_status(self, request: web.Request) -> web.StreamResponse:
+        sane = web.json_response({"upload": {"id": "upload_in", "status": "imported", "entityId": "asset_in"}})
+        return (self.upload_status and self.upload_status(request, self)) or sane
+
+    async def _part(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        self.parts_put += 1
+        self.part_auth_headers += "Authorization" in request.headers
+        return (self.part and self.part(request, self)) or web.Response()
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -130,6 +156,25 @@ SCENARIOS = [
     Scenario("upload-wrong-shape", lambda: Hostile(upload=lambda r, h: web.json_response({"asset": {"id": 5}})),
              "failed"),
     Scenario("upload-500-deep-json", lambda: Hostile(upload=lambda r, h: text(DEEP, 500)), "failed"),
+    Scenario("upload-no-part-urls", lambda: Hostile(upload=lambda r, h: web.json_response(
+        {"upload": {"id": "upload_in", "status": "pending", "parts": []}})), "failed"),
+    Scenario("upload-part-url-file-scheme", lambda: Hostile(upload=lambda r, h: web.json_response(
+        {"upload": {"id": "upload_in", "status": "pending", "parts": [{"number": 1, "url": "file:///etc/passwd"}]}})),
+        "failed"),
+    Scenario("upload-part-number-nan", lambda: Hostile(upload=lambda r, h: text(
+        '{"upload": {"id": "upload_in", "status": "pending", "parts": [{"number": NaN, "url": "http://x"}]}}')),
+        "failed"),
+    Scenario("upload-part-refused", lambda: Hostile(part=lambda r, h: text("<Error>EntityTooSmall</Error>", 400)),
+             "failed"),
+    Scenario("upload-complete-wrong-shape", lambda: Hostile(upload_action=lambda r, h: web.json_response(
+        {"upload": "done"})), "failed"),
+    Scenario("upload-status-deep-json", lambda: Hostile(upload_status=lambda r, h: text(DEEP)), "failed"),
+    Scenario("upload-status-other-id", lambda: Hostile(upload_status=lambda r, h: web.json_response(
+        {"upload": {"id": "upload_other", "status": "imported", "entityId": "asset_in"}})), "failed"),
+    Scenario("upload-imported-without-entity", lambda: Hostile(upload_status=lambda r, h: web.json_response(
+        {"upload": {"id": "upload_in", "status": "imported"}})), "failed"),
+    Scenario("upload-failed-odd-message", lambda: Hostile(upload_status=lambda r, h: web.json_response(
+        {"upload": {"id": "upload_in", "status": "failed", "errorMessage": ["<script>", None]}})), "failed"),
     Scenario("generate-html", lambda: Hostile(generate=lambda r, h: html()), "unknown"),
     Scenario("generate-huge", lambda: Hostile(generate=lambda r, h: text(" " * HUGE)), "unknown"),
     Scenario("generate-deep-json", lambda: Hostile(generate=lambda r, h: text(DEEP)), "unknown"),
@@ -231,6 +276,7 @@ async def test_hostile_answers(tmp_path: Path, hostile_server, caplog, scenario:
     assert outcome == scenario.expect, message
     assert all(p.is_relative_to(out) for p in tree(tmp_path) - before), "a file was written outside the run folder"
     assert hostile.cdn_auth_headers == 0, "the credentials were sent to the CDN"
+    assert hostile.part_auth_headers == 0, "the credentials were sent to the storage"
     assert_no_secrets(trees=[out], texts={"log": caplog.text, "outcome": message})
     record_figures(f"hostile {scenario.name}", outcome=outcome, created=hostile.created,
                    polls=sum(hostile.polls.values()), cdn_requests=hostile.cdn_requests,
