@@ -26,7 +26,7 @@ from pipeline.retry import backoff_s, parse_retry_after
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 20  # read from disk and handed to the socket this much at a time
+CHUNK_BYTES = 256 * 1024  # read from disk and handed to the socket this much at a time (1 MiB reads: +15 MiB RSS)
 _NOT_OURS = frozenset({"Accept", "Accept-Encoding", "User-Agent"})  # headers aiohttp would add on its own
 
 
