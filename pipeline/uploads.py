@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiofiles
 
@@ -118,11 +119,13 @@ async def upload_input(api: ApiClient, settings: Settings, path: Path, *, param:
 
 
 async def _post_image(api: ApiClient, path: Path) -> str:
+    """An image under 6 MB: `POST /v1/assets {"name", "image": <data URL>}`; `asset.id`."""
     async with aiofiles.open(path, "rb") as handle:
         raw = await handle.read()
     mime = mimetypes.guess_type(path.name)[0] or "image/png"
     encoded = (await asyncio.to_thread(base64.b64encode, raw)).decode()
-    data = await api.call("POST", "/v1/assets", SUBMIT, body={"name": path.name, "image": f"data:{mime};base64,{encoded}"})
+    body = {"name": path.name, "image": f"data:{mime};base64,{encoded}"}
+    data = await api.call("POST", "/v1/assets", SUBMIT, body=body)
     asset = data.get("asset") if isinstance(data, dict) else None
     asset_id = asset.get("id") if isinstance(asset, dict) else None
     if not isinstance(asset_id, str) or not asset_id:
@@ -184,8 +187,8 @@ class _Multipart:
 
     async def _complete(self, upload_id: str) -> UploadView:
         try:
-            return await self._ask("POST", f"/v1/uploads/{upload_id}/action", SUBMIT, body={"action": "complete"},
-                                   upload_id=upload_id)
+            return await self._ask("POST", f"/v1/uploads/{quote(upload_id, safe='')}/action", SUBMIT,
+                                   body={"action": "complete"}, upload_id=upload_id)
         except ApiError as exc:  # a retried complete whose first answer was lost may be refused as done
             if isinstance(exc, TransientApiError) or exc.status not in (400, 409, 422):
                 raise
@@ -212,7 +215,7 @@ class _Multipart:
         return view.entity_id
 
     async def _status(self, upload_id: str) -> UploadView:
-        return await self._ask("GET", f"/v1/uploads/{upload_id}", POLL, upload_id=upload_id)
+        return await self._ask("GET", f"/v1/uploads/{quote(upload_id, safe='')}", POLL, upload_id=upload_id)
 
     async def _ask(self, method: str, path: str, priority: int, *, body: Any = None, upload_id: str | None = None,
                    parts: int | None = None) -> UploadView:

@@ -164,6 +164,12 @@ SCENARIOS = [
     Scenario("upload-part-number-nan", lambda: Hostile(upload=lambda r, h: text(
         '{"upload": {"id": "upload_in", "status": "pending", "parts": [{"number": NaN, "url": "http://x"}]}}')),
         "failed"),
+    Scenario("upload-id-odd-characters", lambda: Hostile(
+        upload=lambda r, h: web.json_response({"upload": {"id": "upload ü/../#?x=1&", "status": "pending", "parts": [
+            {"number": 1, "url": f"{h.base_url}/storage/upload_in/1?s=1"}]}}),
+        upload_action=lambda r, h: web.json_response({"upload": {"id": "upload ü/../#?x=1&", "status": "validating"}}),
+        upload_status=lambda r, h: web.json_response({"upload": {"id": "upload ü/../#?x=1&", "status": "imported",
+                                                                 "entityId": "asset_in"}})), "ok"),
     Scenario("upload-part-refused", lambda: Hostile(part=lambda r, h: text("<Error>EntityTooSmall</Error>", 400)),
              "failed"),
     Scenario("upload-complete-wrong-shape", lambda: Hostile(upload_action=lambda r, h: web.json_response(
