@@ -21,9 +21,11 @@ from typing import Any
 import aiohttp
 
 from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget, sleep_unless
+from pipeline.connectivity import Connectivity
 from pipeline.config import Credentials, Settings
 from pipeline.answers import JobView, classify, parse_job
 from pipeline.errors import (
+    ApiError,
     BadResponse,
     ConcurrencyLimited,
     CooldownApiError,
@@ -85,6 +87,7 @@ class ApiClient:
         self._rng = rng or random.Random()
         self.retries = 0
         self.throttled = 0  # 429 answers received
+        self.connectivity = Connectivity()  # down after a connection failure, up at the next real answer
 
     @property
     def requests(self) -> int:
@@ -148,14 +151,27 @@ class ApiClient:
             raise BadResponse(200, f"asset {asset_id} answer lacks a download url")
         return url
 
+    async def probe(self) -> None:
+        """One cheap request (the newest job of the account), no retry: tells `connectivity` whether the API
+        answers. Errors are the answer; none is raised."""
+        try:
+            await self._once("GET", self._settings.api_base_url + "/v1/jobs", self._query({"pageSize": "1"}),
+                             LOOKUP, None, True, PostState())
+        except (ApiError, RunHalted):
+            pass
+
+    def _query(self, params: Mapping[str, str] | None) -> dict[str, str]:
+        query = dict(params or {})
+        if self._settings.project_id:
+            query["projectId"] = self._settings.project_id
+        return query
+
     async def _call(self, method: str, path: str, priority: int, *, body: Any = None,
                     params: Mapping[str, str] | None = None, idempotent: bool = True,
                     post: PostState | None = None) -> Any:
         """One API call with its retries; RunHalted when the run halts before an attempt is sent."""
         url = self._settings.api_base_url + path
-        query = dict(params or {})
-        if self._settings.project_id:
-            query["projectId"] = self._settings.project_id
+        query = self._query(params)
         failures = throttles = 0
         post = post if post is not None else PostState()
         while True:
@@ -174,6 +190,8 @@ class ApiClient:
                     raise RunHalted(f"the run is stopping: {method} {path} not retried "
                                     f"(last answer: {exc.message})") from None
             except TransientApiError as exc:
+                if exc.status == 0 and not idempotent:
+                    raise  # no connection: the submit stage waits until the API answers again, then resends
                 # a 429 is the server pacing us, not a failed attempt: it has its own, larger allowance
                 if exc.status == 429:
                     throttles += 1
@@ -206,13 +224,18 @@ class ApiClient:
                 async with self._session.request(method, url, params=query or None, json=body, headers=headers,
                                                  timeout=self._timeout()) as resp:
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
+                    if status < 500:
+                        self.connectivity.answered()
                     if not 200 <= status < 300:
                         post.on_the_wire = False  # the server answered: this attempt made no job
                     raw = await _read_capped(resp.content, MAX_API_BODY_BYTES + 1)
             except aiohttp.ClientConnectorError as exc:  # never reached the server
                 post.on_the_wire = False
-                raise TransientApiError(0, f"cannot connect: {exc.os_error.strerror or exc}", url=url) from None
+                reason = f"cannot connect to {exc.host}: {exc.os_error.strerror or exc}"
+                self.connectivity.failed(reason)
+                raise TransientApiError(0, reason, url=url) from None
             except _MAYBE_SENT as exc:
+                self.connectivity.failed(f"connection lost ({type(exc).__name__})")
                 if not idempotent:
                     raise SubmitOutcomeUnknown(f"connection lost after sending ({type(exc).__name__})") from None
                 raise TransientApiError(0, f"connection lost ({type(exc).__name__})", url=url) from None

@@ -43,6 +43,7 @@ class Settings:
     upload_part_bytes: int  # multipart upload part size (at least 5 MB; raised to keep to 10,000 parts)
     upload_parts_in_flight: int  # parts of one upload sent at once
     max_cost_cu: float  # stop submitting before the run's cost would pass this many Creative Units; 0 = no cap
+    reconcile_settle_s: float  # a lost POST this recent may still be making its job: absence proves nothing sooner
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,8 @@ class Credentials:
 
 
 _TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)] for f in fields(Settings)}
-_MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s", "job_timeout_s", "max_cost_cu")
+_MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s", "job_timeout_s", "max_cost_cu",
+                "reconcile_settle_s")
 _MAY_BE_EMPTY = ("project_id",)
 
 

@@ -159,6 +159,8 @@ class RunContext:
     def waits(self) -> tuple[str, ...]:
         """Why the run is waiting right now, in words for the user (progress, log, journal for `status`)."""
         waits = []
+        if (outage := self.api.connectivity.describe()) is not None:
+            waits.append(outage)
         if (paused := self.api.waiting) is not None:
             waits.append(f"every request waits: {paused}")
         if self.in_flight.limited_by is not None:

@@ -57,8 +57,9 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
     except OSError as exc:  # a file where the folder goes, no space for it, a read-only mount
         raise StorageError(f"cannot make the folder {relative.rpartition('/')[0] or '.'}: "
                            f"{exc.strerror or exc}") from None
-    last_error = "no attempt"
-    for attempt in range(1, settings.max_retries + 2):
+    last_error, attempt = "no attempt", 0
+    while attempt <= settings.max_retries:
+        attempt += 1
         ctx.downloading += 1
         try:
             url = await ctx.api.asset_url(asset_id)
@@ -72,6 +73,11 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
             continue  # the next attempt resolves a fresh URL at once
         except TransientApiError as exc:
             last_error = exc.message
+            if exc.status == 0 and ctx.api.connectivity.down:  # an outage: wait it out, it costs no attempt
+                attempt -= 1
+                log.info("%s: %s; waiting until the API answers again", asset_id, exc.message)
+                await ctx.api.connectivity.wait_up(ctx.stop.halted)
+                continue
         except ApiError as exc:  # 404 on the asset itself and the like: not worth retrying
             return str(exc)
         else:

@@ -125,6 +125,7 @@ class LedgerState:
     uploads: dict[str, str] = field(default_factory=dict)  # input sha256 -> asset id
     upload_ids: dict[str, str] = field(default_factory=dict)  # input sha256 -> its upload begun, not yet imported
     paths: dict[str, str] = field(default_factory=dict)  # each output path recorded -> the first key recording it
+    strays: dict[str, str] = field(default_factory=dict)  # server job id -> key: a second job for one body (adopt)
     runs: list[dict[str, Any]] = field(default_factory=list)  # one per session ("run" events)
     api_requests: int = 0  # over all sessions
     session_requests: int = 0  # the current session's running total, as last recorded
@@ -179,6 +180,9 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
     if kind == "upload-started":  # a multipart upload exists (its asset id comes with "upload")
         if isinstance(event.get("sha256"), str) and isinstance(event.get("upload_id"), str):
             state.upload_ids[event["sha256"]] = event["upload_id"]
+        return
+    if kind == "stray":  # a server job made for a key that already has one (it was paid twice): kept, listed
+        state.strays[str(event.get("job_id"))] = str(event.get("key"))
         return
     if kind == "upload":
         state.uploads[str(event["sha256"])] = str(event["asset_id"])
@@ -273,6 +277,8 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         job.cost_cu = job.hint = job.trace_id = None
     elif kind == "not-sent":  # the POST surely did not create a job (the server answered an error)
         job.state = PENDING
+        job.error = event.get("error")
+    elif kind == "unresolved":  # still unknown: reconciling with the server could not decide (the reason)
         job.error = event.get("error")
     elif kind == "submitted":
         job.state = SUBMITTED

@@ -8,26 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from functools import partial
 from pathlib import Path
 
+from pipeline.adopt import reconcile
+from pipeline.budget import sleep_unless
 from pipeline.context import Completion, RunContext, RunnableManifest, Submission
 from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
 from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.rundir import lost_files
 from pipeline.spec import InputRef, JobSpec
-from pipeline.submit import submit
+from pipeline.submit import send_job, submit
 from pipeline.uploads import upload_input
 
 log = logging.getLogger(__name__)
 
 SUBMIT_WORKERS = 4
+RECONCILE_PASSES = 10  # lost POSTs reconciled again after a pass that resent some (and may have lost more)
 
 
 async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None],
                submitted: asyncio.Queue[Submission | None], finished: asyncio.Queue[Completion | None], *,
                retry_failed: bool, resubmit_unknown: bool) -> None:
-    """Resume what the journal knows, upload inputs, produce and submit; then close `submitted`."""
+    """Reconcile unknown jobs, resume what the journal knows, upload inputs, produce and submit, reconcile
+    the POSTs this run lost; then close `submitted`."""
+    session_started = time.time()
+    unknown = [key for key, job in ctx.journal.state.jobs.items() if job.state == UNKNOWN]
+    if unknown:  # lost answers of earlier sessions: adopt what the server made, send again what it did not
+        await reconcile(ctx.api, ctx.journal, unknown, settle_s=ctx.settings.reconcile_settle_s)
     # what to resume is decided now, before any submit can change a job's state
     resumable = [(key, job.state) for key, job in ctx.journal.state.jobs.items()
                  if job.state in (SUBMITTED, SUCCEEDED, DOWNLOADED)
@@ -39,7 +48,39 @@ async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Q
         not_uploaded = await _upload_inputs(ctx, manifest)
         for _ in range(SUBMIT_WORKERS):
             group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
+    await _settle_lost_posts(ctx, manifest, submitted, since=session_started)
     await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
+
+
+async def _settle_lost_posts(ctx: RunContext, manifest: RunnableManifest, submitted: asyncio.Queue[Submission | None],
+                             *, since: float) -> None:
+    """The POSTs whose answers were lost (in this run, or too recently for the reconciling at its start): once
+    the API answers and they are old enough to be sure, adopt the jobs the server made (polled and downloaded
+    in this run) and send again the ones it did not make; what cannot be decided stays unknown, with the
+    reason. Passes repeat while they resend jobs (a resent POST may lose its answer too)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(RECONCILE_PASSES):
+        lost = {key: job.intent_at or since for key, job in ctx.journal.state.jobs.items() if job.state == UNKNOWN}
+        if not lost or ctx.stop.no_more_submits.is_set():
+            return
+        if not await ctx.api.connectivity.wait_up(ctx.stop.no_more_submits):
+            return
+        wait_s = max(lost.values()) + ctx.settings.reconcile_settle_s - time.time()
+        if wait_s > 0:
+            log.info("%d POST(s) lost their answers: asking the server about them in %.0fs", len(lost), wait_s)
+            if await sleep_unless(ctx.stop.no_more_submits, wait_s):
+                return
+        found = await reconcile(ctx.api, ctx.journal, lost, settle_s=ctx.settings.reconcile_settle_s)
+        for key in found.adopted:
+            ctx.in_flight.force()
+            await submitted.put(Submission(key, str(ctx.journal.state.jobs[key].job_id), loop.time()))
+        if found.not_created:
+            again = set(found.not_created)
+            for spec in manifest.jobs():
+                if spec.key in again:
+                    await send_job(ctx, spec, spec.body(ctx.journal.state.uploads), submitted)
+        if not found.adopted and not found.not_created:
+            return  # the listing failed, or nothing could be decided: they stay unknown, with the reason
 
 
 async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[str, str]:

@@ -36,6 +36,7 @@ from pipeline.ledger import JOURNAL_NAME
 from pipeline.outcome import RunSummary, save_results, summarize, summary_text, tally
 from pipeline.poll import poll
 from pipeline.progress import Progress
+from pipeline.retry import backoff_s
 from pipeline.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.produce import SUBMIT_WORKERS, feed
 from pipeline.spec import JobSpec
@@ -140,13 +141,14 @@ async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOp
         stages = group.create_task(_stages(ctx, manifest, options))
         reporter = group.create_task(progress.run())
         snapshots = group.create_task(_record_requests(ctx))
+        prober = group.create_task(_probe_while_down(ctx))
         deadline = group.create_task(grace_after_halt(ctx, stages))
         signals = install_signals(loop, ctx, stages)
         try:
             await _wait(stages)
         finally:
             remove_signals(loop, signals)
-            for task in (reporter, snapshots, deadline):
+            for task in (reporter, snapshots, prober, deadline):
                 task.cancel()
 
 
@@ -169,10 +171,29 @@ async def _record_requests(ctx: RunContext) -> None:
     them mid-run (a cooldown sends nothing for minutes: its countdown is noted all the same)."""
     last: tuple[int, tuple[str, ...]] = (-1, ())
     while True:
-        await asyncio.sleep(5.0)
+        try:  # every 5 s, and at once when the API stops or starts answering
+            await asyncio.wait_for(ctx.api.connectivity.changed(), timeout=5.0)
+        except TimeoutError:
+            pass
         if (ctx.api.requests, ctx.waits()) != last:
             last = (ctx.api.requests, ctx.waits())
             await ctx.journal.write("requests", **_request_figures(ctx))
+
+
+async def _probe_while_down(ctx: RunContext) -> None:
+    """While the API cannot be reached, send one cheap request now and then (backing off to
+    poll_max_interval_s), so the run notices it is back even when no poll or download would ask."""
+    connectivity = ctx.api.connectivity
+    while not ctx.stop.halted.is_set():
+        while not connectivity.down:
+            await connectivity.changed()
+        attempt = 0
+        while connectivity.down and not ctx.stop.halted.is_set():
+            attempt += 1
+            await asyncio.sleep(backoff_s(attempt, base_s=ctx.settings.poll_min_interval_s,
+                                          max_s=ctx.settings.poll_max_interval_s))
+            if connectivity.down:
+                await ctx.api.probe()
 
 
 def _request_figures(ctx: RunContext) -> dict[str, Any]:

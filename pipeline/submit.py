@@ -39,7 +39,6 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
 
     `asset_ids` maps each uploaded input's sha256 to its asset id; `not_uploaded` says why an input could not
     be uploaded: a job that needs it fails with that message, unsent."""
-    loop = asyncio.get_running_loop()
     while True:
         spec = await to_submit.get()
         if spec is None:
@@ -49,10 +48,17 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
         if missing := _missing_input(spec, asset_ids, not_uploaded):
             await ctx.journal.write("failed", key=spec.key, reason="upload", error=missing)
             continue
-        refusals = 0
-        while await _send(ctx, spec, spec.body(asset_ids), submitted, loop):
-            refusals += 1  # the account's running-jobs cap: the next try waits for one of ours to finish
-            await _wait_for_a_running_job(ctx, refusals)
+        await send_job(ctx, spec, spec.body(asset_ids), submitted)
+
+
+async def send_job(ctx: RunContext, spec: JobSpec, body: dict[str, object],
+                   submitted: asyncio.Queue[Submission | None]) -> None:
+    """Send one job until it is submitted, refused for good, unknown, or submitting stops."""
+    loop = asyncio.get_running_loop()
+    refusals = 0
+    while await _send(ctx, spec, body, submitted, loop):
+        refusals += 1  # the running-jobs cap, or no connection: wait for what would let it through
+        await _wait_before_sending_again(ctx, refusals)
 
 
 async def _send(ctx: RunContext, spec: JobSpec, body: dict[str, object], submitted: asyncio.Queue[Submission | None],
@@ -60,6 +66,9 @@ async def _send(ctx: RunContext, spec: JobSpec, body: dict[str, object], submitt
     """Take an in-flight place, journal the intent, POST, journal the outcome; True to try the job again."""
     if not await ctx.in_flight.acquire():
         return False  # submitting stopped while we waited for a place
+    if not await ctx.api.connectivity.wait_up(ctx.stop.no_more_submits):  # no POST into an outage
+        await ctx.in_flight.release()
+        return False
     if ctx.settings.max_cost_cu and not await within_budget(ctx, spec, body):  # --max-cost: see pricing.py
         await ctx.in_flight.release()
         return False
@@ -107,6 +116,8 @@ async def _send(ctx: RunContext, spec: JobSpec, body: dict[str, object], submitt
         return False
     except ApiError as exc:  # transient errors that outlived every retry, or another status
         await _not_sent(ctx, spec, exc.message)
+        if exc.status == 0:  # no connection, so no job: send it again once the API answers
+            return True
         await ctx.journal.write("failed", key=spec.key, reason="submit", error=str(exc), trace_id=exc.trace_id)
         log.warning("job %d could not be submitted: %s", spec.index, exc)
         return False
@@ -126,10 +137,13 @@ async def _not_sent(ctx: RunContext, spec: JobSpec, error: str) -> None:
     await ctx.in_flight.release()
 
 
-async def _wait_for_a_running_job(ctx: RunContext, refusals: int) -> None:
-    """After a running-jobs-cap 429: while our jobs fill the cap, the next `acquire` waits for one to finish;
-    when jobs of other tools fill it (we have fewer than the cap), wait for a finish or a backoff at most."""
-    if ctx.in_flight.count < ctx.in_flight.cap:
+async def _wait_before_sending_again(ctx: RunContext, refusals: int) -> None:
+    """After a POST that made no job for want of a connection or of a running-jobs place: wait until the API
+    answers again; or, while our jobs fill the running-jobs cap, let the next `acquire` wait for one to finish;
+    or, when other tools' jobs fill it (we have fewer than the cap), wait for a finish or a backoff at most."""
+    if ctx.api.connectivity.down:
+        await ctx.api.connectivity.wait_up(ctx.stop.no_more_submits)
+    elif ctx.in_flight.count < ctx.in_flight.cap:
         await ctx.in_flight.wait_for_release(backoff_s(refusals, base_s=ctx.settings.backoff_base_s,
                                                        max_s=ctx.settings.backoff_max_s))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Credentials
-from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.ledger import JOURNAL_NAME, read_events, replay
 from pipeline.outcome import summary_text
 from pipeline.status import run_status
 from pipeline.status_view import status_text
@@ -138,19 +138,34 @@ async def test_failed_jobs_are_recorded_and_retried_on_request(tmp_path: Path, e
     assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 4
 
 
-async def test_lost_post_answers_are_reported_not_resent(tmp_path: Path, emulator_factory) -> None:
-    """A POST whose answer is lost leaves the job 'unknown', never resent without --resubmit-unknown."""
-    server = await emulator_factory(fault_lost_response_rate=1.0)
+async def test_lost_post_answers_are_reconciled_with_the_server_in_the_same_run(tmp_path: Path,
+                                                                                emulator_factory) -> None:
+    """A POST whose answer is lost is found in the account's job listing (rows without metadata.input are
+    fetched by id) and adopted: polled and downloaded in the same run, never sent twice."""
+    server = await emulator_factory(fault_lost_response_rate=1.0, list_rows_with_input=False)
+    summary = await run(write_manifest(tmp_path, prompts=1, seeds=2), server, tmp_path / "out")
+    assert summary.exit_status == 0 and summary.counts["downloaded"] == 4 and not summary.unknown
+    assert server.emulator.stats()["jobs_created"] == 4  # created once each, answers lost, adopted
+    events = list(read_events(summary.run_dir / JOURNAL_NAME))
+    assert sum(1 for e in events if e["ev"] == "submitted" and e.get("adopted")) == 4
+    await check_consistent(summary.run_dir, server, expect_jobs=4)
+
+
+async def test_lost_post_answers_stay_unknown_when_the_listing_is_refused(tmp_path: Path,
+                                                                         emulator_factory) -> None:
+    """When the server cannot be asked (its listing is refused) a lost POST stays unknown with the reason, never
+    resent on a guess; the next run, with the listing allowed, adopts it."""
+    server = await emulator_factory(fault_lost_response_rate=1.0, list_jobs_refused=403)
     manifest = write_manifest(tmp_path, prompts=1, seeds=1)
     summary = await run(manifest, server, tmp_path / "out")
     assert summary.exit_status == 1 and len(summary.unknown) == 2
-    assert server.emulator.stats()["jobs_created"] == 2  # created once each, answer lost
-    server.emulator.configure(fault_lost_response_rate=0.0)
+    state = replay(summary.run_dir / JOURNAL_NAME)
+    assert all("could not ask the server" in (j.error or "") and "may not list jobs" in (j.error or "")
+               for j in state.jobs.values())
+    server.emulator.configure(list_jobs_refused=None, fault_lost_response_rate=0.0)
     summary = await run(manifest, server, tmp_path / "out")
-    assert len(summary.unknown) == 2 and server.emulator.stats()["jobs_created"] == 2
-    summary = await run(manifest, server, tmp_path / "out",
-                        options=RunOptions(progress="off", resubmit_unknown=True))
-    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 4
+    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 2
+    await check_consistent(summary.run_dir, server, expect_jobs=2)
 
 
 async def test_429_storm_is_ridden_out(tmp_path: Path, emulator_factory) -> None:

@@ -75,6 +75,8 @@ class EmulatorKnobs:
     list_rows_with_input: bool = _knob(False, "GET /v1/jobs rows carry metadata.input (unconfirmed; off: they do "
                                               "not, fetch the job)")
     jobs_list_order: str = _knob("newest", "GET /v1/jobs order (unconfirmed): newest or oldest first")
+    list_jobs_refused: int | None = _knob(None, "GET /v1/jobs answers this 4xx status (a key that may not list "
+                                                "jobs; none: it lists)")
     unknown_status: str = _knob("rescheduling", "status word reported by jobs hit by the unknown-status fault")
     fault_5xx_rate: float = _knob(0.0, "API/CDN/part request answered 500/502/503")
     fault_reset_rate: float = _knob(0.0, "API/CDN/part request whose TCP connection is reset with no response")
@@ -173,6 +175,8 @@ def _problems(knobs: EmulatorKnobs) -> list[str]:
         out.append("unknown_status must be a non-empty word that is not a known status")
     if knobs.job_concurrency_limit is not None and knobs.job_concurrency_limit < 1:
         out.append("job_concurrency_limit must be at least 1 (or none)")
+    if knobs.list_jobs_refused is not None and not 400 <= knobs.list_jobs_refused <= 499:
+        out.append("list_jobs_refused must be a 4xx status")
     if not 400 <= knobs.spending_cap_status <= 499:
         out.append("spending_cap_status must be a 4xx status")
     if knobs.error_message_key not in ("error", "message", "reason", "detail"):

@@ -73,7 +73,10 @@ async def generate(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     """GET /v1/jobs: a page of the account's jobs."""
-    return web.json_response(emulator_of(request).list_jobs(request.query))
+    emulator = emulator_of(request)
+    if (refused := emulator.knobs.list_jobs_refused) is not None:
+        raise ErrorReply(refused, "this API key may not list jobs")
+    return web.json_response(emulator.list_jobs(request.query))
 
 
 async def get_job(request: web.Request) -> web.Response:

@@ -1,0 +1,76 @@
+"""An API outage mid-run: submissions wait (a circuit breaker) until the API answers again, polls and
+downloads ride it out, every wait says why, and the run finishes in the same session."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.runner import summary_text
+from proxy import FlakyProxy
+from run_helpers import run, write_manifest
+
+OUTAGE_S = 3.0
+
+
+@pytest.fixture
+async def proxy(emulator_factory) -> AsyncIterator[tuple[FlakyProxy, object]]:
+    server = await emulator_factory(job_time_s=0.5, job_time_spread_s=0.1)
+    flaky = await FlakyProxy(server.port).start()
+    try:
+        yield flaky, server
+    finally:
+        await flaky.close()
+
+
+class Url:
+    """Stands in for an EmulatorServer in run_helpers.run: the proxy's URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+async def test_an_outage_holds_submissions_and_the_run_finishes_in_the_same_session(tmp_path: Path, proxy,
+                                                                                     caplog) -> None:
+    """Connections reset for 3 s while 24 jobs are being submitted: the POSTs cut off are reconciled with the
+    server, the others wait for the API and are sent after; all 24 downloaded in the same run, none paid twice."""
+    flaky, server = proxy
+    caplog.set_level("INFO")
+    manifest = write_manifest(tmp_path, prompts=6)  # 24 jobs
+
+    async def outage() -> float:
+        while server.emulator.stats()["jobs_created"] < 4:
+            await asyncio.sleep(0.005)
+        flaky.down = True
+        await asyncio.sleep(OUTAGE_S)
+        flaky.down = False
+        return time.monotonic()
+
+    task = asyncio.create_task(outage())
+    summary = await asyncio.wait_for(run(manifest, Url(flaky.url), tmp_path / "out", max_requests_per_s=20.0,
+                                         max_in_flight_jobs=8), 90)
+    await task
+    text = summary_text(summary, resume_command="-")
+    counts = summary.counts
+    assert flaky.resets > 0
+    assert counts["failed"] == 0 and counts["pending"] == 0 and counts["submitted"] == 0, text
+    # the POSTs the outage cut off (at most one per submit worker) were reconciled with the server's listing
+    # in the same run: adopted when the server had made the job, sent again when it had not
+    assert counts["unknown"] == 0 and counts["downloaded"] == 24, text
+    assert server.emulator.stats()["jobs_created"] == 24  # none paid twice
+    assert summary.exit_status == 0, text
+    assert "the API cannot be reached" in caplog.text and "answers again" in caplog.text
+    assert "reconciled" in caplog.text
+    waits = [e.get("waits") for e in _events(summary.run_dir) if e.get("ev") == "requests"]
+    assert any(w and "cannot be reached" in w[0] for w in waits), "the outage was never noted for status"
+
+
+def _events(run_dir: Path) -> list[dict]:
+    from pipeline.ledger import read_events
+
+    return list(read_events(run_dir / JOURNAL_NAME))
