@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.emulator import Emulator, EmulatorServer
 
-EMULATOR_FAST_KNOBS: dict[str, Any] = {"job_time_s": 0.2, "job_time_spread_s": 0.05, "max_running_jobs": 8}
+EMULATOR_FAST_KNOBS: dict[str, Any] = {"job_time_s": 0.2, "job_time_spread_s": 0.05, "max_running_jobs": 8,
+                                       "upload_processing_s": 0.02}
 """Defaults of the emulator fixtures: short jobs, so lifecycles finish within a test."""
 
 EmulatorFactory = Callable[..., Awaitable[EmulatorServer]]

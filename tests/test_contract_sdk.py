@@ -34,7 +34,7 @@ from scenario_sdk.types import (
 
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
 from pipeline.params import MODEL_ID
-from tests.emulator_helpers import CLIP, MIB, PNG, data_url
+from emulator_helpers import CLIP, MIB, PNG, data_url
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 KNOBS: dict[str, Any] = {"upload_processing_s": 0.05, "job_time_s": 0.3, "job_time_spread_s": 0,

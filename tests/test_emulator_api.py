@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.emulator import EmulatorServer
 from pipeline.params import MODEL_ID
-from tests.emulator_helpers import (
+from emulator_helpers import (
     AUTH,
     CLIP,
     FAST_UPLOADS,

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from pipeline.emulator import EmulatorServer
-from tests.emulator_helpers import (
+from emulator_helpers import (
     AUTH,
     CLIP,
     FAST_UPLOADS,
