@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
+import signal
 import struct
+import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,14 +23,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pipeline.emulator import EmulatorServer
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
 from pipeline.emulator.faults import UPLOAD_FAILURE
 from pipeline.errors import BadResponse
 from pipeline.ledger import JOURNAL_NAME, LedgerState, apply, read_events, replay
 from pipeline.outcome import RunSummary, summary_text
 from pipeline.parts import PartFile
 from pipeline.uploads import JSON_IMAGE_MAX_BYTES, part_plan, parse_upload, uses_multipart
-from run_helpers import CLIP, check_consistent, run
+from run_helpers import CLIP, FAST, check_consistent, run
 
 ROOT = CLIP.parent.parent
 
@@ -503,3 +507,47 @@ async def test_images_under_6_mb_go_as_json_bigger_ones_in_parts(tmp_path: Path,
     assert summary.exit_status == 0, summary_text(summary, resume_command="-")
     assert spy.asked["POST /v1/assets"] == 1 and server.emulator.stats()["multipart_created"] == 3
     assert {p.headers["Content-Type"] for p in spy.parts} == {"video/mp4", "image/png"}
+
+
+async def test_ctrl_c_during_an_upload_sends_no_more_parts_and_a_resume_uploads_again(tmp_path: Path,
+                                                                                      spy_factory) -> None:
+    """The real command, its parts answered 503 again and again: after Ctrl-C no part is sent again (the
+    retries stop), the run exits 130 at once with the upload id journaled; the next run starts a new upload
+    (the first one is still pending) and completes."""
+    spy, server = await spy_factory()
+
+    async def storage_down(request: web.Request, spy: Spy) -> web.StreamResponse | None:
+        return web.Response(status=503, text="<Error><Code>SlowDown</Code></Error>") \
+            if request.path.startswith("/_s3/") else None
+
+    spy.rule = storage_down
+    big = padded_clip(tmp_path, PART_MIB * MIB + 1000)
+    manifest, out = video_manifest(tmp_path, [big]), tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LTX_BATCH_", "SCENARIO_"))}
+    env.update({f"LTX_BATCH_{k.upper()}": str(v) for k, v in {**FAST, **FAST_UPLOADS}.items()})
+    env.update({"SCENARIO_API_KEY": EMULATOR_API_KEY, "SCENARIO_API_SECRET": EMULATOR_API_SECRET,
+                "SCENARIO_API_URL": spy.url})
+    argv = [sys.executable, "-m", "pipeline", "run", str(manifest), "--out", str(out), "--no-report"]
+    process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    for _ in range(1000):
+        if len(spy.parts) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 130, stderr.decode()[-2000:]
+    assert time.monotonic() - signalled < 1.5 and "Traceback" not in stderr.decode()
+    sent = len(spy.parts)
+    await asyncio.sleep(0.3)
+    assert len(spy.parts) == sent
+    state = replay(out / "up" / JOURNAL_NAME)
+    assert len(state.upload_ids) == 1 and not state.uploads and not state.counts()["unknown"]
+    spy.rule = None
+    process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert server.emulator.stats()["multipart_created"] == 2
+    await check_consistent(out / "up", server, expect_jobs=2)
