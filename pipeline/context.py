@@ -58,13 +58,18 @@ class InFlight:
         self.peak = 0
         self.closed = False
         self.limited_by: str | None = None  # why `cap` is below the configured one (shown to the user)
+        self.waiting = 0  # submit workers waiting for a place (the poller then looks for finished jobs sooner)
         self._freed = asyncio.Event()
 
     async def acquire(self) -> bool:
         """Take a place (True), or False at once when submitting has stopped (`close`)."""
         while self.count >= self.cap and not self.closed:
             self._freed.clear()
-            await self._freed.wait()
+            self.waiting += 1
+            try:
+                await self._freed.wait()
+            finally:
+                self.waiting -= 1
         if self.closed:
             return False
         self._take()

@@ -83,7 +83,7 @@ async def poll(ctx: RunContext, submitted: asyncio.Queue[Submission | None],
 
     async def intake() -> None:
         while (item := await submitted.get()) is not None:
-            delay = first_poll_delay(ctx.durations, scheduler.timing)
+            delay = first_poll_delay(ctx.durations, scheduler.timing, eager=ctx.in_flight.waiting > 0)
             scheduler.schedule(Tracked(item.key, item.job_id, item.submitted_at),
                                item.submitted_at + delay)
         intake_done.set()
@@ -173,7 +173,8 @@ async def _poll_once(ctx: RunContext, job: Tracked, scheduler: PollScheduler,
         job.status, job.progress = view.status, view.progress
         await ctx.journal.write("status", key=job.key, status=view.status, progress=view.progress)
     delay = next_poll_delay(elapsed_s=elapsed_s, status=view.status, progress=view.progress,
-                            polls=job.polls, model=ctx.durations, timing=scheduler.timing)
+                            polls=job.polls, model=ctx.durations, timing=scheduler.timing,
+                            eager=ctx.in_flight.waiting > 0)
     await _again(ctx, job, scheduler, loop, delay)
 
 

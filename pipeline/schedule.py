@@ -4,6 +4,11 @@ The aim is one poll per job where possible: the first poll waits until the job c
 plausibly be done (a high quantile of observed durations, or `first_delay_s`
 before any job has finished), later polls use the reported progress to estimate
 the time left. Every delay is clamped to [min_interval_s, max_interval_s].
+
+`eager` is for when jobs wait for an in-flight place (our cap, or the account's running-jobs cap
+learnt from its 429s): then each moment a finished job goes unnoticed is a running slot left idle,
+worth more than a few extra polls. The first poll comes at the first decile instead, and a job past
+its typical time is polled again soon (2% of it, growing by half each poll) rather than backed off.
 """
 
 from __future__ import annotations
@@ -48,22 +53,24 @@ class PollTiming:
     min_interval_s: float
     max_interval_s: float
     target_quantile: float = 0.8  # first poll when 80% of jobs like this one are done
+    eager_quantile: float = 0.1  # ... or a tenth of them, when jobs wait for in-flight places
+    eager_late_fraction: float = 0.02  # then a late job is polled again after this fraction of the typical time
 
 
 def _clamp(value: float, timing: PollTiming) -> float:
     return min(timing.max_interval_s, max(timing.min_interval_s, value))
 
 
-def first_poll_delay(model: DurationModel, timing: PollTiming) -> float:
+def first_poll_delay(model: DurationModel, timing: PollTiming, *, eager: bool = False) -> float:
     """Seconds from submission to the first poll."""
-    typical = model.quantile(timing.target_quantile)
+    typical = model.quantile(timing.eager_quantile if eager else timing.target_quantile)
     if typical is None:
         return max(timing.min_interval_s, min(timing.first_delay_s, timing.max_interval_s))
     return _clamp(typical, timing)
 
 
 def next_poll_delay(*, elapsed_s: float, status: str, progress: float | None, polls: int,
-                    model: DurationModel, timing: PollTiming) -> float:
+                    model: DurationModel, timing: PollTiming, eager: bool = False) -> float:
     """Seconds until the next poll of a job that is not done `elapsed_s` after submission."""
     if progress is not None and 0.05 <= progress < 1.0 and status == "in-progress":
         remaining = elapsed_s * (1.0 - progress) / progress
@@ -72,5 +79,8 @@ def next_poll_delay(*, elapsed_s: float, status: str, progress: float | None, po
     if typical is not None and elapsed_s < typical:
         return _clamp(typical - elapsed_s, timing)
     # past the typical duration, or nothing learnt yet: back off geometrically
+    if eager:
+        base = typical if typical is not None else timing.first_delay_s
+        return _clamp(base * timing.eager_late_fraction * (1.5 ** min(polls, 12)), timing)
     base = typical * 0.25 if typical is not None else timing.first_delay_s
     return _clamp(base * (1.5 ** min(polls, 12)), timing)

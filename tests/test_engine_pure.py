@@ -271,3 +271,17 @@ def test_a_cooldown_pause_is_shown_with_its_reason_and_time_left() -> None:
     budget.pause(2400.0, reason="cooldown (429)")
     budget.pause(1.0, reason="rate limit (429)")  # a shorter pause does not replace the longer one
     assert budget.waiting in ("cooldown (429): 40:00 left", "cooldown (429): 39:59 left")
+
+
+def test_eager_polling_looks_sooner_when_jobs_wait_for_places() -> None:
+    """With jobs waiting for an in-flight place, the first poll comes at the first decile, a late job is polled
+    again after 2% of the typical time (not a quarter), and nothing learnt yet is not a 1.5 x first_delay wait."""
+    model = _model(*[10.0 + i * 0.1 for i in range(11)])  # 10.0 .. 11.0 s
+    timing = PollTiming(first_delay_s=5.0, min_interval_s=0.05, max_interval_s=30.0)
+    assert first_poll_delay(model, timing, eager=True) == 10.1
+    assert first_poll_delay(model, timing) == 10.8
+    late = {"elapsed_s": 12.0, "status": "in-progress", "progress": None, "polls": 1, "model": model, "timing": timing}
+    assert next_poll_delay(**late, eager=True) == pytest.approx(10.5 * 0.02 * 1.5)
+    assert next_poll_delay(**late) == pytest.approx(10.5 * 0.25 * 1.5)
+    blank = {**late, "model": _model()}
+    assert next_poll_delay(**blank, eager=True) == pytest.approx(5.0 * 0.02 * 1.5)

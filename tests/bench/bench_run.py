@@ -10,11 +10,16 @@ i.e. 10 ms of slack at 200/s) unless --account-rate / --burst say otherwise.
     python tests/bench/bench_run.py --jobs 1000 --burst none  # the emulator's default bucket (one second's worth)
     python tests/bench/bench_run.py --jobs 100 --account-rate 10 --baseline REF   # a 429 storm, REF's client too
     python tests/bench/bench_run.py --gc-report               # also each process's longest GC pause
+    python tests/bench/bench_run.py --jobs 100 --rate 20 --job-time-s 2 --max-running 4 --concurrency-limit 4
+                                                              # the account's running-jobs cap (429 model_run)
 
 Lower bound of the makespan: every job needs at least 3 API requests (submit, one poll, one asset lookup)
 out of a budget of R per second, plus one upload, and the last job still runs T seconds after it is
 submitted: bound = (3N + 1) / R + T. When the emulator runs at most M jobs at once, ceil(N / M) * T bounds
 it too; the larger bound counts. Targets (issue 4): 0 429s, < 3.5 requests/job, makespan within 15%.
+With --concurrency-limit C the emulator answers a generate 429 (details.actionName model_run, actionLimit C)
+while C jobs are pending, queued or running; the client's --max-in-flight stays above C, so the cap is
+learnt from the 429s (issue 11: makespan within 15% of ceil(N / C) * T, at most one such 429 per job).
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ from benchlib import ROOT, api_requests, emulator, launch, longest_gc_pause_ms, 
 
 def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tree: Path = ROOT,
               label: str = "current", burst: str = "2", account_rate: float | None = None,
-              gc_report: bool = False) -> dict[str, Any]:
+              gc_report: bool = False, concurrency_limit: int | None = None) -> dict[str, Any]:
     in_flight = max(8, math.ceil(rate / 3 * job_time_s * 2))
     limit = account_rate or rate
     with tempfile.TemporaryDirectory(prefix="ltx-bench-") as folder:
         gc_files = {who: Path(folder) / f"gc-{who}.json" for who in ("emulator", "client")} if gc_report else {}
         with emulator(job_time_s=job_time_s, job_time_spread_s=job_time_s * 0.1, max_running_jobs=max_running,
                       rate_limit_per_s=limit, rate_limit_burst=burst,
+                      **({"job_concurrency_limit": concurrency_limit} if concurrency_limit else {}),
                       python=launch(gc_stats=gc_files.get("emulator"))) as server:
             run = run_client(seed_manifest(Path(folder), jobs), server.port, Path(folder) / "out", rate=rate,
                              in_flight=in_flight, settings={"poll_first_delay_s": job_time_s,
@@ -51,7 +57,8 @@ def rate_case(jobs: int, rate: float, job_time_s: float, max_running: int, *, tr
     return {"client": label, "jobs": jobs, "rate": rate, "limit": f"{limit:g}/{burst}", "exit": run.exit_status,
             "makespan_s": run.wall_s, "bound_s": bound, "over_bound": f"{(run.wall_s / bound - 1) * 100:+.1f}%",
             "requests_per_job": requests / jobs, "polls_per_job": figures["requests"].get("GET /v1/jobs/{jobId}", 0) / jobs,
-            "throttled_429": figures["rate_limited"], "jobs_created": figures["jobs_created"],
+            "throttled_429": figures["rate_limited"], "cap_429": figures.get("concurrency_limited", 0),
+            "jobs_created": figures["jobs_created"],
             "client_peak_rss_mib": run.peak_rss_mib, "emulator_peak_rss_mib": emulator_rss_mib, **pauses}
 
 
@@ -73,6 +80,7 @@ def main() -> int:
     parser.add_argument("--burst", default="2", help="the emulator's bucket (default 2; none: ceil(limit))")
     parser.add_argument("--account-rate", type=float, help="the emulator's limit when it differs from --rate "
                                                                "(a 429 storm: --rate 200 --account-rate 10)")
+    parser.add_argument("--concurrency-limit", type=int, help="the account's running-jobs cap (429 model_run)")
     parser.add_argument("--gc-report", action="store_true", help="longest GC pause of each process (launch.py)")
     parser.add_argument("--baseline", metavar="GIT_REF", help="also run the client of this git ref, interleaved")
     parser.add_argument("--memory", action="store_true", help="also peak RSS at --memory-jobs (fast emulator)")
@@ -88,7 +96,8 @@ def main() -> int:
         for jobs in args.jobs:
             for tree, label in trees:
                 rows.append(rate_case(jobs, args.rate, args.job_time_s, args.max_running, tree=tree, label=label,
-                                      burst=args.burst, account_rate=args.account_rate, gc_report=args.gc_report))
+                                      burst=args.burst, account_rate=args.account_rate, gc_report=args.gc_report,
+                                      concurrency_limit=args.concurrency_limit))
                 print(f"  {label} N={jobs}: {rows[-1]['makespan_s']:.1f} s", file=sys.stderr, flush=True)
     print(table(rows))
     if args.memory:
