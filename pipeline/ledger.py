@@ -92,6 +92,7 @@ class SessionPacing:
     rate_cuts: int  # times they lowered the sending rate
     sending_per_s: float | None  # the sending rate then
     lowest_sending_per_s: float | None
+    waits: tuple[str, ...] = ()  # what the session was waiting for then (an outage, a cooldown, a lowered cap)
 
 
 @dataclass(slots=True)
@@ -171,7 +172,8 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         state.session_requests = session_total
         state.session_pacing = SessionPacing(_count(event.get("throttled")), _count(event.get("rate_cuts")),
                                              _number(event.get("sending_per_s")),
-                                             _number(event.get("lowest_sending_per_s")))
+                                             _number(event.get("lowest_sending_per_s")),
+                                             _texts(event.get("waits")))
         return
     if kind == "end":
         state.ended = True
@@ -232,6 +234,11 @@ def _account(state: LedgerState, job: JobState, kind: Any, before: tuple[float, 
         state.prices[job.price_class] = job.estimate_cu
     elif kind in ("submitted", "succeeded", "failed") and job.cost_cu is not None:
         state.prices[job.price_class] = job.cost_cu  # what the server charged outranks a dry run
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    """A list of short texts from the journal (junk left out)."""
+    return tuple(str(v)[:300] for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 def _count(value: Any) -> int:

@@ -100,6 +100,7 @@ class RunStatus:
     resume: ResumePlan
     torn_tail: bool  # the journal ends mid-line (being written now, or a crash)
     cost: Spend = field(default_factory=Spend)  # the run's cost so far, every session and attempt
+    strays: tuple[tuple[str, str], ...] = ()  # (server job id, key): a second job made for one body, kept
 
 
 def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
@@ -169,7 +170,8 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         api_requests=state.api_requests, failures=_failures(jobs),
         unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN),
         stalled=tuple(_ref(j) for j in jobs if j.polling_gave_up),
-        pacing=state.session_pacing, resume=plan, torn_tail=torn_tail, cost=replace(state.spend))
+        pacing=state.session_pacing, resume=plan, torn_tail=torn_tail, cost=replace(state.spend),
+        strays=tuple(sorted(state.strays.items())))
 
 
 def _download_failed(job: JobState) -> bool:

@@ -64,6 +64,14 @@ def status_text(status: RunStatus) -> str:
                    f"{pacing.lowest_sending_per_s or 0:.1f}/s (last recorded {pacing.sending_per_s or 0:.1f}/s)"
                    if pacing.rate_cuts else "")
         lines.append(f"429s in the last session: {pacing.throttled}{lowered}")
+    if pacing is not None and pacing.waits and status.activity == "running":
+        lines += [f"waiting: {wait}" for wait in pacing.waits]
+    if status.strays:
+        lines.append(f"strays: {len(status.strays)} more job{_s(len(status.strays))} on the server made for a job "
+                     f"that already has one (paid twice before it was reconciled; kept, not downloaded): "
+                     + ", ".join(f"{job_id} (job {key[:12]})" for job_id, key in status.strays[:SHOWN_PER_GROUP])
+                     + (f", ... {len(status.strays) - SHOWN_PER_GROUP} more" if len(status.strays) > SHOWN_PER_GROUP
+                        else ""))
     if status.failures:
         failed = sum(len(g.jobs) for g in status.failures)
         lines.append(f"failures: {failed} job{_s(failed)} in {len(status.failures)} group{_s(len(status.failures))}")

@@ -12,6 +12,8 @@ import pytest
 
 from pipeline.ledger import JOURNAL_NAME, replay
 from pipeline.runner import summary_text
+from pipeline.status import run_status
+from pipeline.status_view import status_text
 from proxy import FlakyProxy
 from run_helpers import run, write_manifest
 
@@ -43,11 +45,14 @@ async def test_an_outage_holds_submissions_and_the_run_finishes_in_the_same_sess
     caplog.set_level("INFO")
     manifest = write_manifest(tmp_path, prompts=6)  # 24 jobs
 
+    seen: list[str] = []
+
     async def outage() -> float:
         while server.emulator.stats()["jobs_created"] < 4:
             await asyncio.sleep(0.005)
         flaky.down = True
         await asyncio.sleep(OUTAGE_S)
+        seen.append(status_text(run_status(tmp_path / "out" / "t")))  # what `status` shows from another terminal
         flaky.down = False
         return time.monotonic()
 
@@ -66,6 +71,7 @@ async def test_an_outage_holds_submissions_and_the_run_finishes_in_the_same_sess
     assert summary.exit_status == 0, text
     assert "the API cannot be reached" in caplog.text and "answers again" in caplog.text
     assert "reconciled" in caplog.text
+    assert "waiting: the API cannot be reached" in seen[0] and "new submissions wait" in seen[0]
     waits = [e.get("waits") for e in _events(summary.run_dir) if e.get("ev") == "requests"]
     assert any(w and "cannot be reached" in w[0] for w in waits), "the outage was never noted for status"
 

@@ -168,6 +168,32 @@ async def test_lost_post_answers_stay_unknown_when_the_listing_is_refused(tmp_pa
     await check_consistent(summary.run_dir, server, expect_jobs=2)
 
 
+async def test_two_server_jobs_for_one_lost_post_adopt_one_and_list_the_other(tmp_path: Path,
+                                                                             emulator_factory) -> None:
+    """A body the server made twice (a lost answer, then the same request sent by hand): reconciling adopts one,
+    journals the other as a stray, and status lists it; nothing is sent a third time."""
+    import aiohttp
+
+    from pipeline.api import basic_auth
+    from run_helpers import CREDENTIALS
+
+    server = await emulator_factory(fault_lost_response_rate=1.0, list_jobs_refused=403)
+    manifest = write_manifest(tmp_path, prompts=1, seeds=1)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert len(summary.unknown) == 2
+    intent = next(e for e in read_events(summary.run_dir / JOURNAL_NAME) if e["ev"] == "intent")
+    server.emulator.configure(fault_lost_response_rate=0.0, list_jobs_refused=None)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.url}/v1/generate/custom/{intent['spec']['model']}", json=intent["request"],
+                             headers={"Authorization": basic_auth(CREDENTIALS)}) as resp:
+            assert resp.status == 200
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 3
+    status = run_status(summary.run_dir)
+    assert len(status.strays) == 1 and status.strays[0][1] == intent["key"]
+    assert "strays: 1 more job" in status_text(status) and status.strays[0][0] in status_text(status)
+
+
 async def test_429_storm_is_ridden_out(tmp_path: Path, emulator_factory) -> None:
     """A client configured far over the emulator's limit gets 429s, lowers its rate, and finishes.
 
