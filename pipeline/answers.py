@@ -170,13 +170,8 @@ def _number(value: Any) -> float | None:
 
 def _progress(value: Any) -> float | None:
     """A finite fraction 0..1 (a percentage tolerated); None for anything else (NaN, 1e400, text)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return None
-    try:
-        progress = float(value)
-    except OverflowError:
-        return None
-    if not 0 <= progress <= 100:  # also NaN
+    progress = _number(value)
+    if progress is None or progress > 100:
         return None
     return progress / 100.0 if progress > 1 else progress
 
