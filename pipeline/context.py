@@ -160,6 +160,7 @@ class RunContext:
     durations: DurationModel = field(default_factory=DurationModel)
     downloading: int = 0  # downloads under way right now
     downloaded_bytes: int = 0
+    reconciling: str | None = None  # while lost POSTs wait to be looked up on the server: why, for the user
 
     def waits(self) -> tuple[str, ...]:
         """Why the run is waiting right now, in words for the user (progress, log, journal for `status`)."""
@@ -168,6 +169,8 @@ class RunContext:
             waits.append(outage)
         if (paused := self.api.waiting) is not None:
             waits.append(f"every request waits: {paused}")
+        if self.reconciling is not None:
+            waits.append(self.reconciling)
         if self.in_flight.limited_by is not None:
             waits.append(f"at most {self.in_flight.cap} in flight: {self.in_flight.limited_by}")
         return tuple(waits)

@@ -67,9 +67,14 @@ async def _settle_lost_posts(ctx: RunContext, manifest: RunnableManifest, submit
             return
         wait_s = max(lost.values()) + ctx.settings.reconcile_settle_s - time.time()
         if wait_s > 0:
+            ctx.reconciling = (f"{len(lost)} POST(s) lost their answers: the server is asked which jobs it made "
+                               f"once they are {ctx.settings.reconcile_settle_s:.0f}s old (reconcile_settle_s)")
             log.info("%d POST(s) lost their answers: asking the server about them in %.0fs", len(lost), wait_s)
-            if await sleep_unless(ctx.stop.no_more_submits, wait_s):
-                return
+            try:
+                if await sleep_unless(ctx.stop.no_more_submits, wait_s):
+                    return
+            finally:
+                ctx.reconciling = None
         found = await reconcile(ctx.api, ctx.journal, lost, settle_s=ctx.settings.reconcile_settle_s)
         for key in found.adopted:
             ctx.in_flight.force()
