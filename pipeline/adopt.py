@@ -62,6 +62,7 @@ async def reconcile(api: ApiClient, journal: Journal, keys: Iterable[str], *, se
                       if is_custom(row) and row.job_id not in known]
     except (ApiError, RunHalted) as exc:
         found.requests = api.requests - before
+        api.reconcile_requests += found.requests
         why = f"could not ask the server which jobs exist ({exc}); left unknown"
         for key in wanted:
             await journal.write("unresolved", key=key, error=why)
@@ -69,6 +70,7 @@ async def reconcile(api: ApiClient, journal: Journal, keys: Iterable[str], *, se
         log.warning("%d unknown job(s): %s", len(wanted), why)
         return found
     found.requests = api.requests - before
+    api.reconcile_requests += found.requests
     # larger bodies first: a job whose body is a subset of another's must not take the other's server job
     for key in sorted(wanted, key=lambda k: -len(intents[k]["request"])):
         intent = intents[key]

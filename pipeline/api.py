@@ -88,6 +88,7 @@ class ApiClient:
         self.retries = 0
         self.throttled = 0  # 429 answers received
         self.connectivity = Connectivity()  # down after a connection failure, up at the next real answer
+        self.reconcile_requests = 0  # of `requests`, those spent asking the server about lost POSTs
 
     @property
     def requests(self) -> int:

@@ -55,6 +55,7 @@ class RunSummary:
     configured_per_s: float | None = None  # --rate
     spend: Spend = field(default_factory=Spend)  # the run's cost so far (every session, every attempt)
     failure_notes: dict[str, str] = field(default_factory=dict)  # key -> "hint: ...; trace id ..." of a failure
+    reconcile_requests: int = 0  # of api_requests, those spent asking the server about lost POSTs
 
     @property
     def requests_per_job(self) -> float:
@@ -129,6 +130,7 @@ def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings,
         "api_requests": state.api_requests,
         "api_requests_per_finished_job": round(state.api_requests / finished, 3) if finished else None,
         "throttled_429": api.throttled,
+        "reconcile_requests": api.reconcile_requests,  # this session's requests asking about lost POSTs
         "sending_rate_cuts": api.pacing.cuts,
         "lowest_sending_rate_per_s": round(api.pacing.lowest_per_s, 3),
         "stopped": stop.reason,
@@ -164,7 +166,7 @@ def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, sta
                       api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
                       ending.stalled, ending.not_found,
                       api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
-                      settings.max_requests_per_s, ending.spend, ending.failure_notes)
+                      settings.max_requests_per_s, ending.spend, ending.failure_notes, api.reconcile_requests)
 
 
 def summary_text(summary: RunSummary, *, resume_command: str) -> str:
@@ -172,8 +174,9 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
     c = summary.counts
     lines = [f"{c[DOWNLOADED]}/{summary.total} downloaded, {c[FAILED]} failed, {c[UNKNOWN]} unknown, "
              f"{c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]} unfinished; wall {summary.wall_s:.1f}s; "
-             f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job), "
-             f"{summary.throttled} throttled (429)",
+             f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job"
+             + (f"; {summary.reconcile_requests} to reconcile lost POSTs" if summary.reconcile_requests else "")
+             + f"), {summary.throttled} throttled (429)",
              f"cost: {spend_text(summary.spend)}",
              f"output: {summary.run_dir}"]
     if summary.rate_cuts and summary.lowest_sending_per_s is not None:

@@ -148,6 +148,11 @@ async def test_lost_post_answers_are_reconciled_with_the_server_in_the_same_run(
     assert server.emulator.stats()["jobs_created"] == 4  # created once each, answers lost, adopted
     events = list(read_events(summary.run_dir / JOURNAL_NAME))
     assert sum(1 for e in events if e["ev"] == "submitted" and e.get("adopted")) == 4
+    # a few requests a run, not a few a job: one listing page, then one lookup per row without metadata.input
+    assert 0 < summary.reconcile_requests <= 1 + 4
+    assert f"{summary.reconcile_requests} to reconcile lost POSTs" in summary_text(summary, resume_command="-")
+    results = json.loads((summary.run_dir / "results.json").read_text())
+    assert results["run"]["reconcile_requests"] == summary.reconcile_requests
     await check_consistent(summary.run_dir, server, expect_jobs=4)
 
 
