@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.ledger import JOURNAL_NAME
 from pipeline.runner import summary_text
 from pipeline.status import run_status
 from pipeline.status_view import status_text
