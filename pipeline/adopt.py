@@ -56,9 +56,9 @@ async def reconcile(api: ApiClient, journal: Journal, keys: Iterable[str], *, se
     listed_at = time.time()
     before = api.requests
     try:
-        rows = await _list_since(api, listing_start(float(intents[k].get("t", listed_at)) for k in wanted))
+        rows = await list_since(api, listing_start(float(intents[k].get("t", listed_at)) for k in wanted))
         known = {j.job_id for j in journal.state.jobs.values() if j.job_id} | set(journal.state.strays)
-        candidates = [await _with_input(api, row) for row in rows
+        candidates = [await with_input(api, row) for row in rows
                       if is_custom(row) and row.job_id not in known]
     except (ApiError, RunHalted) as exc:
         found.requests = api.requests - before
@@ -97,7 +97,7 @@ async def reconcile(api: ApiClient, journal: Journal, keys: Iterable[str], *, se
     return found
 
 
-async def _list_since(api: ApiClient, created_after: str) -> list[ListedJob]:
+async def list_since(api: ApiClient, created_after: str) -> list[ListedJob]:
     """Every job created since `created_after`, all pages; ApiError when a page is refused or malformed."""
     rows: list[ListedJob] = []
     token: str | None = None
@@ -118,7 +118,7 @@ async def _list_since(api: ApiClient, created_after: str) -> list[ListedJob]:
     raise ApiError(200, f"the job listing did not end within {MAX_PAGES} pages")
 
 
-async def _with_input(api: ApiClient, row: ListedJob) -> ListedJob:
+async def with_input(api: ApiClient, row: ListedJob) -> ListedJob:
     """The row itself, or (when it lacks `metadata.input`) the job fetched by id."""
     if row.input is not None:
         return row
