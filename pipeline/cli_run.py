@@ -43,6 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-failed", action="store_true", help="submit again the jobs that failed before")
     parser.add_argument("--resubmit-unknown", action="store_true",
                         help="submit again the jobs whose POST answer was lost (they may exist: may pay twice)")
+    parser.add_argument("--download-strays", action="store_true",
+                        help="also save the outputs of stray server jobs (a job made twice) under videos/strays")
     parser.add_argument("--emulator", action="store_true",
                         help="run against the built-in emulator on a free loopback port (no credentials)")
     parser.add_argument("--no-report", action="store_true", help="do not write report.html at the end of the run")
@@ -64,6 +66,7 @@ def execute(args: argparse.Namespace) -> int:
     run_dir = Path(settings.output_dir) / manifest.name
     mode = "off" if args.quiet else "live" if sys.stderr.isatty() and not args.verbose else "log"
     options = RunOptions(retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
+                         download_strays=args.download_strays,
                          freeze_long_lived=True,
                          progress=mode, manifest_path=str(Path(args.manifest).resolve()),
                          on_finish=None if args.no_report else _write_report)

@@ -127,6 +127,7 @@ class LedgerState:
     upload_ids: dict[str, str] = field(default_factory=dict)  # input sha256 -> its upload begun, not yet imported
     paths: dict[str, str] = field(default_factory=dict)  # each output path recorded -> the first key recording it
     strays: dict[str, str] = field(default_factory=dict)  # server job id -> key: a second job for one body (adopt)
+    stray_files: dict[str, list[str]] = field(default_factory=dict)  # stray job id -> its saved outputs' paths
     runs: list[dict[str, Any]] = field(default_factory=list)  # one per session ("run" events)
     api_requests: int = 0  # over all sessions
     session_requests: int = 0  # the current session's running total, as last recorded
@@ -185,6 +186,9 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         return
     if kind == "stray":  # a server job made for a key that already has one (it was paid twice): kept, listed
         state.strays[str(event.get("job_id"))] = str(event.get("key"))
+        return
+    if kind == "stray-downloaded":  # run --download-strays saved one of its outputs
+        state.stray_files.setdefault(str(event.get("job_id")), []).append(str(event.get("path")))
         return
     if kind == "upload":
         state.uploads[str(event["sha256"])] = str(event["asset_id"])

@@ -19,6 +19,7 @@ from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
 from pipeline.ledger import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.rundir import lost_files
 from pipeline.spec import InputRef, JobSpec
+from pipeline.strays import download_strays as fetch_strays
 from pipeline.submit import send_job, submit
 from pipeline.uploads import upload_input
 
@@ -30,7 +31,7 @@ RECONCILE_PASSES = 10  # lost POSTs reconciled again after a pass that resent so
 
 async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None],
                submitted: asyncio.Queue[Submission | None], finished: asyncio.Queue[Completion | None], *,
-               retry_failed: bool, resubmit_unknown: bool) -> None:
+               retry_failed: bool, resubmit_unknown: bool, download_strays: bool = False) -> None:
     """Reconcile unknown jobs, resume what the journal knows, upload inputs, produce and submit, reconcile
     the POSTs this run lost; then close `submitted`."""
     session_started = time.time()
@@ -49,6 +50,8 @@ async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Q
         for _ in range(SUBMIT_WORKERS):
             group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
     await _settle_lost_posts(ctx, manifest, submitted, since=session_started)
+    if download_strays:
+        await fetch_strays(ctx)
     await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
 
 

@@ -51,6 +51,7 @@ class RunOptions:
 
     retry_failed: bool = False
     resubmit_unknown: bool = False
+    download_strays: bool = False  # save the outputs of stray server jobs (a body made twice) under videos/strays
     progress: str = "log"  # "live" | "log" | "off"
     manifest_path: str = ""
     on_finish: Callable[[Path], Any] | None = None  # e.g. write the HTML report
@@ -211,7 +212,7 @@ async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptio
     finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
     async with asyncio.TaskGroup() as group:
         group.create_task(feed(ctx, manifest, to_submit, submitted, finished, retry_failed=options.retry_failed,
-                               resubmit_unknown=options.resubmit_unknown))
+                               resubmit_unknown=options.resubmit_unknown, download_strays=options.download_strays))
         group.create_task(poll(ctx, submitted, finished, downloaders=ctx.settings.download_workers))
         for _ in range(ctx.settings.download_workers):
             group.create_task(download(ctx, finished))

@@ -67,8 +67,10 @@ def status_text(status: RunStatus) -> str:
     if pacing is not None and pacing.waits and status.activity == "running":
         lines += [f"waiting: {wait}" for wait in pacing.waits]
     if status.strays:
+        saved = (f"{status.strays_saved} saved under videos/strays" if status.strays_saved == len(status.strays)
+                 else f"{status.strays_saved} saved; save the rest with: ltx-batch run MANIFEST --download-strays")
         lines.append(f"strays: {len(status.strays)} more job{_s(len(status.strays))} on the server made for a job "
-                     f"that already has one (paid twice before it was reconciled; kept, not downloaded): "
+                     f"that already has one (paid twice before it was reconciled; {saved}): "
                      + ", ".join(f"{job_id} (job {key[:12]})" for job_id, key in status.strays[:SHOWN_PER_GROUP])
                      + (f", ... {len(status.strays) - SHOWN_PER_GROUP} more" if len(status.strays) > SHOWN_PER_GROUP
                         else ""))

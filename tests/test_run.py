@@ -197,6 +197,15 @@ async def test_two_server_jobs_for_one_lost_post_adopt_one_and_list_the_other(tm
     status = run_status(summary.run_dir)
     assert len(status.strays) == 1 and status.strays[0][1] == intent["key"]
     assert "strays: 1 more job" in status_text(status) and status.strays[0][0] in status_text(status)
+    assert "--download-strays" in status_text(status)
+    summary = await run(manifest, server, tmp_path / "out", options=RunOptions(progress="off", download_strays=True))
+    stray_id = status.strays[0][0]
+    record = next(r for r in await server.emulator.job_records() if r["jobId"] == stray_id)
+    saved = summary.run_dir / "videos" / "strays" / f"{stray_id}.mp4"
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == record["outputSha256"]
+    status = run_status(summary.run_dir)
+    assert status.strays_saved == 1 and "1 saved under videos/strays" in status_text(status)
+    assert server.emulator.stats()["jobs_created"] == 3  # nothing sent again
 
 
 async def test_429_storm_is_ridden_out(tmp_path: Path, emulator_factory) -> None:

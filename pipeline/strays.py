@@ -1,0 +1,79 @@
+"""Stray jobs: a second server job made for one job's body (it was paid twice before reconciling adopted the
+first). They are never lost: the journal keeps their ids, `status` lists them, and `run --download-strays`
+saves their outputs under `videos/strays/<job id>.mp4`, journaled like any download (`stray-downloaded`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pipeline.answers import FINAL_FAILED, FINAL_OK, JobView
+from pipeline.context import RunContext
+from pipeline.errors import ApiError, RunHalted
+from pipeline.retry import backoff_s
+from pipeline.storage import VIDEOS_DIR, StorageError, UrlExpired, download, safe_path
+
+log = logging.getLogger(__name__)
+
+STRAYS_DIR = f"{VIDEOS_DIR}/strays"
+
+
+async def download_strays(ctx: RunContext) -> None:
+    """Save the outputs of every stray job not saved yet; a stray that cannot be saved is logged, not fatal."""
+    state = ctx.journal.state
+    for job_id in [j for j in state.strays if j not in state.stray_files]:
+        try:
+            view = await _until_final(ctx, job_id)
+            if view is None:
+                continue
+            for part, asset_id in enumerate(view.asset_ids):
+                relative = f"{STRAYS_DIR}/{job_id}" + (f"-{part}" if part else "") + ".mp4"
+                target = safe_path(ctx.run_dir, relative)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                saved = await _save(ctx, asset_id, relative)
+                await ctx.journal.write("stray-downloaded", job_id=job_id, asset_id=asset_id, path=relative,
+                                        bytes=saved[0], sha256=saved[1])
+            log.info("stray job %s saved under %s", job_id, STRAYS_DIR)
+        except RunHalted:
+            return
+        except (ApiError, StorageError, OSError) as exc:
+            log.warning("stray job %s could not be saved: %s (the next --download-strays tries again)", job_id, exc)
+
+
+async def _until_final(ctx: RunContext, job_id: str) -> JobView | None:
+    """Poll the stray until it ends; its view on success, None (logged) on failure or after job_timeout_s."""
+    loop = asyncio.get_running_loop()
+    started, polls = loop.time(), 0
+    while True:
+        view = await ctx.api.job(job_id)
+        if view.status in FINAL_OK:
+            return view
+        if view.status in FINAL_FAILED:
+            log.info("stray job %s ended %r: nothing to save", job_id, view.status)
+            return None
+        polls += 1
+        if ctx.settings.job_timeout_s and loop.time() - started > ctx.settings.job_timeout_s:
+            log.warning("stray job %s still %r after job_timeout_s: the next --download-strays looks again",
+                        job_id, view.status)
+            return None
+        await asyncio.sleep(backoff_s(polls, base_s=ctx.settings.poll_min_interval_s,
+                                      max_s=ctx.settings.poll_max_interval_s))
+
+
+async def _save(ctx: RunContext, asset_id: str, relative: str) -> tuple[int, str]:
+    """Download one output (a fresh URL after an expired one, a few tries); (bytes, sha256)."""
+    for attempt in range(1, ctx.settings.max_retries + 2):
+        try:
+            url = await ctx.api.asset_url(asset_id)
+            saved = await download(ctx.session, url, safe_path(ctx.run_dir, relative),
+                                   timeout_s=ctx.settings.download_timeout_s,
+                                   connect_timeout_s=ctx.settings.connect_timeout_s, gate=ctx.journal.outputs)
+            return saved.bytes, saved.sha256
+        except (UrlExpired, ApiError) as exc:
+            if attempt > ctx.settings.max_retries or (isinstance(exc, ApiError) and exc.status not in (0, 429)
+                                                      and exc.status < 500):
+                raise
+            await asyncio.sleep(backoff_s(attempt, base_s=ctx.settings.backoff_base_s,
+                                          max_s=ctx.settings.backoff_max_s))
+    raise ApiError(0, f"asset {asset_id} could not be downloaded")
