@@ -138,18 +138,20 @@ async def test_failed_jobs_are_recorded_and_retried_on_request(tmp_path: Path, e
     assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 4
 
 
-async def test_lost_post_answers_are_reconciled_with_the_server_in_the_same_run(tmp_path: Path,
-                                                                                emulator_factory) -> None:
-    """A POST whose answer is lost is found in the account's job listing (rows without metadata.input are
-    fetched by id) and adopted: polled and downloaded in the same run, never sent twice."""
-    server = await emulator_factory(fault_lost_response_rate=1.0, list_rows_with_input=False)
+@pytest.mark.parametrize(("with_input", "order"), [(False, "newest"), (True, "oldest")])
+async def test_lost_post_answers_are_reconciled_with_the_server_in_the_same_run(tmp_path: Path, emulator_factory,
+                                                                                with_input: bool, order: str) -> None:
+    """A POST whose answer is lost is found in the account's job listing (rows with metadata.input, or without it
+    and fetched by id; either order) and adopted: polled and downloaded in the same run, never sent twice."""
+    server = await emulator_factory(fault_lost_response_rate=1.0, list_rows_with_input=with_input,
+                                    jobs_list_order=order)
     summary = await run(write_manifest(tmp_path, prompts=1, seeds=2), server, tmp_path / "out")
     assert summary.exit_status == 0 and summary.counts["downloaded"] == 4 and not summary.unknown
     assert server.emulator.stats()["jobs_created"] == 4  # created once each, answers lost, adopted
     events = list(read_events(summary.run_dir / JOURNAL_NAME))
     assert sum(1 for e in events if e["ev"] == "submitted" and e.get("adopted")) == 4
     # a few requests a run, not a few a job: one listing page, then one lookup per row without metadata.input
-    assert 0 < summary.reconcile_requests <= 1 + 4
+    assert 0 < summary.reconcile_requests <= (1 if with_input else 1 + 4)
     assert f"{summary.reconcile_requests} to reconcile lost POSTs" in summary_text(summary, resume_command="-")
     results = json.loads((summary.run_dir / "results.json").read_text())
     assert results["run"]["reconcile_requests"] == summary.reconcile_requests
