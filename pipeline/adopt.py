@@ -23,8 +23,8 @@ from pipeline.api import ApiClient
 from pipeline.budget import LOOKUP
 from pipeline.errors import ApiError, RunHalted
 from pipeline.journal import Journal
-from pipeline.ledger import UNKNOWN, intents_of
-from pipeline.reconcile import ListedJob, is_custom, listed_job, listing_start, matches, settled
+from pipeline.ledger import UNKNOWN, LedgerState, intents_of
+from pipeline.reconcile import ListedJob, assign, is_custom, listed_job, listing_start, settled
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,8 @@ async def reconcile(api: ApiClient, journal: Journal, keys: Iterable[str], *, se
     listed_at = time.time()
     before = api.requests
     try:
-        rows = await list_since(api, listing_start(float(intents[k].get("t", listed_at)) for k in wanted))
-        known = {j.job_id for j in journal.state.jobs.values() if j.job_id} | set(journal.state.strays)
-        candidates = [await with_input(api, row) for row in rows
-                      if is_custom(row) and row.job_id not in known]
+        candidates = await unknown_to_journal(api, journal.state,
+                                              listing_start(float(intents[k].get("t", listed_at)) for k in wanted))
     except (ApiError, RunHalted) as exc:
         found.requests = api.requests - before
         api.reconcile_requests += found.requests
@@ -71,18 +69,14 @@ async def reconcile(api: ApiClient, journal: Journal, keys: Iterable[str], *, se
         return found
     found.requests = api.requests - before
     api.reconcile_requests += found.requests
-    # larger bodies first: a job whose body is a subset of another's must not take the other's server job
-    for key in sorted(wanted, key=lambda k: -len(intents[k]["request"])):
+    made = assign({k: intents[k] for k in wanted}, candidates)
+    for key in wanted:
         intent = intents[key]
-        model = str((intent.get("spec") or {}).get("model", ""))
-        matching = [c for c in candidates if c.input is not None and matches(model, intent["request"], c.input)]
-        if matching:
-            matching.sort(key=lambda c: len(c.input or {}))  # the closest first: fewest keys beyond ours
-            adopted, *extra = matching
+        if key in made:
+            adopted, *extra = made[key]
             await journal.write("submitted", key=key, job_id=adopted.job_id, status="queued", adopted=True)
             for stray in extra:
                 await journal.write("stray", key=key, job_id=stray.job_id)
-            candidates = [c for c in candidates if c not in matching]
             found.adopted.append(key)
             found.strays += [s.job_id for s in extra]
         elif settled(float(intent.get("t", listed_at)), listed_at, settle_s=settle_s):
@@ -95,6 +89,14 @@ async def reconcile(api: ApiClient, journal: Journal, keys: Iterable[str], *, se
              len(found.not_created), len(found.unresolved),
              f", {len(found.strays)} paid twice before (strays, kept in the journal)" if found.strays else "")
     return found
+
+
+async def unknown_to_journal(api: ApiClient, state: LedgerState, created_after: str) -> list[ListedJob]:
+    """The account's `custom` jobs created since `created_after` whose ids the journal does not hold (adopted,
+    or strays), each with its `metadata.input` (fetched by id when the row lacks it)."""
+    rows = await list_since(api, created_after)
+    known = {j.job_id for j in state.jobs.values() if j.job_id} | set(state.strays)
+    return [await with_input(api, row) for row in rows if is_custom(row) and row.job_id not in known]
 
 
 async def list_since(api: ApiClient, created_after: str) -> list[ListedJob]:

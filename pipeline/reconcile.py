@@ -70,6 +70,24 @@ def same(ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
+def assign(intents: Mapping[str, Mapping[str, Any]], candidates: Iterable[ListedJob]) -> dict[str, list[ListedJob]]:
+    """The server jobs each lost POST made, closest first (fewest keys beyond ours); each server job goes to one
+    intent only. `intents`: key -> the journal's intent event (`request`, `spec.model`). Larger bodies choose
+    first: a job whose body is a subset of another's must not take the other's server job."""
+    free = [c for c in candidates if c.input is not None]
+    out: dict[str, list[ListedJob]] = {}
+    for key in sorted(intents, key=lambda k: -len(intents[k].get("request") or {})):
+        body = intents[key].get("request")
+        model = str((intents[key].get("spec") or {}).get("model", ""))
+        if not isinstance(body, Mapping):
+            continue
+        matching = sorted((c for c in free if matches(model, body, c.input or {})), key=lambda c: len(c.input or {}))
+        if matching:
+            out[key] = matching
+            free = [c for c in free if c not in matching]
+    return out
+
+
 def is_custom(job: ListedJob) -> bool:
     """A generate/custom job (rows without a jobType are kept: the check is what they hold)."""
     return job.job_type is None or job.job_type == "custom"

@@ -17,19 +17,19 @@ from typing import Any
 
 import aiohttp
 
-from pipeline.adopt import list_since, with_input
+from pipeline.adopt import unknown_to_journal
 from pipeline.api import ApiClient
 from pipeline.budget import RequestBudget
 from pipeline.config import Credentials, Settings
 from pipeline.ledger import JOURNAL_NAME, UNKNOWN, LedgerState, intents_of, replay
-from pipeline.reconcile import is_custom, listing_start, matches, settled
+from pipeline.reconcile import assign, listing_start, matches, settled
 
 
 @dataclass(frozen=True, slots=True)
 class ServerCheck:
     """What the server holds that the journal does not say."""
 
-    listed: int  # custom jobs listed in the window
+    listed: int  # custom jobs listed in the window that the journal does not know
     requests: int  # API requests this check made
     unknown_found: tuple[tuple[str, str], ...]  # (key, server job id): unknown here, made there
     unknown_absent: tuple[str, ...]  # keys of unknown jobs the server never made (settled)
@@ -48,24 +48,21 @@ async def check_server(run_dir: Path, settings: Settings, credentials: Credentia
     listed_at = time.time()
     async with aiohttp.ClientSession() as session:
         api = ApiClient(session, settings, credentials, RequestBudget(settings.max_requests_per_s))
-        rows = await list_since(api, listing_start([state.first_at or listed_at]))
-        known = {j.job_id for j in state.jobs.values() if j.job_id} | set(state.strays)
-        candidates = [await with_input(api, row) for row in rows if is_custom(row) and row.job_id not in known]
+        candidates = await unknown_to_journal(api, state, listing_start([state.first_at or listed_at]))
         requests = api.requests
+    made = assign(intents, candidates)  # the same rule as reconciling: what a run would adopt
     found, absent, undecided = [], [], []
     for key in unknown:
-        intent = intents.get(key, {})
-        model, body = str((intent.get("spec") or {}).get("model", "")), intent.get("request")
-        match = next((c for c in candidates if isinstance(body, dict) and c.input is not None
-                      and matches(model, body, c.input)), None)
-        if match is not None:
-            found.append((key, match.job_id))
-            candidates.remove(match)
-        elif settled(float(intent.get("t", listed_at)), listed_at, settle_s=settings.reconcile_settle_s):
+        if key in made:
+            found.append((key, made[key][0].job_id))
+        elif settled(float(intents.get(key, {}).get("t", listed_at)), listed_at,
+                     settle_s=settings.reconcile_settle_s):
             absent.append(key)
         else:
             undecided.append(key)
-    return ServerCheck(len(rows), requests, tuple(found), tuple(absent), tuple(undecided),
+    taken = {c.job_id for jobs in made.values() for c in jobs}
+    candidates = [c for c in candidates if c.job_id not in taken]
+    return ServerCheck(len(candidates) + len(taken), requests, tuple(found), tuple(absent), tuple(undecided),
                        _untracked(state, candidates, bodies), bodies is not None)
 
 
@@ -91,8 +88,8 @@ def _untracked(state: LedgerState, candidates: list[Any],
 
 def check_text(check: ServerCheck) -> str:
     """The lines `status --server` adds."""
-    lines = [f"server: {check.listed} job(s) of this account listed since the run began ({check.requests} "
-             f"request(s)); nothing was changed"]
+    lines = [f"server: {check.listed} job(s) of this account since the run began that the journal does not "
+             f"hold ({check.requests} request(s)); nothing was changed"]
     if check.unknown_found:
         lines.append(f"  {len(check.unknown_found)} unknown job(s) exist on the server (the next run adopts them): "
                      + ", ".join(f"{key[:12]} = {job_id}" for key, job_id in check.unknown_found[:10]))

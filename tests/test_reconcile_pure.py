@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.reconcile import is_custom, listed_job, listing_start, matches, same, settled
+from pipeline.reconcile import ListedJob, assign, is_custom, listed_job, listing_start, matches, same, settled
 
 MODEL = "model_ltx-2-19b-video-to-video"
 BODY = {"prompt": "a fox", "video": "asset_1", "videoStrength": 0.5, "numInferenceSteps": 40, "seed": 7,
@@ -57,3 +57,19 @@ def test_listed_rows_are_read_tolerantly() -> None:
 def test_a_recent_post_is_not_settled() -> None:
     """Absence proves nothing for a POST younger than the settle time."""
     assert not settled(100.0, 150.0, settle_s=60) and settled(100.0, 160.0, settle_s=60)
+
+
+def test_each_server_job_goes_to_one_lost_post_the_closest_first() -> None:
+    """A body that is a subset of another's does not take the other's job; extra matches follow the closest."""
+    small = {"prompt": "a fox", "seed": 7}
+    large = {**small, "negativePrompt": "blur"}
+    spec = {"model": MODEL}
+    jobs = [ListedJob("job_large", None, "custom", {**large, "modelId": MODEL, "numOutputs": 1}),
+            ListedJob("job_small", None, "custom", {**small, "modelId": MODEL}),
+            ListedJob("job_small_again", None, "custom", {**small, "modelId": MODEL, "numOutputs": 1}),
+            ListedJob("job_bare", None, "custom", None)]
+    made = assign({"k_small": {"request": small, "spec": spec}, "k_large": {"request": large, "spec": spec},
+                   "k_lost": {"request": {"prompt": "never made", "seed": 1}, "spec": spec}}, jobs)
+    assert [j.job_id for j in made["k_large"]] == ["job_large"]
+    assert [j.job_id for j in made["k_small"]] == ["job_small", "job_small_again"]
+    assert "k_lost" not in made
