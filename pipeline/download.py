@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 
 from pipeline.context import Completion, RunContext
-from pipeline.errors import ApiError, AuthError, RunHalted, TransientApiError
+from pipeline.errors import ApiError, AuthError, PipelineError, RunHalted, TransientApiError
 from pipeline.retry import backoff_s
-from pipeline.storage import VIDEOS_DIR, StorageError, UrlExpired, download as stream_download
+from pipeline.storage import VIDEOS_DIR, Saved, StorageError, UrlExpired, download as stream_download
 from pipeline.storage import part_path, safe_path
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,25 @@ async def _save_job(ctx: RunContext, item: Completion) -> None:
             return
 
 
+class DownloadGaveUp(PipelineError):
+    """An asset could not be downloaded within its retries (the message is the last error)."""
+
+
 async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, target: Path) -> str | None:
-    """Download one asset with retries; None on success, else the last error."""
+    """Download one of a job's assets and journal it; None on success, else the last error."""
+    try:
+        saved, attempts = await fetch_asset(ctx, asset_id, relative, target)
+    except DownloadGaveUp as exc:
+        return str(exc)
+    ctx.downloaded_bytes += saved.bytes
+    await ctx.journal.write("downloaded", key=key, asset_id=asset_id, path=relative, bytes=saved.bytes,
+                            sha256=saved.sha256, mtime_ns=saved.mtime_ns, attempts=attempts)
+    return None
+
+
+async def fetch_asset(ctx: RunContext, asset_id: str, relative: str, target: Path) -> tuple[Saved, int]:
+    """Download one asset to `target` with retries (a fresh URL after an expired one, an outage waited out at no
+    cost of attempts); the file and the attempts it took. Raises DownloadGaveUp, AuthError or StorageError."""
     settings = ctx.settings
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -79,15 +96,12 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
                 await ctx.api.connectivity.wait_up(ctx.stop.halted)
                 continue
         except ApiError as exc:  # 404 on the asset itself and the like: not worth retrying
-            return str(exc)
+            raise DownloadGaveUp(str(exc)) from None
         else:
-            ctx.downloaded_bytes += saved.bytes
-            await ctx.journal.write("downloaded", key=key, asset_id=asset_id, path=relative, bytes=saved.bytes,
-                                    sha256=saved.sha256, mtime_ns=saved.mtime_ns, attempts=attempt)
-            return None
+            return saved, attempt
         finally:
             ctx.downloading -= 1
         delay = backoff_s(attempt, base_s=settings.backoff_base_s, max_s=settings.backoff_max_s)
         log.debug("%s: %s; retry %d in %.1fs", asset_id, last_error, attempt, delay)
         await asyncio.sleep(delay)
-    return last_error
+    raise DownloadGaveUp(last_error)

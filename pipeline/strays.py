@@ -12,7 +12,8 @@ from pipeline.answers import FINAL_FAILED, FINAL_OK, JobView
 from pipeline.context import RunContext
 from pipeline.errors import ApiError, RunHalted
 from pipeline.retry import backoff_s
-from pipeline.storage import VIDEOS_DIR, StorageError, UrlExpired, download, safe_path
+from pipeline.download import DownloadGaveUp, fetch_asset
+from pipeline.storage import VIDEOS_DIR, StorageError, safe_path
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,13 @@ async def download_strays(ctx: RunContext) -> None:
                 continue
             for part, asset_id in enumerate(view.asset_ids):
                 relative = f"{STRAYS_DIR}/{job_id}" + (f"-{part}" if part else "") + ".mp4"
-                target = safe_path(ctx.run_dir, relative)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                saved = await _save(ctx, asset_id, relative)
+                saved, _ = await fetch_asset(ctx, asset_id, relative, safe_path(ctx.run_dir, relative))
                 await ctx.journal.write("stray-downloaded", job_id=job_id, asset_id=asset_id, path=relative,
-                                        bytes=saved[0], sha256=saved[1])
+                                        bytes=saved.bytes, sha256=saved.sha256)
             log.info("stray job %s saved under %s", job_id, STRAYS_DIR)
         except RunHalted:
             return
-        except (ApiError, StorageError, OSError) as exc:
+        except (ApiError, DownloadGaveUp, StorageError) as exc:
             log.warning("stray job %s could not be saved: %s (the next --download-strays tries again)", job_id, exc)
 
 
@@ -59,21 +58,3 @@ async def _until_final(ctx: RunContext, job_id: str) -> JobView | None:
             return None
         await asyncio.sleep(backoff_s(polls, base_s=ctx.settings.poll_min_interval_s,
                                       max_s=ctx.settings.poll_max_interval_s))
-
-
-async def _save(ctx: RunContext, asset_id: str, relative: str) -> tuple[int, str]:
-    """Download one output (a fresh URL after an expired one, a few tries); (bytes, sha256)."""
-    for attempt in range(1, ctx.settings.max_retries + 2):
-        try:
-            url = await ctx.api.asset_url(asset_id)
-            saved = await download(ctx.session, url, safe_path(ctx.run_dir, relative),
-                                   timeout_s=ctx.settings.download_timeout_s,
-                                   connect_timeout_s=ctx.settings.connect_timeout_s, gate=ctx.journal.outputs)
-            return saved.bytes, saved.sha256
-        except (UrlExpired, ApiError) as exc:
-            if attempt > ctx.settings.max_retries or (isinstance(exc, ApiError) and exc.status not in (0, 429)
-                                                      and exc.status < 500):
-                raise
-            await asyncio.sleep(backoff_s(attempt, base_s=ctx.settings.backoff_base_s,
-                                          max_s=ctx.settings.backoff_max_s))
-    raise ApiError(0, f"asset {asset_id} could not be downloaded")
