@@ -32,6 +32,7 @@ STATES = (PENDING, UNKNOWN, SUBMITTED, SUCCEEDED, DOWNLOADED, FAILED)
 # why a session stopped polling a submitted job (its error_kind; it stays submitted, polled again next run)
 POLL_TIMEOUT = "poll-timeout"  # still running after job_timeout_s
 POLL_NOT_FOUND = "poll-not-found"  # the server answered 404 for a job it created for us
+UPLOAD_FAILED = "upload"  # error_kind of a job never sent because an input of it could not be uploaded
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
@@ -77,6 +78,11 @@ class JobState:
     price_class: str | None = None  # the gate's kind of job: jobs of a kind cost the same (costcap.price_class)
     hint: str | None = None  # metadata.hint of a failure: what to do about it
     trace_id: str | None = None  # the error answer's trace id (support asks for it)
+
+    @property
+    def upload_failed(self) -> bool:
+        """Failed without being sent (an input of it could not be uploaded): never paid, so a run tries again."""
+        return self.state == FAILED and self.error_kind == UPLOAD_FAILED
 
     @property
     def polling_gave_up(self) -> bool:

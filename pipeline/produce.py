@@ -174,7 +174,7 @@ async def _produce(ctx: RunContext, manifest: RunnableManifest, to_submit: async
         if job is not None and job.state != PENDING:
             if job.state == UNKNOWN and resubmit_unknown:
                 await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
-            elif job.state == FAILED and job.error_kind == "upload":  # never sent, so never paid: try again
+            elif job.upload_failed:  # never sent, so never paid: try again
                 await ctx.journal.write("reset", key=spec.key, why="retry-upload")
             elif job.state == FAILED and retry_failed and job.error_kind != "download":
                 await ctx.journal.write("reset", key=spec.key, why="retry-failed")

@@ -157,9 +157,9 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         redownload_failed=sum(1 for j in jobs if _download_failed(j)),
         refetch_lost=len(lost_files(run_dir, ((j.key, r.path, r.bytes, r.mtime_ns, r.sha256) for j in jobs
                                             if j.state == DOWNLOADED for r in j.files.values()))),
-        submit=counts[PENDING] + sum(1 for j in jobs if _upload_failed(j)),
+        submit=counts[PENDING] + sum(1 for j in jobs if j.upload_failed),
         leave_unknown=counts[UNKNOWN],
-        leave_failed=sum(1 for j in jobs if j.state == FAILED and not _download_failed(j) and not _upload_failed(j)),
+        leave_failed=sum(1 for j in jobs if j.state == FAILED and not _download_failed(j) and not j.upload_failed),
         job_count=job_count,
     )
     return RunStatus(
@@ -177,11 +177,6 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
 
 def _download_failed(job: JobState) -> bool:
     return job.state == FAILED and job.error_kind == "download" and bool(job.asset_ids)
-
-
-def _upload_failed(job: JobState) -> bool:
-    """Never sent because an input could not be uploaded: the resume tries the upload and the job again."""
-    return job.state == FAILED and job.error_kind == "upload"
 
 
 def _ref(job: JobState) -> JobRef:

@@ -23,7 +23,7 @@ from pipeline.errors import (
     SubmitOutcomeUnknown,
 )
 from pipeline.journal import JournalError
-from pipeline.ledger import UNKNOWN
+from pipeline.ledger import UNKNOWN, UPLOAD_FAILED
 from pipeline.pricing import within_budget
 from pipeline.retry import backoff_s
 from pipeline.spec import JobSpec
@@ -46,7 +46,7 @@ async def submit(ctx: RunContext, to_submit: asyncio.Queue[JobSpec | None],
         if ctx.stop.no_more_submits.is_set():
             continue  # drain: the producer stops soon; these jobs stay pending in the journal
         if missing := _missing_input(spec, asset_ids, not_uploaded):
-            await ctx.journal.write("failed", key=spec.key, reason="upload", error=missing)
+            await ctx.journal.write("failed", key=spec.key, reason=UPLOAD_FAILED, error=missing)
             continue
         await send_job(ctx, spec, spec.body(asset_ids), submitted)
 
