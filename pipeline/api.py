@@ -187,9 +187,7 @@ class ApiClient:
                     log.warning("the API asks for a cooldown of %s (429 with remainingSeconds): every request "
                                 "waits; the run goes on after it", _duration(delay))
                 self._budget.pause(delay, reason="cooldown (429)")
-                if await sleep_unless(self._budget.halted, delay):
-                    raise RunHalted(f"the run is stopping: {method} {path} not retried "
-                                    f"(last answer: {exc.message})") from None
+                await self._wait_to_retry(delay, f"{method} {path}", exc)
             except TransientApiError as exc:
                 if exc.status == 0 and not idempotent:
                     raise  # no connection: the submit stage waits until the API answers again, then resends
@@ -212,9 +210,12 @@ class ApiClient:
                     delay = exc.retry_after_s
                 self.retries += 1
                 log.debug("%s %s: %s; retry %d in %.2fs", method, path, exc.message, attempt, delay)
-                if await sleep_unless(self._budget.halted, delay):  # a halted run sends no new attempt
-                    raise RunHalted(f"the run is stopping: {method} {path} not retried "
-                                    f"(last answer: {exc.message})") from None
+                await self._wait_to_retry(delay, f"{method} {path}", exc)
+
+    async def _wait_to_retry(self, delay_s: float, call: str, exc: ApiError) -> None:
+        """Wait before the next attempt; RunHalted if the run halts meanwhile (a halted run sends no new one)."""
+        if await sleep_unless(self._budget.halted, delay_s):
+            raise RunHalted(f"the run is stopping: {call} not retried (last answer: {exc.message})") from None
 
     async def _once(self, method: str, url: str, query: Mapping[str, str], priority: int, body: Any,
                     idempotent: bool, post: PostState) -> Any:
