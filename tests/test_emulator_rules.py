@@ -249,3 +249,11 @@ def test_model_inputs_follow_the_parameter_table() -> None:
     assert inputs["resolution"]["allowedValues"] == ["auto", "720p", "1080p", "1440p", "2160p"]
     assert set(inputs["width"]["required"]["ifDefined"]) == {"height"} and inputs["width"]["step"] == 64
     assert "default" not in inputs["seed"] and inputs["enhancePrompt"]["default"] is False
+
+
+@pytest.mark.parametrize("now_s", [0.1, 3.7, 12_345.678, 987_654.321, 1e6 - 0.3])
+def test_an_armed_cooldown_answers_its_whole_length_whatever_the_clock(now_s: float) -> None:
+    """The first request after arming sees exactly the length set: (now + L) - now may round to a hair over L."""
+    cooldown = Cooldown()
+    cooldown.arm(1200, None)
+    assert cooldown_reply(cooldown.remaining_s(now_s)).fields["remainingSeconds"] == 1200

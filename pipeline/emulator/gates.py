@@ -33,7 +33,9 @@ class Cooldown:
     def remaining_s(self, now_s: float) -> float:
         """Seconds left at `now_s` (0.0: none), for a request: an armed cooldown starts now."""
         if self.armed_s > 0:
-            self.arm(self.armed_s, now_s)
+            length_s = self.armed_s
+            self.arm(length_s, now_s)
+            return length_s  # not (now + length) - now, which float rounding can make a hair longer
         return self.peek_s(now_s)
 
     def peek_s(self, now_s: float) -> float:
