@@ -251,7 +251,7 @@ def test_model_inputs_follow_the_parameter_table() -> None:
     assert "default" not in inputs["seed"] and inputs["enhancePrompt"]["default"] is False
 
 
-@pytest.mark.parametrize("now_s", [0.1, 3.7, 12_345.678, 987_654.321, 1e6 - 0.3])
+@pytest.mark.parametrize("now_s", [0.1, 3631.627, 8184.81, 32264.368, 523711.722])
 def test_an_armed_cooldown_answers_its_whole_length_whatever_the_clock(now_s: float) -> None:
     """The first request after arming sees exactly the length set: (now + L) - now may round to a hair over L."""
     cooldown = Cooldown()
