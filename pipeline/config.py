@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, Problem
+from pipeline.errors import ConfigError, Problem, did_you_mean
 from pipeline.yamlpos import read_capped
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
@@ -112,13 +112,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _layer(data: Mapping[Any, Any], source: str) -> dict[str, Any]:
-    from pipeline.params import unknown_message
-
     problems = []
     out: dict[str, Any] = {}
     for name, value in data.items():
         if name not in _TYPES:
-            problems.append(Problem(str(name), unknown_message(str(name), list(_TYPES)).replace("parameter", "setting"), source=source))
+            hint = did_you_mean(str(name), list(_TYPES))
+            problems.append(Problem(str(name), f"unknown setting {str(name)!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
+                                    source=source))
             continue
         try:
             out[name] = _coerce(name, value, source)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -127,3 +129,12 @@ class RunHalted(PipelineError):
 
 class BadResponse(TransientApiError):
     """A 2xx answer that is not JSON or not of the documented shape."""
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str | None:
+    """The closest known name to a misspelt one (`videoStrenght` -> `videoStrength`), or None."""
+    lowered = {candidate.lower(): candidate for candidate in known}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    found = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return found[0] if found else None

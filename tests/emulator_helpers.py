@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
-from pipeline.params import MODEL_ID
+from pipeline.manifest.params import MODEL_ID
 
 AUTH = {"Authorization": aiohttp.encode_basic_auth(EMULATOR_API_KEY, EMULATOR_API_SECRET)}
 GENERATE = f"/v1/generate/custom/{MODEL_ID}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ManifestError, Problem
-from pipeline.manifest import Manifest, load_manifest
+from pipeline.manifest.load import Manifest, load_manifest
 
 INPUT_FILES = {"clip.mp4": b"video one", "other.mp4": b"video two", "first.png": b"an image", "depth.mp4": b"depth"}
 

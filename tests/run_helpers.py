@@ -10,9 +10,9 @@ from typing import Any
 
 from pipeline.config import Credentials, Settings, load_settings
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
-from pipeline.ledger import JOURNAL_NAME, read_events, replay
-from pipeline.manifest import load_manifest
-from pipeline.runner import RunOptions, RunSummary, run_manifest
+from pipeline.ledger.replay import JOURNAL_NAME, read_events, replay
+from pipeline.manifest.load import load_manifest
+from pipeline.run.runner import RunOptions, RunSummary, run_manifest
 
 CLIP = Path(__file__).resolve().parent.parent / "samples" / "clip.mp4"
 CREDENTIALS = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET)

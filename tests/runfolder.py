@@ -1,6 +1,6 @@
 """Synthetic run folders for the status/report/export tests: job records in results.json's shape, journals.
 
-`job(...)` builds one record as `pipeline.results.job_record` would; `write_run(...)` writes results.json
+`job(...)` builds one record as `pipeline.ledger.results.job_record` would; `write_run(...)` writes results.json
 (through the real writer, so results.csv follows) and, when asked, real MP4 files for the outputs.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.params import MODEL_ID, complete
-from pipeline.results import write_results
+from pipeline.manifest.params import MODEL_ID, complete
+from pipeline.ledger.results import write_results
 from pipeline.spec import InputRef, job_key
-from pipeline.storage import output_name
+from pipeline.run.storage import output_name
 
 SAMPLE_CLIP = Path(__file__).resolve().parent.parent / "samples" / "clip.mp4"
 VIDEO_REF = {"param": "video", "kind": "file", "path": "/data/clip.mp4", "sha256": "c" * 64, "size_bytes": 10,

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from pipeline.api import ApiClient
-from pipeline.budget import RequestBudget
+from pipeline.api.client import ApiClient
+from pipeline.api.budget import RequestBudget
 from pipeline.errors import SubmitOutcomeUnknown
 from pipeline.emulator import EmulatorServer
 from run_helpers import CLIP, CREDENTIALS, settings_for

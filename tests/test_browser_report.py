@@ -12,11 +12,11 @@ from browser import CHROMIUM, Browser
 from run_helpers import run
 from runfolder import job, make_clip, write_run
 
-from pipeline.cli_run import _write_report
+from pipeline.cli.run import _write_report
 from pipeline.emulator import EmulatorServer
-from pipeline.report import write_report
-from pipeline.runner import RunOptions
-from pipeline.sheet import EAGER_VIDEOS
+from pipeline.report.page import write_report
+from pipeline.run.runner import RunOptions
+from pipeline.report.sheet import EAGER_VIDEOS
 
 pytestmark = [
     pytest.mark.browser,

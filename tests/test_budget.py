@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pipeline.budget import LOOKUP, POLL, SUBMIT, RequestBudget
-from pipeline.pacing import (
+from pipeline.api.budget import LOOKUP, POLL, SUBMIT, RequestBudget
+from pipeline.api.pacing import (
     CUT_FACTOR,
     GROW_AFTER_S,
     GROW_FACTOR,
@@ -18,7 +18,7 @@ from pipeline.pacing import (
     PROBE_FACTOR,
     Pacing,
 )
-from pipeline.progress import Snapshot, line, table
+from pipeline.run.progress import Snapshot, line, table
 
 
 @pytest.mark.parametrize(("throttles", "expected_per_s", "expected_cuts", "expected_episodes"), [

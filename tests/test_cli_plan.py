@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from manifest_helpers import write_inputs
 
-from pipeline.cli import main
-from pipeline.manifest import load_manifest
+from pipeline.cli.main import main
+from pipeline.manifest.load import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -33,7 +33,7 @@ from scenario_sdk.types import (
 )
 
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
-from pipeline.params import MODEL_ID
+from pipeline.manifest.params import MODEL_ID
 from emulator_helpers import CLIP, MIB, PNG, data_url
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from pipeline.cli import main
-from pipeline.costcap import price_class
-from pipeline.ledger import JOURNAL_NAME
-from pipeline.manifest import load_manifest
-from pipeline.pricing import PLACEHOLDER_PREFIX
+from pipeline.cli.main import main
+from pipeline.ledger.costs import price_class
+from pipeline.ledger.replay import JOURNAL_NAME
+from pipeline.manifest.load import load_manifest
+from pipeline.run.pricing import PLACEHOLDER_PREFIX
 
 Answer = Callable[[dict[str, Any]], web.Response]
 

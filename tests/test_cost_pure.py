@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.costcap import committed_cu, cu, fits, parse_price, price_class, spend_text, verdict
-from pipeline.ledger import LedgerState, Spend, apply
+from pipeline.ledger.costs import committed_cu, cu, fits, parse_price, price_class, spend_text, verdict
+from pipeline.ledger.replay import LedgerState, Spend, apply
 from pipeline.spec import InputRef, JobSpec
 
 VIDEO = InputRef("video", "file", path="/in/clip.mp4", sha256="a" * 64)

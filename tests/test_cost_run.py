@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.costcap import cu, price_class
+from pipeline.ledger.costs import cu, price_class
 from pipeline.emulator.pricing import price_cu
-from pipeline.ledger import JOURNAL_NAME, read_events, replay
-from pipeline.manifest import load_manifest
-from pipeline.outcome import EXIT_OK, EXIT_STOPPED, summary_text
-from pipeline.produce import SUBMIT_WORKERS
-from pipeline.report import write_report
-from pipeline.status import run_status
-from pipeline.status_view import status_json, status_text
+from pipeline.ledger.replay import JOURNAL_NAME, read_events, replay
+from pipeline.manifest.load import load_manifest
+from pipeline.run.outcome import EXIT_OK, EXIT_STOPPED, summary_text
+from pipeline.run.produce import SUBMIT_WORKERS
+from pipeline.report.page import write_report
+from pipeline.report.status import run_status
+from pipeline.report.status_view import status_json, status_text
 from run_helpers import CLIP, body_key, check_consistent, run
 
 CU_PER_SECOND = 4.0  # the emulator's default: duration 4 s -> 16 CU, 8 s -> 32 CU

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
-from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.ledger.replay import JOURNAL_NAME, replay
 from run_helpers import FAST, body_key, check_consistent, write_manifest
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, FAULT_KINDS, EmulatorServer
 from pipeline.emulator.media import top_level_boxes
-from pipeline.params import MODEL_ID
+from pipeline.manifest.params import MODEL_ID
 from emulator_helpers import (
     AUTH,
     CLIP,

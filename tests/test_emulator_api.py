@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from pipeline.emulator import EmulatorServer
-from pipeline.params import MODEL_ID
+from pipeline.manifest.params import MODEL_ID
 from emulator_helpers import (
     AUTH,
     CLIP,

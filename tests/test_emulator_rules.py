@@ -16,7 +16,7 @@ from pipeline.emulator.multipart import MultipartUpload, parts_problem
 from pipeline.emulator.pricing import cost_answer, price_cu
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.s3 import MIN_PART_BYTES, PartSigner, S3Error
-from pipeline.params import PARAMS
+from pipeline.manifest.params import PARAMS
 
 # -- statuses --------------------------------------------------------------------------------------
 

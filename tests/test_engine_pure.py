@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.answers import classify, parse_job
+from pipeline.api.answers import classify, parse_job
 from pipeline.errors import AuthError, BadResponse, CreditsError, RequestRejected, TransientApiError
-from pipeline.journal import Journal
-from pipeline.ledger import (
+from pipeline.ledger.journal import Journal
+from pipeline.ledger.replay import (
     DOWNLOADED,
     FAILED,
     PENDING,
@@ -24,10 +24,10 @@ from pipeline.ledger import (
     apply,
     replay,
 )
-from pipeline.retry import backoff_s, parse_retry_after
-from pipeline.rundir import lost_files
-from pipeline.schedule import DurationModel, PollTiming, first_poll_delay, next_poll_delay
-from pipeline.storage import output_name, safe_path, slug
+from pipeline.api.retry import backoff_s, parse_retry_after
+from pipeline.ledger.rundir import lost_files
+from pipeline.run.schedule import DurationModel, PollTiming, first_poll_delay, next_poll_delay
+from pipeline.run.storage import output_name, safe_path, slug
 
 FILE = {"asset_id": "asset_o", "path": "videos/a.mp4", "bytes": 10, "sha256": "ab"}
 
@@ -254,7 +254,7 @@ def test_requests_events_carry_the_sessions_429s_and_sending_rate() -> None:
 def test_classify_tells_the_three_429s_access_and_credits_apart(status: int, body: str, kind: str,
                                                                  extra: dict[str, object]) -> None:
     """Error answers map to the exception the pipeline acts on, keeping the cap, wait, plan and trace id."""
-    from pipeline.answers import classify
+    from pipeline.api.answers import classify
 
     error = classify(status, body, None, "http://api/v1/x")
     assert type(error).__name__ == kind
@@ -264,7 +264,7 @@ def test_classify_tells_the_three_429s_access_and_credits_apart(status: int, bod
 
 def test_a_cooldown_pause_is_shown_with_its_reason_and_time_left() -> None:
     """The budget says what every request waits for, with a countdown, and nothing once it is over."""
-    from pipeline.budget import RequestBudget
+    from pipeline.api.budget import RequestBudget
 
     budget = RequestBudget(10.0)
     assert budget.waiting is None

@@ -16,13 +16,14 @@ import yaml
 from run_helpers import run
 from runfolder import job, write_run
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.emulator import EmulatorServer
 from pipeline.errors import InputError
-from pipeline.exports import CSV_COLUMNS, CSV_NAME, cell, csv_text, rerun_manifest, select_jobs
-from pipeline.manifest import load_manifest
-from pipeline.params import FILE_PARAMS, VALUE_PARAMS
-from pipeline.rundir import load_run
+from pipeline.ledger.results_csv import CSV_COLUMNS, CSV_NAME, cell, csv_text
+from pipeline.report.rerun import rerun_manifest, select_jobs
+from pipeline.manifest.load import load_manifest
+from pipeline.manifest.params import FILE_PARAMS, VALUE_PARAMS
+from pipeline.ledger.rundir import load_run
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -9,8 +9,8 @@ import signal
 import time
 from pathlib import Path
 
-from pipeline.ledger import JOURNAL_NAME, read_events, replay
-from pipeline.runner import RunOptions, summary_text
+from pipeline.ledger.replay import JOURNAL_NAME, read_events, replay
+from pipeline.run.runner import RunOptions, summary_text
 from run_helpers import check_consistent, run, write_manifest
 from test_crash import _start
 
@@ -149,12 +149,12 @@ async def test_a_submit_cancelled_before_its_post_left_records_the_job_pending(t
     pending, not unknown: the journal says it was never sent."""
     import aiohttp
 
-    from pipeline.api import ApiClient
-    from pipeline.budget import RequestBudget
-    from pipeline.context import InFlight, RunContext, StopFlags
-    from pipeline.journal import Journal
-    from pipeline.manifest import load_manifest
-    from pipeline.submit import submit
+    from pipeline.api.client import ApiClient
+    from pipeline.api.budget import RequestBudget
+    from pipeline.run.context import InFlight, RunContext, StopFlags
+    from pipeline.ledger.journal import Journal
+    from pipeline.manifest.load import load_manifest
+    from pipeline.run.submit import submit
     from run_helpers import CLIP, CREDENTIALS, settings_for
 
     manifest = load_manifest(write_manifest(tmp_path, prompts=1, seeds=1))

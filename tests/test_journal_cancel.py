@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.journal import Journal
-from pipeline.ledger import DOWNLOADED, JOURNAL_NAME, STATES, replay
-from pipeline.outcome import EXIT_INTERRUPTED
-from pipeline.results import RESULTS_NAME
+from pipeline.ledger.journal import Journal
+from pipeline.ledger.replay import DOWNLOADED, JOURNAL_NAME, STATES, replay
+from pipeline.run.outcome import EXIT_INTERRUPTED
+from pipeline.ledger.results import RESULTS_NAME
 from run_helpers import run, write_manifest
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.journal import Journal, JournalError
-from pipeline.ledger import DOWNLOADED, SUBMITTED, UNKNOWN, replay
-from pipeline.reserve import RESERVE_BYTES, RESERVE_NAME, DiskReserve
+from pipeline.ledger.journal import Journal, JournalError
+from pipeline.ledger.replay import DOWNLOADED, SUBMITTED, UNKNOWN, replay
+from pipeline.ledger.reserve import RESERVE_BYTES, RESERVE_NAME, DiskReserve
 
 
 class FsyncSpy:

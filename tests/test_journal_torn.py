@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.journal import Journal, _cut_torn_tail
-from pipeline.ledger import SUBMITTED, UNKNOWN, read_events, replay
+from pipeline.ledger.journal import Journal, _cut_torn_tail
+from pipeline.ledger.replay import SUBMITTED, UNKNOWN, read_events, replay
 
 PROMPT_CHARS = 200_000  # a long prompt: its intent line (spec and request) is about 400 KB
 

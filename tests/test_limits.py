@@ -8,8 +8,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from pipeline.ledger import JOURNAL_NAME, read_events
-from pipeline.runner import summary_text
+from pipeline.ledger.replay import JOURNAL_NAME, read_events
+from pipeline.run.runner import summary_text
 from run_helpers import check_consistent, run, write_manifest
 
 

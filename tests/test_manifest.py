@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from manifest_helpers import load_text
 
-from pipeline.params import MAX_SEED, MODEL_ID, PARAMS, complete
+from pipeline.manifest.params import MAX_SEED, MODEL_ID, PARAMS, complete
 from pipeline.spec import derived_seed, job_key
 
 BASE = """
@@ -216,7 +216,7 @@ def test_key_changes_with_input_bytes(tmp_path: Path) -> None:
     """One changed byte in the input file changes every key (the key hashes content, not the path)."""
     before = next(load_text(tmp_path, BASE).jobs())
     (tmp_path / "m.yaml").write_text(BASE)
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest.load import load_manifest
 
     (tmp_path / "clip.mp4").write_bytes(b"video onE")
     after = next(load_manifest(tmp_path / "m.yaml").jobs())

@@ -8,7 +8,7 @@ import pytest
 from manifest_helpers import load_text, problems_of
 
 from pipeline.errors import ManifestError
-from pipeline.manifest import load_manifest
+from pipeline.manifest.load import load_manifest
 from pipeline.yamlpos import MAX_FILE_BYTES
 
 HEAD = "inputs: {video: clip.mp4}\nprompts: [a dog]\n"  # lines 1-2; the case's own text starts on line 3

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from manifest_helpers import write_inputs
 
 from pipeline.errors import ManifestError
-from pipeline.manifest import BATCH_KEYS, TOP_KEYS, Manifest, parse_manifest
-from pipeline.params import PARAMS
+from pipeline.manifest.load import BATCH_KEYS, TOP_KEYS, Manifest, parse_manifest
+from pipeline.manifest.params import PARAMS
 
 WORDS = [*TOP_KEYS, *PARAMS, "count", "from", "prompt", "clip.mp4", "first.png", "nope.mp4", "asset_x", "none",
          "depth", "auto", "720p", "static", "videoStrenght", "", "main", "<<"]

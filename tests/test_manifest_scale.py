@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from manifest_helpers import load_text
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 BIG = """
 name: big

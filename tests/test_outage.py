@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import JOURNAL_NAME
-from pipeline.runner import summary_text
-from pipeline.status import run_status
-from pipeline.status_view import status_text
+from pipeline.ledger.replay import JOURNAL_NAME
+from pipeline.run.runner import summary_text
+from pipeline.report.status import run_status
+from pipeline.report.status_view import status_text
 from proxy import FlakyProxy
 from run_helpers import run, write_manifest
 
@@ -78,6 +78,6 @@ async def test_an_outage_holds_submissions_and_the_run_finishes_in_the_same_sess
 
 
 def _events(run_dir: Path) -> list[dict]:
-    from pipeline.ledger import read_events
+    from pipeline.ledger.replay import read_events
 
     return list(read_events(run_dir / JOURNAL_NAME))

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import JOURNAL_NAME, LedgerState, apply, read_events
+from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, apply, read_events
 from pipeline.spec import JobSpec
-from pipeline.status import run_status
-from pipeline.storage import claim_output_path, output_name, output_path, part_path
+from pipeline.report.status import run_status
+from pipeline.run.storage import claim_output_path, output_name, output_path, part_path
 from run_helpers import CLIP, check_consistent, run
 
 JOBS = 12  # 3 prompts x 2 strengths x 2 seeds
@@ -109,7 +109,7 @@ async def test_resume_of_a_journal_from_before_keys_in_names(tmp_path: Path, emu
     server = await emulator_factory()
     manifest = seeded_manifest(tmp_path, steps=40)
     with monkeypatch.context() as patch:
-        patch.setattr("pipeline.submit.claim_output_path", lambda spec, claimed: "videos/" + output_name(
+        patch.setattr("pipeline.run.submit.claim_output_path", lambda spec, claimed: "videos/" + output_name(
             spec.index, spec.prompt, spec.swept, spec.seed))
         summary = await run(manifest, server, tmp_path / "out", max_in_flight_jobs=IN_FLIGHT)
     assert summary.exit_status == 0

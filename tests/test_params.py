@@ -1,4 +1,4 @@
-"""The parameter table and its checks (`pipeline.params`): one value, a whole request, suggestions, defaults."""
+"""The parameter table and its checks (`pipeline.manifest.params`): one value, a whole request, suggestions, defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.params import (
+from pipeline.manifest.params import (
     FILE_PARAMS,
     MODEL_ID,
     PARAMS,

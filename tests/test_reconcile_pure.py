@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.reconcile import ListedJob, assign, is_custom, listed_job, listing_start, matches, same, settled
+from pipeline.run.reconcile import ListedJob, assign, is_custom, listed_job, listing_start, matches, same, settled
 
 MODEL = "model_ltx-2-19b-video-to-video"
 BODY = {"prompt": "a fox", "video": "asset_1", "videoStrength": 0.5, "numInferenceSteps": 40, "seed": 7,

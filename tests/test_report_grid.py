@@ -1,4 +1,4 @@
-"""Table tests of the contact sheet's pure layout (pipeline.grid, pipeline.axes): axes, groups, seed strips,
+"""Table tests of the contact sheet's pure layout (pipeline.report.grid, pipeline.report.axes): axes, groups, seed strips,
 value order."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.axes import check_axis, ordered_values
-from pipeline.grid import POSITION, SETTING, is_seed_study, layout, swept_axes
+from pipeline.report.axes import check_axis, ordered_values
+from pipeline.report.grid import POSITION, SETTING, is_seed_study, layout, swept_axes
 from runfolder import job
 
 

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from runfolder import job, make_clip, write_run
 
-from pipeline import cli_run
-from pipeline.cli import main
-from pipeline.journal import Journal
-from pipeline.ledger import JOURNAL_NAME, STATES
-from pipeline.report import write_report
-from pipeline.results import RESULTS_NAME
-from pipeline.runner import RunSummary
-from pipeline.sheet import EAGER_VIDEOS, href
+from pipeline.cli import run as cli_run
+from pipeline.cli.main import main
+from pipeline.ledger.journal import Journal
+from pipeline.ledger.replay import JOURNAL_NAME, STATES
+from pipeline.report.page import write_report
+from pipeline.ledger.results import RESULTS_NAME
+from pipeline.run.runner import RunSummary
+from pipeline.report.sheet import EAGER_VIDEOS, href
 
 FFMPEG = shutil.which("ffmpeg")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Credentials
-from pipeline.ledger import JOURNAL_NAME, read_events, replay
-from pipeline.outcome import summary_text
-from pipeline.status import run_status
-from pipeline.status_view import status_text
-from pipeline.runner import RunOptions
+from pipeline.ledger.replay import JOURNAL_NAME, read_events, replay
+from pipeline.run.outcome import summary_text
+from pipeline.report.status import run_status
+from pipeline.report.status_view import status_text
+from pipeline.run.runner import RunOptions
 from run_helpers import check_consistent, run, write_manifest
 
 
@@ -104,9 +104,9 @@ async def test_partial_file_is_resumed_with_range(tmp_path: Path, emulator) -> N
     """A .part left by a cut download is continued with Range (206) and the whole file verifies."""
     import aiohttp
 
-    from pipeline.api import ApiClient
-    from pipeline.budget import RequestBudget
-    from pipeline.storage import download
+    from pipeline.api.client import ApiClient
+    from pipeline.api.budget import RequestBudget
+    from pipeline.run.storage import download
     from run_helpers import CLIP, CREDENTIALS, settings_for
 
     data = CLIP.read_bytes()
@@ -181,7 +181,7 @@ async def test_two_server_jobs_for_one_lost_post_adopt_one_and_list_the_other(tm
     journals the other as a stray, and status lists it; nothing is sent a third time."""
     import aiohttp
 
-    from pipeline.api import basic_auth
+    from pipeline.api.client import basic_auth
     from run_helpers import CREDENTIALS
 
     server = await emulator_factory(fault_lost_response_rate=1.0, list_jobs_refused=403)

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from run_helpers import run, write_manifest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.emulator import EmulatorServer
-from pipeline.ledger import JOURNAL_NAME
-from pipeline.status import ResumePlan, run_status
-from pipeline.status_view import duration_text, resume_text, status_json, status_text
+from pipeline.ledger.replay import JOURNAL_NAME
+from pipeline.report.status import ResumePlan, run_status
+from pipeline.report.status_view import duration_text, resume_text, status_json, status_text
 
 
 def spec(key: str, index: int) -> dict[str, Any]:

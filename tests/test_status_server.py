@@ -10,11 +10,11 @@ from pathlib import Path
 
 import aiohttp
 
-from pipeline.api import basic_auth
+from pipeline.api.client import basic_auth
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
-from pipeline.ledger import JOURNAL_NAME, replay
-from pipeline.manifest import load_manifest
-from pipeline.runner import RunOptions
+from pipeline.ledger.replay import JOURNAL_NAME, replay
+from pipeline.manifest.load import load_manifest
+from pipeline.run.runner import RunOptions
 from run_helpers import CREDENTIALS, FAST, run, write_manifest
 
 

@@ -7,8 +7,8 @@ import asyncio
 import struct
 from pathlib import Path
 
-from pipeline.runner import summary_text
-from pipeline.status import run_status
+from pipeline.run.runner import summary_text
+from pipeline.report.status import run_status
 from run_helpers import CLIP, check_consistent, run
 
 PAD_BYTES = 200_000

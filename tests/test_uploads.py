@@ -26,10 +26,10 @@ from aiohttp import web
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
 from pipeline.emulator.faults import UPLOAD_FAILURE
 from pipeline.errors import BadResponse
-from pipeline.ledger import JOURNAL_NAME, LedgerState, apply, read_events, replay
-from pipeline.outcome import RunSummary, summary_text
-from pipeline.parts import PartFile
-from pipeline.uploads import JSON_IMAGE_MAX_BYTES, part_plan, parse_upload, uses_multipart
+from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, apply, read_events, replay
+from pipeline.run.outcome import RunSummary, summary_text
+from pipeline.api.parts import PartFile
+from pipeline.api.uploads import JSON_IMAGE_MAX_BYTES, part_plan, parse_upload, uses_multipart
 from run_helpers import CLIP, FAST, check_consistent, run
 
 ROOT = CLIP.parent.parent

@@ -7,7 +7,7 @@
         server.emulator.stats() # the /_emulator/stats figures, in-process
 
 Modules: `knobs` (EmulatorKnobs), `service` (Emulator: the account's state, jobs,
-guards) with `library` (assets, outputs, CDN URLs) and `desk` (multipart uploads),
+guards, from `guards`) with `library` (assets, outputs, CDN URLs) and `desk` (multipart uploads),
 `server` (EmulatorServer), `app` (middleware) and the routes: `routes_api`,
 `routes_uploads`, `routes_cdn`, `routes_control`, with `wire` (shared helpers).
 Pure parts: `jobs` (lazy job timeline), `jobjson`, `listing` (GET /v1/jobs rules),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import StreamReader
 
@@ -27,14 +27,40 @@ from pipeline.emulator.s3 import MAX_PART_BYTES, PartSigner, S3Error, no_such_up
 from pipeline.emulator.spool import Inspection, Spool
 
 if TYPE_CHECKING:
-    from pipeline.emulator.service import Emulator
+    from pipeline.emulator.assets import Asset
+    from pipeline.emulator.clock import LoopClock
+    from pipeline.emulator.faults import FaultDice
+    from pipeline.emulator.knobs import EmulatorKnobs
+    from pipeline.emulator.stats import Stats
 
+
+class Account(Protocol):
+    """What the desk needs of `service.Emulator`, which owns it (named here, so the desk does not import it)."""
+
+    author_id: str
+    clock: LoopClock
+    counters: Stats
+
+    @property
+    def knobs(self) -> EmulatorKnobs: ...
+
+    @property
+    def dice(self) -> FaultDice: ...
+
+    @property
+    def owner_id(self) -> str: ...
+
+    def now_s(self) -> float: ...
+
+    def fault(self, kind: str) -> bool: ...
+
+    def add_upload_asset(self, asset: Asset) -> Asset: ...
 
 
 class UploadDesk:
     """Multipart uploads by id, their part files and their validation tasks."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Account) -> None:
         self._emulator = emulator
         self._uploads: dict[str, MultipartUpload] = {}
         self._by_job: dict[str, MultipartUpload] = {}  # completed uploads by the id of their `upload` job

@@ -1,4 +1,4 @@
-"""`GET /v1/models/{modelId}`: the LTX-2 19B video-to-video model and its inputs, from `pipeline.params` (pure).
+"""`GET /v1/models/{modelId}`: the LTX-2 19B video-to-video model and its inputs, from `pipeline.manifest.params` (pure).
 
 The shape is api-notes "Other models" and scenario-sdk 2.4.0
 `types/model_retrieve_response.py` (`Model`, `ModelInput`): every input has `name`
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.params import MODEL_ID, PARAMS, Param
+from pipeline.manifest.params import MODEL_ID, PARAMS, Param
 
 FILE_KINDS: dict[str, str] = {"video": "video", "conditioningVideo": "video", "image": "image"}
 COST_INPUTS = ("duration", "resolution", "width", "height", "numInferenceSteps")  # what `pricing` reads

@@ -18,7 +18,7 @@ from pipeline.emulator.model import model_json
 from pipeline.emulator.pricing import cost_answer
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.wire import base_url, dropped, emulator_of, query_flag, read_body, read_json
-from pipeline.params import MODEL_ID
+from pipeline.manifest.params import MODEL_ID
 
 DRY_RUN_STATUS = 269  # scenario-sdk: "the call returns a 269 response carrying the creative units cost"
 

@@ -28,7 +28,7 @@ from pipeline.emulator.pricing import cost_answer, price_cu
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.stats import Stats
 from pipeline.emulator.validation import check_generate
-from pipeline.params import MODEL_ID
+from pipeline.manifest.params import MODEL_ID
 
 
 class Emulator(Guards, Library):

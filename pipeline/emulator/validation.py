@@ -1,4 +1,4 @@
-"""Checks of a generate request: the model id, the body against `pipeline.params` (the single source of
+"""Checks of a generate request: the model id, the body against `pipeline.manifest.params` (the single source of
 truth, never duplicated here) and each file parameter against the account's assets."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.emulator.assets import AssetStore
 from pipeline.emulator.replies import ErrorReply
-from pipeline.params import FILE_PARAMS, MODEL_ID, check_params
+from pipeline.manifest.params import FILE_PARAMS, MODEL_ID, check_params
 
 FILE_KINDS: dict[str, str] = {"video": "video", "conditioningVideo": "video", "image": "image"}
 """The asset kind each file parameter must reference."""

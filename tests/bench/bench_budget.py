@@ -18,7 +18,7 @@ from aiolimiter import AsyncLimiter
 from benchlib import machine, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pipeline.budget import RATE_HEADROOM, RequestBudget  # noqa: E402
+from pipeline.api.budget import RATE_HEADROOM, RequestBudget  # noqa: E402
 
 SECONDS = 3.0
 WORK_S = 0.0003

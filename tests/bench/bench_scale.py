@@ -22,8 +22,8 @@ from benchlib import ROOT, emulator, launch, longest_gc_pause_ms, machine, run_c
 REPLAY = """
 import json, sys, time
 from pathlib import Path
-from pipeline.journal import Journal
-from pipeline.ledger import replay
+from pipeline.ledger.journal import Journal
+from pipeline.ledger.replay import replay
 path = Path(sys.argv[1])
 started = time.perf_counter()
 if sys.argv[2] == "journal":  # what a resumed run does: cut a torn tail, replay without specs

@@ -58,8 +58,8 @@ def separate(jobs: int, job_time_s: float, in_flight: int, *, tree: Path, label:
 async def _in_process(jobs: int, job_time_s: float, in_flight: int, folder: Path) -> float:
     from pipeline.config import Credentials, load_settings
     from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
-    from pipeline.manifest import load_manifest
-    from pipeline.runner import RunOptions, run_manifest
+    from pipeline.manifest.load import load_manifest
+    from pipeline.run.runner import RunOptions, run_manifest
 
     async with EmulatorServer(Emulator(job_time_s=job_time_s, max_running_jobs=100_000)) as server:
         started = time.perf_counter()

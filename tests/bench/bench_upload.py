@@ -61,8 +61,8 @@ async def upload_only(path: Path, port: int, *, part_mib: int, in_flight: int) -
     """The client side: one ApiClient, one upload, its asset id."""
     import aiohttp
 
-    from pipeline.api import ApiClient
-    from pipeline.budget import RequestBudget
+    from pipeline.api.client import ApiClient
+    from pipeline.api.budget import RequestBudget
     from pipeline.config import Credentials, load_settings
 
     settings = load_settings(environ={}, overrides={

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.config import Credentials
 from pipeline.emulator import EmulatorServer
-from pipeline.ledger import JOURNAL_NAME, STATES, replay
+from pipeline.ledger.replay import JOURNAL_NAME, STATES, replay
 from run_helpers import FAST, check_consistent
 
 FULL = os.environ.get("LTX_RELIABILITY", "").strip().lower() == "full"

@@ -37,10 +37,10 @@ from hypothesis import strategies as st
 from manifest_helpers import write_inputs
 from test_manifest_fuzz import SCALARS, SHAPED, TOP, VALUES
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import Settings
-from pipeline.ledger import JOURNAL_NAME
-from pipeline.report import write_report
+from pipeline.ledger.replay import JOURNAL_NAME
+from pipeline.report.page import write_report
 from run_helpers import CLIP, audit_creations, run
 
 DEMO = REPO / "samples" / "demo.yaml"

@@ -20,7 +20,7 @@ from helpers import (
     scaled,
 )
 
-from pipeline.ledger import JOURNAL_NAME, replay
+from pipeline.ledger.replay import JOURNAL_NAME, replay
 from run_helpers import audit_creations, write_manifest
 
 JOBS = scaled(60, 300)

@@ -25,10 +25,10 @@ from helpers import (
     run_cli,
 )
 
-import pipeline.storage
-from pipeline.ledger import JOURNAL_NAME, replay
-from pipeline.reserve import RESERVE_BYTES, RESERVE_NAME
-from pipeline.runner import summary_text
+import pipeline.run.storage
+from pipeline.ledger.replay import JOURNAL_NAME, replay
+from pipeline.ledger.reserve import RESERVE_BYTES, RESERVE_NAME
+from pipeline.run.runner import summary_text
 from run_helpers import audit_creations, run, write_manifest
 
 DISK_BYTES = 8 * 2**20
@@ -109,13 +109,13 @@ async def test_disk_full_on_a_real_small_disk(tmp_path: Path, small_disk: Path, 
 
 
 class _FullDisk:
-    """Stands in for pipeline.storage.write_all (where output bytes reach the disk): writes fail with ENOSPC
+    """Stands in for pipeline.run.storage.write_all (where output bytes reach the disk): writes fail with ENOSPC
     once `room_bytes` have been written."""
 
     def __init__(self, room_bytes: int) -> None:
         self.room_bytes = room_bytes
         self.refused = 0
-        self._write_all = pipeline.storage.write_all
+        self._write_all = pipeline.run.storage.write_all
 
     def __call__(self, handle: Any, data: bytes) -> None:
         if len(data) > self.room_bytes:
@@ -132,7 +132,7 @@ async def test_disk_full_injected(tmp_path: Path, emulator_factory, monkeypatch,
     server = await emulator_factory(api_key=API_KEY, api_secret=API_SECRET, output_pad_bytes=PAD_BYTES)
     manifest = write_manifest(tmp_path, prompts=4, name="full")
     disk = _FullDisk(room_bytes=4 * 360_000)
-    monkeypatch.setattr(pipeline.storage, "write_all", disk)
+    monkeypatch.setattr(pipeline.run.storage, "write_all", disk)
     first = await asyncio.wait_for(run(manifest, server, tmp_path / "out", credentials=CREDENTIALS), 40)
     assert first.exit_status == 1 and first.stopped == "storage" and disk.refused > 0
     assert "No space left on device" in summary_text(first, resume_command="-")

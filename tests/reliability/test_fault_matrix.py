@@ -23,8 +23,8 @@ from helpers import (
 )
 
 from pipeline.emulator import EmulatorServer
-from pipeline.ledger import JOURNAL_NAME
-from pipeline.runner import RunOptions, RunSummary, summary_text
+from pipeline.ledger.replay import JOURNAL_NAME
+from pipeline.run.runner import RunOptions, RunSummary, summary_text
 from run_helpers import audit_creations, run, write_manifest
 
 PROMPTS = scaled(4, 25)  # x 2 strengths x 2 seeds: 16 jobs (full: 100)

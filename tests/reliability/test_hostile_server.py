@@ -28,8 +28,8 @@ from helpers import (
 )
 
 from pipeline.errors import PipelineError
-from pipeline.ledger import JOURNAL_NAME, replay
-from pipeline.runner import summary_text
+from pipeline.ledger.replay import JOURNAL_NAME, replay
+from pipeline.run.runner import summary_text
 from run_helpers import run, write_manifest
 
 Reply = Callable[[web.Request, "Hostile"], web.StreamResponse | None]

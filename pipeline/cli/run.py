@@ -1,0 +1,117 @@
+"""`ltx-batch run MANIFEST`: submit, poll and download every job of a manifest; resume after anything."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shlex
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from pipeline.config import Credentials, Settings, load_credentials, load_settings
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
+from pipeline.run.runner import RunOptions, RunSummary, run_manifest, summary_text
+
+log = logging.getLogger(__name__)
+
+# the embedded emulator: a few seconds a job, 8 running at once, 10 requests/s (above our default 5)
+EMBEDDED_KNOBS: dict[str, object] = {"job_time_s": 3.0, "job_time_spread_s": 1.0, "max_running_jobs": 8,
+                                     "rate_limit_per_s": 10.0}
+
+HELP = "run a manifest: submit, poll and download every job (re-run the same command to resume)"
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by commands that talk to the API (run, status and friends)."""
+    parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (see configs/default.yaml)")
+    parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
+    add_settings_flags(parser)
+    parser.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL)")
+    parser.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId on every call")
+    parser.add_argument("--max-cost", type=float, metavar="CU",
+                        help="stop submitting before the run's cost would pass CU Creative Units (0: no cap)")
+    parser.add_argument("--rate", type=float, metavar="N", help="API requests per second, shared by every call")
+    parser.add_argument("--max-in-flight", type=int, metavar="N", help="jobs submitted but not finished, at most")
+    parser.add_argument("--downloaders", type=int, metavar="N", help="download workers")
+    parser.add_argument("--retry-failed", action="store_true", help="submit again the jobs that failed before")
+    parser.add_argument("--resubmit-unknown", action="store_true",
+                        help="submit again the jobs whose POST answer was lost (they may exist: may pay twice)")
+    parser.add_argument("--download-strays", action="store_true",
+                        help="also save the outputs of stray server jobs (a job made twice) under videos/strays")
+    parser.add_argument("--emulator", action="store_true",
+                        help="run against the built-in emulator on a free loopback port (no credentials)")
+    parser.add_argument("--no-report", action="store_true", help="do not write report.html at the end of the run")
+
+
+def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
+    overrides = {"output_dir": args.out, **extra}
+    return load_settings(config_file=args.config, overrides=overrides)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from pipeline.manifest.load import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    settings = settings_from(args, api_base_url=args.api_url, max_requests_per_s=args.rate,
+                             max_in_flight_jobs=args.max_in_flight, download_workers=args.downloaders,
+                             project_id=args.project_id, max_cost_cu=args.max_cost)
+    credentials = None if args.emulator else load_credentials()
+    run_dir = Path(settings.output_dir) / manifest.name
+    mode = "off" if args.quiet else "live" if sys.stderr.isatty() and not args.verbose else "log"
+    options = RunOptions(retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
+                         download_strays=args.download_strays,
+                         freeze_long_lived=True,
+                         progress=mode, manifest_path=str(Path(args.manifest).resolve()),
+                         on_finish=None if args.no_report else _write_report)
+    summary = asyncio.run(_run(manifest, settings, credentials, run_dir, options, emulator=args.emulator))
+    print(summary_text(summary, resume_command="ltx-batch " + shlex.join(args.argv)), file=sys.stderr)
+    return summary.exit_status
+
+
+async def _run(manifest, settings: Settings, credentials: Credentials | None, run_dir: Path,  # noqa: ANN001
+               options: RunOptions, *, emulator: bool) -> RunSummary:
+    async with AsyncExitStack() as stack:
+        if emulator:
+            url = await stack.enter_async_context(embedded_emulator())
+            credentials = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET)
+            settings = _replace(settings, api_base_url=url)
+        assert credentials is not None
+        return await run_manifest(manifest, settings, credentials, run_dir, options)
+
+
+def _write_report(run_dir: Path) -> None:
+    """The run's contact sheet at the end of a run; a problem with it never fails the run."""
+    from pipeline.errors import PipelineError
+    from pipeline.report.page import write_report
+
+    try:
+        result = write_report(run_dir)
+    except (PipelineError, OSError) as exc:
+        log.warning("could not write the report: %s (try: ltx-batch report %s)", exc, run_dir)
+    else:
+        log.info("report: %s (%d jobs, %.1fs)", result.path, result.jobs, result.build_s)
+
+
+@asynccontextmanager
+async def embedded_emulator(**knobs: object) -> AsyncIterator[str]:
+    """The built-in emulator on a free loopback port, with demo-like timing; yields its base URL."""
+    server = EmulatorServer(Emulator(**{**EMBEDDED_KNOBS, **knobs}), host="127.0.0.1", port=0)
+    await server.start()
+    log.info("emulator listening on %s", server.url)
+    try:
+        yield server.url
+    finally:
+        await server.close()
+
+
+def _replace(settings: Settings, **changes: object) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)

@@ -1,0 +1,9 @@
+"""What a run has recorded: the journal, its replay into job states, and the files made from it.
+
+`journal` (the open journal: appends, fsyncs where money is at stake, keeps the replay current),
+`replay` (events read back into `JobState`s and a `LedgerState`), `reserve` (disk space kept for the
+journal), `rundir` (reading a run folder), `results` (results.json), `results_csv` (results.csv),
+`costs` (pure arithmetic over what a run has spent).
+
+May import: the top-level modules and `pipeline.manifest`. Never `api`, `run`, `report` or `cli`.
+"""

@@ -1,0 +1,233 @@
+"""The manifest: YAML text -> a validated `Manifest` -> its jobs, lazily, as `JobSpec`s.
+
+`load_manifest(path)` reads and checks the whole file, hashes every local input once and
+expands every job once (to count them and to find duplicates), raising `ManifestError` with
+every located problem. `Manifest.jobs()` then expands again, lazily. Pure: the only I/O is
+reading the manifest and hashing its input files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ManifestError, Problem
+from pipeline.manifest.expand import Axis, Batch, Prompt, check_jobs, expand
+from pipeline.manifest.inputs import pair_videos
+from pipeline.manifest.layers import INVALID, MAX_JOBS, Layer, Reader
+from pipeline.manifest.params import MODEL_ID
+from pipeline.spec import InputRef, JobSpec
+from pipeline.yamlpos import Path as DocPath
+from pipeline.yamlpos import describe, format_path, parse, read_capped
+
+TOP_KEYS = ("name", "model", "inputs", "defaults", "prompts", "sweep", "zip", "seeds", "batches")
+BATCH_KEYS = ("name", "model", "inputs", "defaults", "prompts", "sweep", "zip", "seeds")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAIN_BATCH = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated manifest: its run name, batches and warnings; `jobs()` expands it lazily."""
+
+    name: str  # the run folder's name: outputs go to <output_dir>/<name>/
+    path: Path  # the manifest file (absolute)
+    model: str  # the top-level model id (a batch may override it)
+    batches: tuple[Batch, ...]
+    warnings: tuple[Problem, ...]
+    job_count: int
+
+    def jobs(self, start: int = 0, stop: int | None = None) -> Iterator[JobSpec]:
+        """The jobs with index in [start, stop) (default: all), in expansion order, built one at a time."""
+        for job, _ in expand(self.batches, start, stop):
+            yield job
+
+    def input_files(self) -> list[InputRef]:
+        """The distinct local input files (by content), in order of first use: each is uploaded once."""
+        seen: dict[str, InputRef] = {}
+        for batch in self.batches:
+            for video in batch.videos:
+                for ref in video.refs:
+                    if ref.kind == "file" and ref.sha256 not in seen:
+                        seen[ref.sha256 or ""] = ref
+        return list(seen.values())
+
+    def batch_counts(self) -> dict[str, int]:
+        """Batch name -> its number of jobs, in expansion order."""
+        return {batch.name: batch.job_count for batch in self.batches}
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """Every key that appears in some job's `swept`, in order of first appearance."""
+        return tuple(dict.fromkeys(name for batch in self.batches for name in batch.axes))
+
+    def run_dir(self, output_dir: str | Path) -> Path:
+        """Where this run's outputs go: `<output_dir>/<name>`."""
+        return Path(output_dir).expanduser() / self.name
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read, validate and count a manifest file; raise ManifestError listing every problem."""
+    try:
+        data = read_capped(Path(path))
+    except OSError as exc:
+        raise ManifestError(Problem("", f"cannot read the manifest: {exc.strerror or exc}", source=str(path))) from None
+    except ValueError as exc:
+        raise ManifestError(Problem("", str(exc), source=str(path))) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ManifestError(Problem("", "the file is not UTF-8 text", line=line, source=str(path))) from None
+    return parse_manifest(text, path=path)
+
+
+def parse_manifest(text: str, *, path: str | Path) -> Manifest:
+    """Validate manifest text as if read from `path` (which sets the default name and the base of input paths)."""
+    source = str(path)
+    tree = parse(text, source)
+    reader = Reader(tree, Path(path).expanduser().absolute().parent)
+    if not isinstance(tree.value, dict):
+        raise ManifestError(tree.problem((), "the manifest must be a mapping of keys (name, inputs, prompts, "
+                                             f"sweep, ...), not {describe(tree.value)}"))
+    doc = tree.value
+    top = reader.layer(doc, (), TOP_KEYS)
+    name = _run_name(reader, doc, path)
+    if doc.get("batches") is not None:
+        layers = _batch_layers(reader, doc["batches"])
+    else:
+        layers = [(MAIN_BATCH, (), None)]
+    batches = [b for b in (merge(reader, top, own, bname, bpath) for bname, bpath, own in layers) if b is not None]
+    _warn_unused_defaults(reader, batches)
+    total = sum(b.job_count for b in batches)
+    if total > MAX_JOBS and not reader.problems:
+        reader.error((), f"the manifest expands to {total:,} jobs; the limit is {MAX_JOBS:,} "
+                         "(split it into several manifests)")
+    if reader.problems:
+        raise ManifestError(_in_order(reader.problems))
+    errors, warnings = check_jobs(batches, tree.problem)
+    if errors:
+        raise ManifestError(_in_order(errors))
+    return Manifest(
+        name=name,
+        path=Path(path).expanduser().absolute(),
+        model=top.model.value if top.model is not None else MODEL_ID,  # valid here: no problems were found
+        batches=tuple(batches),
+        warnings=tuple(_in_order(reader.warnings + warnings)),
+        job_count=total,
+    )
+
+
+def _run_name(reader: Reader, doc: dict[str, Any], path: str | Path) -> str:
+    if "name" not in doc or doc["name"] is None:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-._")[:100]
+        return stem or "run"
+    return _name(reader, doc["name"], ("name",)) or "run"
+
+
+def _batch_layers(reader: Reader, raw: object) -> list[tuple[str, DocPath, Layer | None]]:
+    if not isinstance(raw, list) or not raw:
+        what = "an empty list" if raw == [] else describe(raw)
+        reader.error(("batches",), f"must be a non-empty list of batches (mappings), not {what}")
+        return []
+    out: list[tuple[str, DocPath, Layer | None]] = []
+    used: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        path = ("batches", i)
+        if not isinstance(item, dict):
+            reader.error(path, f"a batch must be a mapping (name, inputs, prompts, ...), not {describe(item)}")
+            continue
+        name = f"batch-{i}"
+        if item.get("name") is not None:
+            name = _name(reader, item["name"], (*path, "name")) or name
+        if name in used:
+            reader.error((*path, "name"), f"batch name {name!r} is already used by batches[{used[name]}]")
+        used.setdefault(name, i)
+        out.append((name, path, reader.layer(item, path, BATCH_KEYS)))
+    return out
+
+
+def _name(reader: Reader, value: object, path: DocPath) -> str | None:
+    if isinstance(value, str) and NAME_PATTERN.fullmatch(value):
+        return value
+    shown = repr(value) if isinstance(value, str) else describe(value)
+    reader.error(path, f"must be a name of letters, digits, '.', '_' or '-' (at most 100 characters), not {shown}")
+    return None
+
+
+def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPath) -> Batch | None:
+    """One batch: the top level with the batch's own block over it; None if it cannot be built.
+
+    `inputs`, `defaults`, `sweep` and `zip` merge key by key (the batch wins, null removes);
+    `model`, `prompts` and `seeds` are replaced whole.
+    """
+    layers = [top] if own is None else [top, own]
+    inputs, defaults, sweep, zipped = ({k: v for layer in layers for k, v in getattr(layer, part).items()}
+                                       for part in ("inputs", "defaults", "sweep", "zip"))
+    model = next((layer.model.value for layer in reversed(layers) if layer.model is not None), MODEL_ID)
+    prompts = next((layer.prompts for layer in reversed(layers) if layer.prompts is not None), None)
+    seeds = next((layer.seeds.value for layer in reversed(layers) if layer.seeds is not None), None)
+    parts = [*inputs.values(), *defaults.values(), *sweep.values(), *zipped.values(), model, prompts, seeds]
+    ok = not any(part is INVALID for part in parts)
+    where = " (here or at the top level)" if own is not None else ""
+    if inputs.get("video") is None and INVALID not in inputs.values():
+        reader.error(path, f"no video: set inputs.video{where}")
+        ok = False
+    if prompts is None:
+        reader.error(path, f"no prompts: set prompts{where}")
+        ok = False
+    if not ok:
+        return None
+    inputs, defaults, sweep, zipped = ({k: v for k, v in part.items() if v is not None}
+                                       for part in (inputs, defaults, sweep, zipped))
+    ok = _check_axes(reader, prompts, sweep, zipped)
+    videos = pair_videos(inputs, reader.error)
+    if not ok or videos is None:
+        return None
+    batch = Batch(name, path, model, videos, prompts, {k: v.value for k, v in defaults.items()},
+                  {k: v.path for k, v in defaults.items()}, tuple(sweep.values()), tuple(zipped.values()), seeds)
+    if batch.job_count > MAX_JOBS:
+        reader.error(path, f"this batch expands to {batch.job_count:,} jobs; the limit is {MAX_JOBS:,}")
+        return None
+    return batch
+
+
+def _check_axes(reader: Reader, prompts: tuple[Prompt, ...], sweep: dict[str, Axis], zipped: dict[str, Axis]) -> bool:
+    """Zip lists of equal length, no key both swept and zipped, no prompt override of a swept key."""
+    problems = len(reader.problems)
+    for key, axis in zipped.items():
+        if key in sweep:
+            reader.error(axis.path, f"{key!r} is both swept and zipped (also {format_path(sweep[key].path)})")
+    lengths = [len(axis.values) for axis in zipped.values()]
+    for axis in zipped.values():
+        if len(axis.values) != lengths[0]:
+            shown = ", ".join(f"{k} has {len(a.values)}" for k, a in zipped.items())
+            reader.error(axis.path, f"zip lists must have equal lengths ({shown})")
+    for prompt in prompts:
+        for key in prompt.overrides:
+            if key in sweep or key in zipped:
+                reader.error((*prompt.path, key), f"{key!r} is set for this prompt and also swept or zipped; keep one")
+    return len(reader.problems) == problems
+
+
+def _warn_unused_defaults(reader: Reader, batches: list[Batch]) -> None:
+    """A default that a sweep or zip overrides in every batch that inherits it is never sent: say so."""
+    hidden: dict[DocPath, tuple[str, DocPath]] = {}
+    used: set[DocPath] = set()
+    for batch in batches:
+        axes = {axis.name: axis.path for axis in (*batch.sweep, *batch.zip)}
+        for key, where in batch.default_paths.items():
+            if key in axes:
+                hidden.setdefault(where, (key, axes[key]))
+            else:
+                used.add(where)
+    for where, (key, axis) in hidden.items():
+        if where not in used:
+            reader.warn(where, f"is never used: {format_path(axis)} sets {key!r} in every job")
+
+
+def _in_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: p.line if p.line is not None else 0)

@@ -1,0 +1,185 @@
+"""The producer side of a run: what the journal says to resume, the input uploads, and the manifest's new jobs.
+
+`feed` sends submitted jobs to the poller and paid ones to the downloaders, uploads each distinct input once,
+walks the manifest lazily for jobs that need a POST and runs the submit workers; then it closes `submitted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from functools import partial
+from pathlib import Path
+
+from pipeline.run.adopt import reconcile
+from pipeline.api.budget import sleep_unless
+from pipeline.run.context import Completion, RunContext, RunnableManifest, Submission
+from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
+from pipeline.ledger.replay import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
+from pipeline.ledger.rundir import lost_files
+from pipeline.spec import InputRef, JobSpec
+from pipeline.run.strays import download_strays as fetch_strays
+from pipeline.run.submit import send_job, submit
+from pipeline.api.uploads import upload_input
+
+log = logging.getLogger(__name__)
+
+SUBMIT_WORKERS = 4
+RECONCILE_PASSES = 10  # lost POSTs reconciled again after a pass that resent some (and may have lost more)
+
+
+async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None],
+               submitted: asyncio.Queue[Submission | None], finished: asyncio.Queue[Completion | None], *,
+               retry_failed: bool, resubmit_unknown: bool, download_strays: bool = False) -> None:
+    """Reconcile unknown jobs, resume what the journal knows, upload inputs, produce and submit, reconcile
+    the POSTs this run lost; then close `submitted`."""
+    session_started = time.time()
+    unknown = [key for key, job in ctx.journal.state.jobs.items() if job.state == UNKNOWN]
+    if unknown:  # lost answers of earlier sessions: adopt what the server made, send again what it did not
+        await reconcile(ctx.api, ctx.journal, unknown, settle_s=ctx.settings.reconcile_settle_s)
+    # what to resume is decided now, before any submit can change a job's state
+    resumable = [(key, job.state) for key, job in ctx.journal.state.jobs.items()
+                 if job.state in (SUBMITTED, SUCCEEDED, DOWNLOADED)
+                 or (job.state == FAILED and job.error_kind == "download")]
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_resume(ctx, resumable, submitted, finished))
+        group.create_task(_produce(ctx, manifest, to_submit, retry_failed=retry_failed,
+                                   resubmit_unknown=resubmit_unknown))
+        not_uploaded = await _upload_inputs(ctx, manifest)
+        for _ in range(SUBMIT_WORKERS):
+            group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
+    await _settle_lost_posts(ctx, manifest, submitted, since=session_started)
+    if download_strays:
+        await fetch_strays(ctx)
+    await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
+
+
+async def _settle_lost_posts(ctx: RunContext, manifest: RunnableManifest, submitted: asyncio.Queue[Submission | None],
+                             *, since: float) -> None:
+    """The POSTs whose answers were lost (in this run, or too recently for the reconciling at its start): once
+    the API answers and they are old enough to be sure, adopt the jobs the server made (polled and downloaded
+    in this run) and send again the ones it did not make; what cannot be decided stays unknown, with the
+    reason. Passes repeat while they resend jobs (a resent POST may lose its answer too)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(RECONCILE_PASSES):
+        lost = {key: job.intent_at or since for key, job in ctx.journal.state.jobs.items() if job.state == UNKNOWN}
+        if not lost or ctx.stop.no_more_submits.is_set():
+            return
+        if not await ctx.api.connectivity.wait_up(ctx.stop.no_more_submits):
+            return
+        wait_s = max(lost.values()) + ctx.settings.reconcile_settle_s - time.time()
+        if wait_s > 0:
+            ctx.reconciling = (f"{len(lost)} POST(s) lost their answers: the server is asked which jobs it made "
+                               f"once they are {ctx.settings.reconcile_settle_s:.0f}s old (reconcile_settle_s)")
+            log.info("%d POST(s) lost their answers: asking the server about them in %.0fs", len(lost), wait_s)
+            try:
+                if await sleep_unless(ctx.stop.no_more_submits, wait_s):
+                    return
+            finally:
+                ctx.reconciling = None
+        found = await reconcile(ctx.api, ctx.journal, lost, settle_s=ctx.settings.reconcile_settle_s)
+        for key in found.adopted:
+            ctx.in_flight.force()
+            await submitted.put(Submission(key, str(ctx.journal.state.jobs[key].job_id), loop.time()))
+        if found.not_created:
+            again = set(found.not_created)
+            for spec in manifest.jobs():
+                if spec.key in again:
+                    await send_job(ctx, spec, spec.body(ctx.journal.state.uploads), submitted)
+        if not found.adopted and not found.not_created:
+            return  # the listing failed, or nothing could be decided: they stay unknown, with the reason
+
+
+async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[str, str]:
+    """Upload each distinct local input once (by content hash); reuse ids the journal remembers.
+
+    Returns why each input that could not be uploaded was not (sha256 -> message): the jobs that need it
+    fail with that message, the others go on. Credentials refused halt the run; no credits stop submitting.
+    """
+    uploads, upload_ids = ctx.journal.state.uploads, ctx.journal.state.upload_ids
+    not_uploaded: dict[str, str] = {}
+    for ref in manifest.input_files():
+        if ref.sha256 in uploads or ref.sha256 in not_uploaded or ref.sha256 is None or ref.path is None:
+            continue
+        if ctx.stop.no_more_submits.is_set():
+            break
+        name = f"{ref.param} {ref.path}"
+        try:
+            asset_id = await upload_input(ctx.api, ctx.settings, Path(ref.path), param=ref.param,
+                                          halted=ctx.stop.halted, upload_id=upload_ids.get(ref.sha256),
+                                          started=partial(_upload_started, ctx, ref))
+        except AuthError as exc:
+            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
+            break
+        except CreditsError as exc:
+            ctx.stop.stop_submitting("credits", f"out of credits ({exc.message}): submitting stopped")
+            break
+        except RunHalted:
+            break
+        except ApiError as exc:  # refused (400/413/422), or transient errors that outlived every retry
+            not_uploaded[ref.sha256] = f"input {name} could not be uploaded: {exc}"
+        except OSError as exc:  # the file went away or became unreadable since the manifest was read
+            not_uploaded[ref.sha256] = f"input {name} could not be read: {exc.strerror or exc}"
+        else:
+            await ctx.journal.write("upload", sha256=ref.sha256, asset_id=asset_id, path=ref.path, param=ref.param)
+            log.info("uploaded %s as %s", Path(ref.path).name, asset_id)
+            continue
+        log.error("%s; its jobs fail, the others go on (a resume tries the upload again)", not_uploaded[ref.sha256])
+    return not_uploaded
+
+
+async def _upload_started(ctx: RunContext, ref: InputRef, upload_id: str) -> None:
+    """Journal a multipart upload the moment it exists: a resume continues it instead of sending it again."""
+    await ctx.journal.write("upload-started", sha256=ref.sha256, upload_id=upload_id, path=ref.path, param=ref.param)
+
+
+async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: asyncio.Queue[Submission | None],
+                  finished: asyncio.Queue[Completion | None]) -> None:
+    """Send the journal's unfinished jobs on: submitted ones to the poller, paid ones to the downloaders.
+
+    `resumable` is the (key, state) list taken at start; the submit stage never touches these jobs.
+    """
+    loop = asyncio.get_running_loop()
+    jobs = ctx.journal.state.jobs
+    recorded = [((key, asset_id), record.path, record.bytes, record.mtime_ns, record.sha256)
+                for key, state in resumable if state in (SUCCEEDED, DOWNLOADED)
+                for asset_id, record in jobs[key].files.items()]
+    lost = await asyncio.to_thread(lost_files, ctx.run_dir, recorded)
+    for key, _ in resumable:
+        job = jobs[key]
+        if job.state == SUBMITTED and job.job_id:
+            ctx.in_flight.force()
+            await submitted.put(Submission(key, job.job_id, loop.time()))
+        elif job.state == FAILED and job.error_kind == "download" and job.asset_ids:
+            await ctx.journal.write("retry-download", key=key)
+            await finished.put(Completion(key, tuple(job.asset_ids)))
+        elif job.state in (SUCCEEDED, DOWNLOADED):
+            for asset_id, record in list(job.files.items()):
+                if (key, asset_id) in lost:
+                    log.warning("job %s: %s is missing or changed on disk; fetching it again", key[:12], record.path)
+                    await ctx.journal.write("file-lost", key=key, asset_id=asset_id)
+            if job.state == SUCCEEDED and job.asset_ids:
+                await finished.put(Completion(key, tuple(job.asset_ids)))
+
+
+async def _produce(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None], *,
+                   retry_failed: bool, resubmit_unknown: bool) -> None:
+    """Walk the manifest lazily and queue every job that needs a POST; then close the queue."""
+    state = ctx.journal.state
+    for spec in manifest.jobs():
+        if ctx.stop.no_more_submits.is_set():
+            break
+        job = state.jobs.get(spec.key)
+        if job is not None and job.state != PENDING:
+            if job.state == UNKNOWN and resubmit_unknown:
+                await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
+            elif job.upload_failed:  # never sent, so never paid: try again
+                await ctx.journal.write("reset", key=spec.key, why="retry-upload")
+            elif job.state == FAILED and retry_failed and job.error_kind != "download":
+                await ctx.journal.write("reset", key=spec.key, why="retry-failed")
+            else:
+                continue
+        await to_submit.put(spec)
+    for _ in range(SUBMIT_WORKERS):
+        await to_submit.put(None)
