@@ -174,13 +174,16 @@ def _number(item: ModelInput, value: Any) -> tuple[Any, str | None, str | None]:
     if item.step is not None:
         if item.step == 1 and not float(value).is_integer():
             return value, f"must be a whole number, not {value}", None
-        base = item.minimum if item.minimum is not None else 0
-        steps = (value - base) / item.step
+        steps = value / item.step
         if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
-            rounded = _tidy(base + round(steps) * item.step)
+            rounded = _tidy(round(steps) * item.step)
+            if item.minimum is not None and rounded < item.minimum:
+                rounded = item.minimum
+            if item.maximum is not None and rounded > item.maximum:
+                rounded = item.maximum
             warning = f"{_fmt(value)} is not a multiple of {_fmt(item.step)}; the API rounds it to {_fmt(rounded)}"
             if _in_range(item, value):
-                value = min(rounded, item.maximum) if item.maximum is not None else rounded
+                value = rounded
         if item.whole and isinstance(value, float):
             value = int(value)
     if not _in_range(item, value):
