@@ -259,3 +259,42 @@ def test_table_cells(raw: dict[str, Any], values: str, required: str) -> None:
     """The range/values and required cells for arrays, steps and every required form."""
     item = parse_model({"id": "m", "inputs": [raw]}).inputs[0]
     assert (values_text(item), required_text(item)) == (values, required)
+
+
+def test_own_models_refused_still_lists_the_public_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    """A key that may not list its own models (403 on GET /v1/models): the public ones are shown, with a
+    warning; an API whose public listing fails is an error (exit 3 for a 403)."""
+    from aiohttp import web
+
+    refuse_public = False
+
+    async def models(request: web.Request) -> web.Response:
+        if request.query.get("privacy") == "public" and not refuse_public:
+            return web.json_response({"models": [{"id": "model_v", "custom": True, "capabilities": ["txt2video"]}]})
+        return web.json_response({"error": "forbidden"}, status=403)
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> str:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    try:
+        url = asyncio.run_coroutine_threadsafe(start(), loop).result(5)
+        status, out, err = command(capsys, "--api-url", url)
+        assert status == 0 and "model_v" in out and "could not list the account's own models" in err
+        refuse_public = True
+        status, out, err = command(capsys, "--api-url", url)
+        assert status == 3 and "forbidden" in err and out == ""
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

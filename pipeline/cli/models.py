@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -24,8 +25,11 @@ from pipeline.api.client import ApiClient
 from pipeline.api.models import list_models
 from pipeline.cli.model_schema import ResolvedSchema, resolve_schema
 from pipeline.config import Credentials, Settings, load_credentials, load_settings
+from pipeline.errors import ApiError
 from pipeline.manifest.schema import ModelInput, ModelSchema, input_json
 from pipeline.manifest.schema_check import describe_allowed, describe_condition, describe_range
+
+log = logging.getLogger(__name__)
 
 HELP = "list the models generate/custom can run, or show one model's parameters (MODEL_ID)"
 MIB = 1024 * 1024
@@ -76,7 +80,13 @@ async def _list(settings: Settings, credentials: Credentials | None) -> list[dic
                                                                                                api_base_url=url)
         session = await stack.enter_async_context(aiohttp.ClientSession(raise_for_status=False))
         api = ApiClient(session, settings, credentials, RequestBudget(settings.max_requests_per_s))
-        return [*await list_models(api, public=True), *await list_models(api, public=False)]
+        public = await list_models(api, public=True)
+        try:
+            own = await list_models(api, public=False)
+        except ApiError as exc:  # the public ones are still worth showing
+            log.warning("could not list the account's own models (only the public ones are shown): %s", exc)
+            own = []
+        return [*public, *own]
 
 
 # -- the listing (pure) ----------------------------------------------------------------------------
