@@ -44,6 +44,7 @@ class Settings:
     upload_parts_in_flight: int  # parts of one upload sent at once
     max_cost_cu: float  # stop submitting before the run's cost would pass this many Creative Units; 0 = no cap
     reconcile_settle_s: float  # a lost POST this recent may still be making its job: absence proves nothing sooner
+    model_schema_max_age_s: float  # a cached model description older than this is fetched again (0: every time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ class Credentials:
 
 _TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)] for f in fields(Settings)}
 _MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s", "job_timeout_s", "max_cost_cu",
-                "reconcile_settle_s")
+                "reconcile_settle_s", "model_schema_max_age_s")
 _MAY_BE_EMPTY = ("project_id",)
 
 

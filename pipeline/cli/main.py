@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "status": "pipeline.cli.status",
     "report": "pipeline.cli.report",
     "rerun": "pipeline.cli.rerun",
+    "models": "pipeline.cli.models",
 }
 
 
