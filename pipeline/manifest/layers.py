@@ -76,7 +76,11 @@ class Reader:
         (in place of a suggestion, which would be a guess from a piece of text)."""
         container: Any = self.tree.value
         for part in path[:-1]:
-            container = container[part] if isinstance(container, (dict, list)) else None
+            if isinstance(container, dict):
+                container = container.get(part)
+            else:
+                in_list = isinstance(container, list) and isinstance(part, int) and part < len(container)
+                container = container[part] if in_list else None
         hint = None
         if isinstance(container, dict):
             hint = hints.split_text(container, path[-1], flow=path[:-1] in self.tree.flow)
