@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(*, verbose: bool, quiet: bool) -> None:
+    """Log lines as `12:03:04 WARNING message`; with --verbose (debug) the module that logged is named too."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    where = " %(name)s:" if verbose else ""
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s{where} %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr, force=True)
     if not verbose:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

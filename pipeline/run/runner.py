@@ -41,7 +41,7 @@ from pipeline.run.shutdown import grace_after_halt, install_signals, remove_sign
 from pipeline.run.produce import SUBMIT_WORKERS, feed
 from pipeline.spec import JobSpec
 
-__all__ = ["RunOptions", "RunSummary", "run_manifest", "summary_text"]
+__all__ = ["RunOptions", "RunSummary", "run_lock", "run_manifest", "summary_text"]
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +58,33 @@ class RunOptions:
     freeze_long_lived: bool = False  # the process's own run: keep start-up objects out of GC (see gcpause)
 
 
+_LOCKED: dict[Path, int] = {}  # run folders this process holds the lock of, and how many holders
+
+
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One process per run folder: a second concurrent run would pay twice."""
+    """One process per run folder: a second concurrent run would pay twice. Reentrant within a process (the
+    CLI takes it before it starts anything, e.g. the emulator, so a refusal is all a second run prints)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    held = run_dir.resolve()
+    if held in _LOCKED:
+        _LOCKED[held] += 1
+        try:
+            yield
+        finally:
+            _LOCKED[held] -= 1
+        return
     handle = (run_dir / ".lock").open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         raise InputError(f"another ltx-batch process is running in {run_dir}") from None
+    _LOCKED[held] = 1
     try:
         yield
     finally:
+        del _LOCKED[held]
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
