@@ -55,3 +55,23 @@ def test_log_lines_show_level_and_message_and_modules_only_when_verbose(capsys: 
     logging.getLogger().handlers.clear()
     assert plain.rstrip().endswith(" INFO report written") and "pipeline" not in plain
     assert "INFO pipeline.cli.run: report written" in verbose
+
+
+@pytest.mark.parametrize(("argv", "environ", "named"), [
+    (["run", "{m}", "--rate", "0", "--emulator"], {}, "--rate: must be greater than 0"),
+    (["run", "{m}", "--emulator"], {"LTX_BATCH_MAX_REQUESTS_PER_S": "0"},
+     "environment variable LTX_BATCH_MAX_REQUESTS_PER_S: must be greater than 0"),
+    (["plan", "{m}", "--out", ""], {}, "--out: must be a non-empty string"),
+    (["emulator", "--job-time-s", "-1"], {}, "--job-time-s: must not be negative"),
+], ids=["flag", "variable", "plan flag", "emulator knob"])
+def test_setting_problems_name_what_the_user_typed(tmp_path: Path, fast_cli: None, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                   environ: dict[str, str], named: str) -> None:
+    """`--rate 0` is reported as --rate, LTX_BATCH_MAX_REQUESTS_PER_S=0 as that variable (exit 2)."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    manifest = write_manifest(tmp_path, prompts=1, seeds=1)
+    status = main([a.replace("{m}", str(manifest)) for a in argv])
+    err = capsys.readouterr().err
+    assert status == 2 and named in err, err
+    assert "max_requests_per_s" not in err and "job_time_s" not in err and "environment:" not in err

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline.cli.run import SETTING_FLAGS
 from pipeline.config import load_settings
 from pipeline.manifest.load import Manifest, load_manifest
 from pipeline.manifest.params import MAX_SEED
@@ -60,7 +61,8 @@ def execute(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
     settings = load_settings(config_file=args.config, overrides={"output_dir": args.out,
                                                                   "api_base_url": args.api_url,
-                                                                  "project_id": args.project_id})
+                                                                  "project_id": args.project_id},
+                             flags=SETTING_FLAGS)
     out = sys.stdout
     costs = None
     if args.cost or args.cost_each:

@@ -50,9 +50,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-report", action="store_true", help="do not write report.html at the end of the run")
 
 
+SETTING_FLAGS: dict[str, str] = {"output_dir": "--out", "api_base_url": "--api-url", "project_id": "--project-id",
+                                 "max_requests_per_s": "--rate", "max_in_flight_jobs": "--max-in-flight",
+                                 "download_workers": "--downloaders", "max_cost_cu": "--max-cost"}
+"""Setting -> the flag that sets it, so a bad value is reported as the user typed it (`--rate`)."""
+
+
 def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     overrides = {"output_dir": args.out, **extra}
-    return load_settings(config_file=args.config, overrides=overrides)
+    return load_settings(config_file=args.config, overrides=overrides, flags=SETTING_FLAGS)
 
 
 def execute(args: argparse.Namespace) -> int:

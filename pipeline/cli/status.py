@@ -50,10 +50,11 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def _check_server(args: argparse.Namespace, manifest_path: str | None) -> Any:
+    from pipeline.cli.run import SETTING_FLAGS
     from pipeline.config import load_credentials, load_settings
     from pipeline.report.server_check import check_server
 
-    settings = load_settings(config_file=args.config, overrides={"api_base_url": args.api_url})
+    settings = load_settings(config_file=args.config, overrides={"api_base_url": args.api_url}, flags=SETTING_FLAGS)
     credentials = load_credentials()
     run_dir = Path(args.run_dir).expanduser()
     return asyncio.run(check_server(run_dir, settings, credentials, _manifest_bodies(run_dir, manifest_path)))
