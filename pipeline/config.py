@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,12 @@ def load_settings(
                                              f"{by})")
     merged["api_base_url"] = merged["api_base_url"].rstrip("/")
     return Settings(**merged)
+
+
+@cache
+def default_settings() -> Settings:
+    """The settings of the default file alone (what `--help` shows as defaults)."""
+    return load_settings(environ={})
 
 
 def load_credentials(environ: Mapping[str, str] | None = None) -> Credentials:

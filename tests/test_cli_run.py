@@ -75,3 +75,45 @@ def test_setting_problems_name_what_the_user_typed(tmp_path: Path, fast_cli: Non
     err = capsys.readouterr().err
     assert status == 2 and named in err, err
     assert "max_requests_per_s" not in err and "job_time_s" not in err and "environment:" not in err
+
+
+def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--help"])
+    assert done.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare words
+
+
+def test_help_shows_the_defaults_of_the_settings_file(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run --help` shows --rate 5, --max-in-flight 20, --downloaders 4 as the settings file has them (not restated)."""
+    from dataclasses import replace
+
+    from pipeline.config import default_settings
+
+    shown = help_of(capsys, "run")
+    defaults = default_settings()
+    assert f"every call (default: {defaults.max_requests_per_s:g})" in shown
+    assert f"at most (default: {defaults.max_in_flight_jobs})" in shown
+    assert f"download workers (default: {defaults.download_workers})" in shown
+    assert "(default: out)" in shown and "(0: no cap; default: 0)" in shown
+    monkeypatch.setattr(cli_run, "default_settings", lambda: replace(defaults, max_requests_per_s=7.5,
+                                                                      download_workers=9))
+    shown = help_of(capsys, "run")
+    assert "every call (default: 7.5)" in shown and "download workers (default: 9)" in shown
+
+
+def test_help_lists_every_exit_status_the_tool_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ltx-batch --help` and `run --help` list the exit statuses: 0, 1, 2, 3 and 130 (from the code's constants)."""
+    from pipeline.errors import AuthError, CreditsError, InputError, PipelineError
+    from pipeline.run.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED
+
+    used = {EXIT_OK, EXIT_FAILED, EXIT_STOPPED, EXIT_INTERRUPTED, PipelineError.exit_status, InputError.exit_status,
+            AuthError.exit_status, CreditsError.exit_status}
+    for argv in ([], ["run"]):
+        shown = help_of(capsys, *argv)
+        assert "exit status:" in shown
+        listed = {int(word) for word in shown.split("exit status:")[1].split() if word.isdigit()}
+        assert used <= listed, (argv, used - listed)
+    for command in ("plan", "status", "rerun", "emulator"):
+        assert "exit status: 0 " in help_of(capsys, command)

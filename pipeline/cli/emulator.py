@@ -17,6 +17,10 @@ from pipeline.gcpause import IdleFreezer, freeze_long_lived
 
 HELP = "run a local emulator of the Scenario API (for trying the pipeline and for tests)"
 DEFAULT_PORT = 8765
+EXIT_STATUSES = (
+    (0, "stopped by Ctrl-C or SIGTERM"),
+    (2, "a bad flag or knob, or the port cannot be listened on"),
+)
 
 
 def _flag(name: str) -> str:

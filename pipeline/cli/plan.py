@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pipeline.cli.run import SETTING_FLAGS
+from pipeline.cli.run import SETTING_FLAGS, default_of
 from pipeline.config import load_settings
 from pipeline.manifest.load import Manifest, load_manifest
 from pipeline.manifest.params import MAX_SEED
@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from pipeline.cli.plan_cost import PlanCost
 
 HELP = "check a manifest and list the jobs it expands to (offline; --cost prices them with dry runs)"
+EXIT_STATUSES = (
+    (0, "the manifest is valid (and, with --cost, priced)"),
+    (1, "--cost: an answer that cannot be used, or API errors that outlived the retries"),
+    (2, "bad manifest, config file, environment variable or flag; --cost without credentials"),
+    (3, "--cost: the API refused the credentials or the account is out of credits"),
+)
 DEFAULT_LIMIT = 50
 KEY_CHARS = 12
 PROMPT_CHARS = 40
@@ -38,7 +44,8 @@ def _positive(text: str) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
     parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (for output_dir)")
-    parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/")
+    parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/ "
+                                                     f"(default: {default_of('output_dir')})")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N",
                        help=f"show at most N jobs: the first and the last ones (default {DEFAULT_LIMIT})")
@@ -51,8 +58,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     cost.add_argument("--cost-each", action="store_true",
                       help="with --cost: price every job (default: one dry run per kind of job, as jobs that "
                            "differ only in prompt, negativePrompt and seed cost the same)")
-    cost.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL)")
-    cost.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId")
+    cost.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL; default: "
+                                                       f"{default_of('api_base_url')})")
+    cost.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId (default: none)")
     cost.add_argument("--emulator", action="store_true",
                       help="price against the built-in emulator on a free loopback port (no credentials)")
 

@@ -12,6 +12,10 @@ from pipeline.report.rerun import rerun_manifest, select_jobs
 from pipeline.ledger.rundir import load_run
 
 HELP = "write a manifest (YAML) that reproduces chosen jobs: same inputs, parameters and seeds"
+EXIT_STATUSES = (
+    (0, "the manifest was written (or, with --failed alone, nothing had failed: nothing to rerun)"),
+    (2, "not a run folder, no jobs chosen, a key that matches no job or several, or -o cannot be written"),
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-from pipeline.config import Credentials, Settings, load_credentials, load_settings
+from pipeline.config import Credentials, Settings, default_settings, load_credentials, load_settings
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
 from pipeline.run.runner import RunOptions, RunSummary, run_lock, run_manifest, summary_text
 
@@ -24,22 +24,47 @@ EMBEDDED_KNOBS: dict[str, object] = {"job_time_s": 3.0, "job_time_spread_s": 1.0
 HELP = "run a manifest: submit, poll and download every job (re-run the same command to resume)"
 
 
+EXIT_STATUSES = (
+    (0, "every job downloaded (with --limit: every job chosen)"),
+    (1, "some jobs failed, are unknown (answer lost) or unfinished; or the outputs or journal could not be "
+        "written (disk full)"),
+    (2, "bad manifest, config file, environment variable or flag; no credentials; another run holds the folder"),
+    (3, "stopped by the API (credentials refused, out of credits, the model not in the plan) or by --max-cost"),
+    (130, "interrupted (Ctrl-C, SIGTERM): the same command resumes"),
+)
+
+
+def default_of(setting: str) -> str:
+    """A setting's default as --help shows it (from the default settings file, not restated here)."""
+    value = getattr(default_settings(), setting)
+    if value == "":
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by commands that talk to the API (run, status and friends)."""
     parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (see configs/default.yaml)")
-    parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/")
+    parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/ "
+                                                     f"(default: {default_of('output_dir')})")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
     add_settings_flags(parser)
-    parser.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL)")
-    parser.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId on every call")
+    parser.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL; default: "
+                                                         f"{default_of('api_base_url')})")
+    parser.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId on every call "
+                                                           "(default: none, the key's own project)")
     parser.add_argument("--max-cost", type=float, metavar="CU",
-                        help="stop submitting before the run's cost would pass CU Creative Units (0: no cap)")
-    parser.add_argument("--rate", type=float, metavar="N", help="API requests per second, shared by every call")
-    parser.add_argument("--max-in-flight", type=int, metavar="N", help="jobs submitted but not finished, at most")
-    parser.add_argument("--downloaders", type=int, metavar="N", help="download workers")
+                        help="stop submitting before the run's cost would pass CU Creative Units (0: no cap; "
+                             f"default: {default_of('max_cost_cu')})")
+    parser.add_argument("--rate", type=float, metavar="N", help="API requests per second, shared by every call "
+                                                                f"(default: {default_of('max_requests_per_s')})")
+    parser.add_argument("--max-in-flight", type=int, metavar="N", help="jobs submitted but not finished, at most "
+                                                                       f"(default: {default_of('max_in_flight_jobs')})")
+    parser.add_argument("--downloaders", type=int, metavar="N",
+                        help=f"download workers (default: {default_of('download_workers')})")
     parser.add_argument("--retry-failed", action="store_true", help="submit again the jobs that failed before")
     parser.add_argument("--resubmit-unknown", action="store_true",
                         help="submit again the jobs whose POST answer was lost (they may exist: may pay twice)")

@@ -17,6 +17,12 @@ from pipeline.report.status import run_status
 from pipeline.report.status_view import status_json, status_text
 
 HELP = "show a run's progress and what a resume would do (works while the run is going)"
+EXIT_STATUSES = (
+    (0, "the status was shown"),
+    (1, "--server: the job listing failed"),
+    (2, "not a run folder (no ledger.jsonl), a bad flag or config; --server without credentials"),
+    (3, "--server: the API refused the credentials"),
+)
 
 log = logging.getLogger(__name__)
 
