@@ -117,3 +117,29 @@ def test_help_lists_every_exit_status_the_tool_uses(capsys: pytest.CaptureFixtur
         assert used <= listed, (argv, used - listed)
     for command in ("plan", "status", "rerun", "emulator"):
         assert "exit status: 0 " in help_of(capsys, command)
+
+
+def test_the_failure_summary_gives_the_retry_failed_command(tmp_path: Path, fast_cli: None,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Jobs that failed on the server: the summary gives the command that sends them again (--retry-failed)."""
+    monkeypatch.setitem(cli_run.EMBEDDED_KNOBS, "fault_job_failure_rate", 1.0)
+    manifest = write_manifest(tmp_path, prompts=1, seeds=1)
+    argv = ["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator", "--no-report", "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"to send the 2 failed job(s) again (each is paid again): ltx-batch {' '.join(argv)} --retry-failed" in err
+
+
+def test_an_interrupt_outside_the_run_handlers_still_prints_the_resume_command(
+        tmp_path: Path, fast_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second Ctrl-C that lands as KeyboardInterrupt (e.g. while results.json is written): exit 130 and the
+    command that resumes."""
+    async def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_run, "run_manifest", interrupted)
+    manifest = write_manifest(tmp_path, prompts=1, seeds=1)
+    argv = ["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator"]
+    assert main(argv) == 130
+    assert f"to resume: ltx-batch {' '.join(argv)}" in capsys.readouterr().err

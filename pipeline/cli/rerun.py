@@ -30,8 +30,11 @@ def execute(args: argparse.Namespace) -> int:
     if not keys and not args.failed:
         raise InputError("say which jobs: --keys K1,K2 (key prefixes work) and/or --failed")
     view = load_run(args.run_dir)
-    rerun = rerun_manifest(str(view.run.get("name") or view.run_dir.name), select_jobs(view.jobs, keys=keys,
-                                                                                        failed=args.failed))
+    chosen = select_jobs(view.jobs, keys=keys, failed=args.failed)
+    if not chosen:  # --failed, and no job failed: a fine outcome
+        print(f"nothing to rerun: no failed jobs in {view.run_dir}", file=sys.stderr)
+        return 0
+    rerun = rerun_manifest(str(view.run.get("name") or view.run_dir.name), chosen)
     for note in rerun.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.output:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.config import Credentials, Settings, default_settings, load_credentials, load_settings
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
+from pipeline.run.outcome import EXIT_INTERRUPTED
 from pipeline.run.runner import RunOptions, RunSummary, run_lock, run_manifest, summary_text
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,14 @@ def execute(args: argparse.Namespace) -> int:
                          freeze_long_lived=True,
                          progress=mode, manifest_path=str(Path(args.manifest).resolve()),
                          on_finish=None if args.no_report else _write_report)
-    with run_lock(run_dir):  # before the emulator starts: a second run in the folder prints only its refusal
-        summary = asyncio.run(_run(manifest, settings, credentials, run_dir, options, emulator=args.emulator))
-    print(summary_text(summary, resume_command="ltx-batch " + shlex.join(args.argv)), file=sys.stderr)
+    resume = "ltx-batch " + shlex.join(args.argv)
+    try:
+        with run_lock(run_dir):  # before the emulator starts: a second run in the folder prints only its refusal
+            summary = asyncio.run(_run(manifest, settings, credentials, run_dir, options, emulator=args.emulator))
+    except KeyboardInterrupt:  # a second Ctrl-C where the run's own handler is not installed (e.g. results.json)
+        print(f"ltx-batch run: interrupted (the journal is intact)\nto resume: {resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary_text(summary, resume_command=resume), file=sys.stderr)
     return summary.exit_status
 
 

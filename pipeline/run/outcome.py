@@ -56,6 +56,7 @@ class RunSummary:
     spend: Spend = field(default_factory=Spend)  # the run's cost so far (every session, every attempt)
     failure_notes: dict[str, str] = field(default_factory=dict)  # key -> "hint: ...; trace id ..." of a failure
     reconcile_requests: int = 0  # of api_requests, those spent asking the server about lost POSTs
+    retryable: int = 0  # failed jobs only --retry-failed sends again (not those whose download or upload failed)
 
     @property
     def requests_per_job(self) -> float:
@@ -75,6 +76,7 @@ class Tally:
     journal_only: int  # jobs the journal knows that the current manifest no longer has
     failure_notes: dict[str, str] = field(default_factory=dict)  # key -> the failure's hint and trace id, if any
     spend: Spend = field(default_factory=Spend)  # the run's cost (the journal's, every session and attempt)
+    retryable: int = 0  # failed jobs --retry-failed would send again (a failed download or upload is retried anyway)
 
 
 def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
@@ -85,7 +87,7 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
     not_found: list[tuple[int | None, str, str]] = []
     notes: dict[str, str] = {}
     jobs = journal.state.jobs
-    seen = 0
+    seen = retryable = 0
     for spec in manifest.jobs():
         job = jobs.get(spec.key)
         seen += job is not None
@@ -95,13 +97,14 @@ def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
             failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
             if job is not None and (note := failure_note(job.hint, job.trace_id)):
                 notes[spec.key] = note
+            retryable += job is None or (job.error_kind != "download" and not job.upload_failed)
         elif state == UNKNOWN:
             unknown.append((spec.index, spec.key))
         elif job is not None and job.polling_gave_up:
             (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((spec.index, spec.key,
                                                                                  job.job_id or "?"))
     return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes,
-                 replace(journal.state.spend))
+                 replace(journal.state.spend), retryable)
 
 
 def failure_note(hint: str | None, trace_id: str | None) -> str:
@@ -166,7 +169,8 @@ def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, sta
                       api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
                       ending.stalled, ending.not_found,
                       api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
-                      settings.max_requests_per_s, ending.spend, ending.failure_notes, api.reconcile_requests)
+                      settings.max_requests_per_s, ending.spend, ending.failure_notes, api.reconcile_requests,
+                      ending.retryable)
 
 
 def summary_text(summary: RunSummary, *, resume_command: str) -> str:
@@ -191,6 +195,9 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
                      + (f" ({note})" if note else ""))
     if len(summary.failures) > 20:
         lines.append(f"  ... and {len(summary.failures) - 20} more failures (see results.json)")
+    if summary.retryable:
+        retry = resume_command if " --retry-failed" in f"{resume_command} " else f"{resume_command} --retry-failed"
+        lines.append(f"to send the {summary.retryable} failed job(s) again (each is paid again): {retry}")
     if summary.unknown:
         lines.append(f"{len(summary.unknown)} job(s) were sent but their answer was lost; they may exist on the "
                      f"server (paid). Check your Scenario account, then rerun with --resubmit-unknown to send "
