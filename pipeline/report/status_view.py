@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.ledger.costs import spend_text
 from pipeline.ledger.replay import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
-from pipeline.report.status import JobRef, ResumePlan, RunStatus
+from pipeline.report.status import SUBMITTING, JobRef, ResumePlan, RunStatus
 
 SHOWN_PER_GROUP = 10
 SHOWN_GROUPS = 20
@@ -51,8 +51,9 @@ def status_text(status: RunStatus) -> str:
     total = sum(c.values())
     lines = [
         f"run {status.name}: {activity}" + (f"; manifest {status.manifest}" if status.manifest else ""),
-        f"jobs: {total} — " + ", ".join(f"{c[s]} {s}" for s in (DOWNLOADED, FAILED, UNKNOWN, SUBMITTED,
-                                                                  SUCCEEDED, PENDING)),
+        f"jobs: {total} — " + ", ".join(f"{c[s]} {s}" for s in (DOWNLOADED, FAILED, UNKNOWN, SUBMITTING,
+                                                                  SUBMITTED, SUCCEEDED, PENDING)
+                                          if s != SUBMITTING or c[s]),
         f"elapsed: {duration_text(status.elapsed_s)} running, in {status.sessions} session{_s(status.sessions)}"
         + (f" (first event {status.started_at}, last {status.updated_at})" if status.started_at else ""),
         f"API requests: {status.api_requests}" + _per_job(status),
