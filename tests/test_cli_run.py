@@ -6,13 +6,15 @@ import fcntl
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import EMULATOR_FAST_KNOBS
-from run_helpers import FAST, write_manifest
+from run_helpers import CLIP, FAST, check_consistent, run, write_manifest
 
 from pipeline.cli import run as cli_run
 from pipeline.cli.main import main, setup_logging
+from pipeline.run.limit import Limit
 
 
 @pytest.fixture
@@ -128,7 +130,7 @@ def test_the_failure_summary_gives_the_retry_failed_command(tmp_path: Path, fast
     argv = ["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator", "--no-report", "-q"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert f"to send the 2 failed job(s) again (each is paid again): ltx-batch {' '.join(argv)} --retry-failed" in err
+    assert f"to send the 2 failed job(s) again (each job made is paid): ltx-batch {' '.join(argv)} --retry-failed" in err
 
 
 def test_an_interrupt_outside_the_run_handlers_still_prints_the_resume_command(
@@ -143,3 +145,133 @@ def test_an_interrupt_outside_the_run_handlers_still_prints_the_resume_command(
     argv = ["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator"]
     assert main(argv) == 130
     assert f"to resume: ltx-batch {' '.join(argv)}" in capsys.readouterr().err
+
+
+def test_a_run_opens_with_what_it_will_do_and_a_limited_run_says_so(tmp_path: Path, fast_cli: None,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --limit 3`: the opening lines (new run, 3 to submit, 5 left), exit 0 once those 3 are downloaded, the
+    summary says it was limited and gives the command for the rest; results.json records the limit."""
+    import json
+
+    manifest = write_manifest(tmp_path, prompts=2, seeds=2)  # 8 jobs
+    out = tmp_path / "out"
+    argv = ["run", str(manifest), "--out", str(out), "--emulator", "--no-report", "--limit", "3"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line.split(" INFO ", 1)[-1] for line in err.splitlines()]
+    assert lines[1:3] == [f"new run into {out / 't'}/: 8 jobs",
+                          "this run: submit 3 jobs (paid), leave 5 never-sent jobs for later (--limit 3: the first 3 "
+                          "of 8 jobs; the same command without --limit sends them)"], err
+    assert "limited run (--limit 3: the first 3 of 8 jobs): 3/3 of them downloaded" in err
+    assert (f"to run the rest (5 jobs; nothing is sent twice): ltx-batch run {manifest} --out {out} --emulator "
+            "--no-report") in err
+    assert "to resume:" not in err
+    run = json.loads((out / "t" / "results.json").read_text())["run"]
+    assert run["limit"] == {"limit": 3, "spread": False, "chosen": 3, "of": 8,
+                            "chosen_counts": {**dict.fromkeys(["pending", "unknown", "submitted", "succeeded",
+                                                               "failed"], 0), "downloaded": 3}}
+    assert [job["status"] for job in json.loads((out / "t" / "results.json").read_text())["jobs"]] == \
+        ["downloaded"] * 3 + ["pending"] * 5
+    assert main(["run", str(manifest), "--spread", "--emulator"]) == 2
+    assert "--spread: needs --limit N" in capsys.readouterr().err
+
+
+async def test_a_limited_run_resumes_into_the_full_run_paying_nothing_twice(tmp_path: Path,
+                                                                            emulator_factory) -> None:
+    """--limit 3 --spread, then --limit 5, then the whole manifest: each sends only what was never sent; the
+    emulator makes each job once; the last run's opening lines say what the folder held."""
+    from pipeline.run.runner import RunOptions
+
+    server = await emulator_factory(job_time_s=0.05, job_time_spread_s=0.0)
+    manifest = write_manifest(tmp_path, prompts=2, seeds=3)  # 12 jobs
+    out = tmp_path / "out"
+    spread = Limit.of(3, 12, spread=True)
+    summary = await run(manifest, server, out, options=RunOptions(progress="off", limit=spread))
+    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 3
+    summary = await run(manifest, server, out, options=RunOptions(progress="off", limit=Limit.of(5, 12)))
+    first_five = set(range(5)) | set(spread.indices)
+    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == len(first_five)
+    assert summary.counts["downloaded"] == len(first_five)
+    with capture_logs() as logged:
+        summary = await run(manifest, server, out)
+    assert summary.exit_status == 0 and server.emulator.stats()["jobs_created"] == 12
+    assert f"resuming {out / 't'}/: {len(first_five)} downloaded (of 12 jobs)" in logged
+    assert f"this run: submit {12 - len(first_five)} jobs (paid)" in logged
+    await check_consistent(out / "t", server, expect_jobs=12)
+
+
+def capture_logs() -> Any:
+    """The messages logged at INFO and above while the block runs."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def capturing() -> Iterator[list[str]]:
+        messages: list[str] = []
+        handler = logging.Handler(logging.INFO)
+        handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+        root = logging.getLogger()
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            yield messages
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+
+    return capturing()
+
+
+def test_plan_says_what_an_existing_run_folder_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan` on a manifest whose run folder exists: counts from its journal (read only), e.g. `3 downloaded,
+    1 failed; 4 new (paid); 1 no longer in the manifest`, not just "exists"."""
+    from pipeline.ledger.journal import Journal
+    from pipeline.manifest.load import load_manifest
+
+    manifest = write_manifest(tmp_path, prompts=2, seeds=2)  # 8 jobs
+    run_dir = tmp_path / "out" / "t"
+    run_dir.mkdir(parents=True)
+    jobs = list(load_manifest(manifest).jobs())
+    journal = Journal(run_dir / "ledger.jsonl")
+    for key in [job.key for job in jobs[:3]] + ["gone"]:
+        for kind, fields in (("intent", {}), ("submitted", {"job_id": "j"}), ("succeeded", {"asset_ids": ["a"]}),
+                             ("downloaded", {"asset_id": "a", "path": f"{key}.mp4", "bytes": 1, "sha256": "0"})):
+            journal.write_now(kind, key=key, **fields)
+    journal.write_now("intent", key=jobs[3].key)
+    journal.write_now("failed", key=jobs[3].key, reason="job-failed", error="x")
+    journal.write_now("intent", key=jobs[4].key)
+    journal.close()
+    before = (run_dir / "ledger.jsonl").read_bytes()
+    assert main(["plan", str(manifest), "--out", str(tmp_path / "out")]) == 0
+    shown = capsys.readouterr().out
+    assert (f"run       t  ->  {run_dir}/  (exists: 3 downloaded, 1 failed, 1 unknown; 3 new (paid); 1 no longer "
+            "in the manifest; a run there resumes)") in shown
+    assert (run_dir / "ledger.jsonl").read_bytes() == before
+
+
+def test_plan_wide_shows_prompts_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan` cuts prompts to fit; `plan --wide` shows each whole, in the last column."""
+    prompt = "A very long prompt about a lighthouse on a cliff at dusk, waves crashing, seagulls, volumetric fog"
+    manifest = tmp_path / "long.yaml"
+    manifest.write_text(f"name: long\ninputs: {{video: {CLIP}}}\nprompts: ['{prompt}']\n"
+                        "sweep: {videoStrength: [0.5, 1.0]}\n")
+    assert main(["plan", str(manifest), "--out", str(tmp_path / "out")]) == 0
+    assert prompt not in capsys.readouterr().out
+    assert main(["plan", str(manifest), "--out", str(tmp_path / "out"), "--wide"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[-3].split() == ["index", "key", "videoStrength", "seed", "prompt"]
+    assert rows[-2].endswith(f"  {prompt}") and rows[-1].endswith(f"  {prompt}")
+
+
+async def test_a_lost_answer_is_journaled_so_status_says_unknown_not_submitting(tmp_path: Path,
+                                                                                emulator_factory) -> None:
+    """Each POST whose answer is lost gets an `answer-lost` event with the reason: `status` tells it from a POST
+    still awaiting its answer."""
+    from pipeline.ledger.replay import JOURNAL_NAME, read_events
+
+    server = await emulator_factory(fault_lost_response_rate=1.0, list_jobs_refused=403)
+    summary = await run(write_manifest(tmp_path, prompts=1, seeds=1), server, tmp_path / "out",
+                        reconcile_settle_s=0.1)
+    events = list(read_events(tmp_path / "out" / "t" / JOURNAL_NAME))
+    lost = [e for e in events if e["ev"] == "answer-lost"]
+    assert summary.counts["unknown"] == 2 and len(lost) == 2 and all(e["error"] for e in lost)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pipeline.config import Credentials, Settings, default_settings, load_credentials, load_settings
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
+from pipeline.errors import ConfigError, Problem
+from pipeline.run.limit import Limit
 from pipeline.run.outcome import EXIT_INTERRUPTED
 from pipeline.run.runner import RunOptions, RunSummary, run_lock, run_manifest, summary_text
 
@@ -66,6 +68,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                                                        f"(default: {default_of('max_in_flight_jobs')})")
     parser.add_argument("--downloaders", type=int, metavar="N",
                         help=f"download workers (default: {default_of('download_workers')})")
+    parser.add_argument("--limit", type=_positive, metavar="N",
+                        help="send only the first N jobs of the manifest (a trial before the whole run); the same "
+                             "command without --limit later sends the rest, nothing twice")
+    parser.add_argument("--spread", action="store_true",
+                        help="with --limit: N jobs spread across the manifest instead of the first N (the same "
+                             "ones every time)")
     parser.add_argument("--retry-failed", action="store_true", help="submit again the jobs that failed before")
     parser.add_argument("--resubmit-unknown", action="store_true",
                         help="submit again the jobs whose POST answer was lost (they may exist: may pay twice)")
@@ -82,6 +90,30 @@ SETTING_FLAGS: dict[str, str] = {"output_dir": "--out", "api_base_url": "--api-u
 """Setting -> the flag that sets it, so a bad value is reported as the user typed it (`--rate`)."""
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _without_limit(argv: list[str]) -> list[str]:
+    """The command line without --limit N and --spread: the whole run."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--limit":
+            skip = True
+        elif not arg.startswith("--limit=") and arg != "--spread":
+            out.append(arg)
+    return out
+
+
 def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     overrides = {"output_dir": args.out, **extra}
     return load_settings(config_file=args.config, overrides=overrides, flags=SETTING_FLAGS)
@@ -90,6 +122,8 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 def execute(args: argparse.Namespace) -> int:
     from pipeline.manifest.load import load_manifest
 
+    if args.spread and args.limit is None:
+        raise ConfigError(Problem("--spread", "needs --limit N (how many jobs to spread across the manifest)"))
     manifest = load_manifest(args.manifest)
     settings = settings_from(args, api_base_url=args.api_url, max_requests_per_s=args.rate,
                              max_in_flight_jobs=args.max_in_flight, download_workers=args.downloaders,
@@ -101,7 +135,9 @@ def execute(args: argparse.Namespace) -> int:
                          download_strays=args.download_strays,
                          freeze_long_lived=True,
                          progress=mode, manifest_path=str(Path(args.manifest).resolve()),
-                         on_finish=None if args.no_report else _write_report)
+                         on_finish=None if args.no_report else _write_report,
+                         limit=None if args.limit is None else Limit.of(args.limit, manifest.job_count,
+                                                                        spread=args.spread))
     resume = "ltx-batch " + shlex.join(args.argv)
     try:
         with run_lock(run_dir):  # before the emulator starts: a second run in the folder prints only its refusal
@@ -109,7 +145,8 @@ def execute(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C where the run's own handler is not installed (e.g. results.json)
         print(f"ltx-batch run: interrupted (the journal is intact)\nto resume: {resume}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(summary_text(summary, resume_command=resume), file=sys.stderr)
+    print(summary_text(summary, resume_command=resume,
+                       full_command="ltx-batch " + shlex.join(_without_limit(args.argv))), file=sys.stderr)
     return summary.exit_status
 
 
