@@ -218,7 +218,7 @@ def opening_lines(start: Standing, *, run_dir: Path, resuming: bool, limit: Limi
                     "again if not)")
     if start.left_failed:
         does.append(f"leave {start.left_failed:,} failed (--retry-failed sends them again)")
-    if limit is not None:
+    if limit is not None and start.not_chosen:
         does.append(f"leave {start.not_chosen:,} never-sent job{_s(start.not_chosen)} for later ({limit.describe()}; "
                     "the same command without --limit sends them)")
     if not does:
