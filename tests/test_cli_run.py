@@ -172,6 +172,9 @@ def test_a_run_opens_with_what_it_will_do_and_a_limited_run_says_so(tmp_path: Pa
                                                                "failed"], 0), "downloaded": 3}}
     assert [job["status"] for job in json.loads((out / "t" / "results.json").read_text())["jobs"]] == \
         ["downloaded"] * 3 + ["pending"] * 5
+    assert main(["status", str(out / "t")]) == 0
+    assert ("limited: the last session ran with --limit 3 (3 of 8 jobs); the same command without --limit sends "
+            "the rest") in capsys.readouterr().out
     assert main(["run", str(manifest), "--spread", "--emulator"]) == 2
     assert "--spread: needs --limit N" in capsys.readouterr().err
 

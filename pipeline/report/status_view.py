@@ -59,6 +59,11 @@ def status_text(status: RunStatus) -> str:
         f"API requests: {status.api_requests}" + _per_job(status),
         f"cost: {spend_text(status.cost)}",
     ]
+    if status.limit is not None:
+        limit = status.limit
+        lines.append(f"limited: the last session ran with --limit {limit.get('limit')}"
+                     f"{' --spread' if limit.get('spread') else ''} ({limit.get('chosen')} of {limit.get('of')} jobs); "
+                     "the same command without --limit sends the rest")
     pacing = status.pacing
     if pacing is not None and (pacing.throttled or pacing.rate_cuts):
         lowered = (f"; 429s lowered the sending rate {pacing.rate_cuts} time{_s(pacing.rate_cuts)}, to as low as "
