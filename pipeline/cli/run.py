@@ -135,7 +135,7 @@ def execute(args: argparse.Namespace) -> int:
                          download_strays=args.download_strays,
                          freeze_long_lived=True,
                          progress=mode, manifest_path=str(Path(args.manifest).resolve()),
-                         on_finish=None if args.no_report else _write_report,
+                         on_finish=None if args.no_report else _write_report, lock_held=True,
                          limit=None if args.limit is None else Limit.of(args.limit, manifest.job_count,
                                                                         spread=args.spread))
     resume = "ltx-batch " + shlex.join(args.argv)

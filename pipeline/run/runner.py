@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,35 +59,23 @@ class RunOptions:
     on_finish: Callable[[Path], Any] | None = None  # e.g. write the HTML report
     freeze_long_lived: bool = False  # the process's own run: keep start-up objects out of GC (see gcpause)
     limit: Limit | None = None  # run --limit: send only the jobs it picks (the rest stay pending)
-
-
-_LOCKED: dict[Path, int] = {}  # run folders this process holds the lock of, and how many holders
+    lock_held: bool = False  # the caller holds run_lock(run_dir) already (the CLI, before the emulator starts)
 
 
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One process per run folder: a second concurrent run would pay twice. Reentrant within a process (the
-    CLI takes it before it starts anything, e.g. the emulator, so a refusal is all a second run prints)."""
+    """One process per run folder: a second concurrent run would pay twice. The CLI takes it before it starts
+    anything (the emulator), so a refusal is all a second run prints; it then says so (`RunOptions.lock_held`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    held = run_dir.resolve()
-    if held in _LOCKED:
-        _LOCKED[held] += 1
-        try:
-            yield
-        finally:
-            _LOCKED[held] -= 1
-        return
     handle = (run_dir / ".lock").open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         raise InputError(f"another ltx-batch process is running in {run_dir}") from None
-    _LOCKED[held] = 1
     try:
         yield
     finally:
-        del _LOCKED[held]
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
@@ -95,7 +83,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 async def run_manifest(manifest: RunnableManifest, settings: Settings, credentials: Credentials,
                        run_dir: Path, options: RunOptions) -> RunSummary:
     """Run (or resume) every job of the manifest into `run_dir`; never raises for one job's failure."""
-    with run_lock(run_dir):
+    with nullcontext() if options.lock_held else run_lock(run_dir):
         journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
         if options.freeze_long_lived:
             log.debug("%d start-up objects (modules, the replayed journal) kept out of GC", freeze_long_lived())
