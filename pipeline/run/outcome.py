@@ -99,13 +99,13 @@ def tally(manifest: RunnableManifest, journal: Journal, limit: Limit | None = No
         seen += job is not None
         state = job.state if job is not None else PENDING
         counts[state] += 1
-        if chosen is not None and limit is not None and limit(spec.index):
+        if limit is not None and chosen is not None and limit(spec.index):
             chosen[state] += 1
         if state == FAILED:
             failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
             if job is not None and (note := failure_note(job.hint, job.trace_id)):
                 notes[spec.key] = note
-            retryable += job is None or (job.error_kind != "download" and not job.upload_failed)
+            retryable += job is not None and job.error_kind != "download" and not job.upload_failed
         elif state == UNKNOWN:
             unknown.append((spec.index, spec.key))
         elif job is not None and job.polling_gave_up:
