@@ -19,6 +19,7 @@ from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
 from pipeline.ledger.replay import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.ledger.rundir import lost_files
 from pipeline.spec import InputRef, JobSpec
+from pipeline.run.limit import Limit
 from pipeline.run.strays import download_strays as fetch_strays
 from pipeline.run.submit import send_job, submit
 from pipeline.api.uploads import upload_input
@@ -31,7 +32,8 @@ RECONCILE_PASSES = 10  # lost POSTs reconciled again after a pass that resent so
 
 async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None],
                submitted: asyncio.Queue[Submission | None], finished: asyncio.Queue[Completion | None], *,
-               retry_failed: bool, resubmit_unknown: bool, download_strays: bool = False) -> None:
+               retry_failed: bool, resubmit_unknown: bool, download_strays: bool = False,
+               chosen: Limit | None = None) -> None:
     """Reconcile unknown jobs, resume what the journal knows, upload inputs, produce and submit, reconcile
     the POSTs this run lost; then close `submitted`."""
     session_started = time.time()
@@ -45,8 +47,8 @@ async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Q
     async with asyncio.TaskGroup() as group:
         group.create_task(_resume(ctx, resumable, submitted, finished))
         group.create_task(_produce(ctx, manifest, to_submit, retry_failed=retry_failed,
-                                   resubmit_unknown=resubmit_unknown))
-        not_uploaded = await _upload_inputs(ctx, manifest)
+                                   resubmit_unknown=resubmit_unknown, chosen=chosen))
+        not_uploaded = await _upload_inputs(ctx, manifest, chosen)
         for _ in range(SUBMIT_WORKERS):
             group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
     await _settle_lost_posts(ctx, manifest, submitted, since=session_started)
@@ -91,15 +93,19 @@ async def _settle_lost_posts(ctx: RunContext, manifest: RunnableManifest, submit
             return  # the listing failed, or nothing could be decided: they stay unknown, with the reason
 
 
-async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[str, str]:
-    """Upload each distinct local input once (by content hash); reuse ids the journal remembers.
+async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest, chosen: Limit | None = None) -> dict[str, str]:
+    """Upload each distinct local input once (by content hash); reuse ids the journal remembers; a limited run
+    (`chosen`) only the inputs of the jobs it picks.
 
     Returns why each input that could not be uploaded was not (sha256 -> message): the jobs that need it
     fail with that message, the others go on. Credentials refused halt the run; no credits stop submitting.
     """
     uploads, upload_ids = ctx.journal.state.uploads, ctx.journal.state.upload_ids
     not_uploaded: dict[str, str] = {}
+    needed = None if chosen is None else {ref.sha256 for spec in chosen.jobs(manifest) for ref in spec.inputs}
     for ref in manifest.input_files():
+        if needed is not None and ref.sha256 not in needed:
+            continue
         if ref.sha256 in uploads or ref.sha256 in not_uploaded or ref.sha256 is None or ref.path is None:
             continue
         if ctx.stop.no_more_submits.is_set():
@@ -164,10 +170,11 @@ async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: 
 
 
 async def _produce(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None], *,
-                   retry_failed: bool, resubmit_unknown: bool) -> None:
-    """Walk the manifest lazily and queue every job that needs a POST; then close the queue."""
+                   retry_failed: bool, resubmit_unknown: bool, chosen: Limit | None = None) -> None:
+    """Walk the manifest lazily (a limited run: the jobs it picks) and queue every job that needs a POST; then
+    close the queue."""
     state = ctx.journal.state
-    for spec in manifest.jobs():
+    for spec in manifest.jobs() if chosen is None else chosen.jobs(manifest):
         if ctx.stop.no_more_submits.is_set():
             break
         job = state.jobs.get(spec.key)

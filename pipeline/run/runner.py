@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,15 @@ from pipeline.ledger.journal import Journal, JournalError
 from pipeline.ledger.replay import JOURNAL_NAME
 from pipeline.run.outcome import RunSummary, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
-from pipeline.run.progress import Progress
+from pipeline.ledger.standing import standing
+from pipeline.run.limit import Limit
+from pipeline.run.progress import Progress, opening_lines
 from pipeline.api.retry import backoff_s
 from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.run.produce import SUBMIT_WORKERS, feed
 from pipeline.spec import JobSpec
 
-__all__ = ["RunOptions", "RunSummary", "run_manifest", "summary_text"]
+__all__ = ["RunOptions", "RunSummary", "run_lock", "run_manifest", "summary_text"]
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +58,14 @@ class RunOptions:
     manifest_path: str = ""
     on_finish: Callable[[Path], Any] | None = None  # e.g. write the HTML report
     freeze_long_lived: bool = False  # the process's own run: keep start-up objects out of GC (see gcpause)
+    limit: Limit | None = None  # run --limit: send only the jobs it picks (the rest stay pending)
+    lock_held: bool = False  # the caller holds run_lock(run_dir) already (the CLI, before the emulator starts)
 
 
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One process per run folder: a second concurrent run would pay twice."""
+    """One process per run folder: a second concurrent run would pay twice. The CLI takes it before it starts
+    anything (the emulator), so a refusal is all a second run prints; it then says so (`RunOptions.lock_held`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     handle = (run_dir / ".lock").open("a")
     try:
@@ -78,7 +83,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 async def run_manifest(manifest: RunnableManifest, settings: Settings, credentials: Credentials,
                        run_dir: Path, options: RunOptions) -> RunSummary:
     """Run (or resume) every job of the manifest into `run_dir`; never raises for one job's failure."""
-    with run_lock(run_dir):
+    with nullcontext() if options.lock_held else run_lock(run_dir):
         journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
         if options.freeze_long_lived:
             log.debug("%d start-up objects (modules, the replayed journal) kept out of GC", freeze_long_lived())
@@ -104,11 +109,16 @@ def _our_error(group: BaseExceptionGroup) -> BaseException:
 async def _run(manifest: RunnableManifest, settings: Settings, credentials: Credentials, run_dir: Path,
                options: RunOptions, journal: Journal) -> RunSummary:
     started = time.monotonic()
+    opening = standing(manifest.jobs(), journal.state, retry_failed=options.retry_failed,
+                       resubmit_unknown=options.resubmit_unknown, chosen=options.limit)
+    for text in opening_lines(opening, run_dir=run_dir, resuming=bool(journal.state.runs), limit=options.limit):
+        log.info("%s", text)
     await journal.write("run", manifest=options.manifest_path, name=manifest.name, model=manifest.model,
                         api_base_url=settings.api_base_url, job_count=manifest.job_count,
                         tool_version=__version__, pid=os.getpid(),
                         options={"retry_failed": options.retry_failed,
-                                 "resubmit_unknown": options.resubmit_unknown})
+                                 "resubmit_unknown": options.resubmit_unknown,
+                                 **({"limit": options.limit.to_json()} if options.limit else {})})
     stop = StopFlags()
     journal.on_disk_full = lambda message: stop.halt("storage", message)
     budget = RequestBudget(settings.max_requests_per_s, halted=stop.halted)
@@ -118,7 +128,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
         api = ApiClient(session, settings, credentials, budget)
         ctx = RunContext(settings, journal, api, session, run_dir, in_flight, stop)
-        progress = Progress(ctx, manifest.job_count, mode=options.progress)
+        progress = Progress(ctx, opening.scope, mode=options.progress)
         try:
             await _supervise(ctx, manifest, options, progress)
         finally:
@@ -127,7 +137,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                 journal.write_now("end", reason=stop.reason)
             except JournalError as exc:  # what it holds is valid; the error itself surfaces from the stages
                 log.error("%s", exc)
-            ending = tally(manifest, journal)
+            ending = tally(manifest, journal, options.limit)
             save_results(run_dir, manifest, journal, settings, started, api, stop, ending)
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
@@ -212,7 +222,8 @@ async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptio
     finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
     async with asyncio.TaskGroup() as group:
         group.create_task(feed(ctx, manifest, to_submit, submitted, finished, retry_failed=options.retry_failed,
-                               resubmit_unknown=options.resubmit_unknown, download_strays=options.download_strays))
+                               resubmit_unknown=options.resubmit_unknown, download_strays=options.download_strays,
+                               chosen=options.limit))
         group.create_task(poll(ctx, submitted, finished, downloaders=ctx.settings.download_workers))
         for _ in range(ctx.settings.download_workers):
             group.create_task(download(ctx, finished))
