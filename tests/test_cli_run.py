@@ -278,3 +278,13 @@ async def test_a_lost_answer_is_journaled_so_status_says_unknown_not_submitting(
     events = list(read_events(tmp_path / "out" / "t" / JOURNAL_NAME))
     lost = [e for e in events if e["ev"] == "answer-lost"]
     assert summary.counts["unknown"] == 2 and len(lost) == 2 and all(e["error"] for e in lost)
+
+
+def test_run_shows_the_manifests_warnings_as_plan_does(tmp_path: Path, fast_cli: None,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A manifest warning (here `seeds: 3`, the one seed 3) is printed by `run` before it pays, not only by `plan`."""
+    manifest = tmp_path / "w.yaml"
+    manifest.write_text(f"name: w\ninputs:\n  video: {CLIP}\nprompts: [a]\nseeds: 3\n")
+    assert main(["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "seeds: is the one seed 3" in err and "{count: 3}" in err, err

@@ -125,6 +125,8 @@ def execute(args: argparse.Namespace) -> int:
     if args.spread and args.limit is None:
         raise ConfigError(Problem("--spread", "needs --limit N (how many jobs to spread across the manifest)"))
     manifest = load_manifest(args.manifest)
+    for problem in manifest.warnings:  # what `plan` would have shown: a run must not hide it
+        log.warning("%s", problem)
     settings = settings_from(args, api_base_url=args.api_url, max_requests_per_s=args.rate,
                              max_in_flight_jobs=args.max_in_flight, download_workers=args.downloaders,
                              project_id=args.project_id, max_cost_cu=args.max_cost)
