@@ -160,7 +160,8 @@ class _Page:
             links = []
             for grid in section.grids:
                 table += 1
-                links.append(f'<li data-t="t{table}"><a href="#t{table}">{_title(grid.heading) or "table"}</a> '
+                name = _title(grid.heading) or e(_axes_plain(section))
+                links.append(f'<li data-t="t{table}"><a href="#t{table}">{name}</a> '
                              f'<span class="n">{grid.job_count}</span></li>')
             out.append(f'<li><a href="#s{number_}">{title}</a> <span class="n">{count} jobs · '
                        f'{_axes_text(section)}</span><ol class="tables">{"".join(links)}</ol></li>')

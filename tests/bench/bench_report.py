@@ -7,7 +7,7 @@ Each case expands a manifest (the real loader), writes a run folder whose every 
 output a hard link to the sample clip; no posters, so the build is the page's alone), times
 `write_report` (and its layout and render parts), then opens report.html over file:// in a fresh headless
 Chromium and reads: first contentful paint, DOMContentLoaded, the moment the page's script is done
-(`performance.mark('ltx-sheet-ready')`), <video> elements once settled (players exist only near the
+(`performance.mark('ltx-sheet-ready')`) and how long it ran, <video> elements once settled (players exist only near the
 screen), DOM nodes, JS heap, and how long switching the seed selector takes.
 """
 
@@ -57,6 +57,7 @@ READ_PAGE = """
   await sleep(1500);
   const paint = performance.getEntriesByName('first-contentful-paint')[0];
   const ready = performance.getEntriesByName('ltx-sheet-ready')[0];
+  const start = performance.getEntriesByName('ltx-sheet-start')[0];
   const nav = performance.getEntriesByType('navigation')[0];
   const select = document.querySelector('#bar select[name=seed]');
   let switch_ms = null;
@@ -67,7 +68,8 @@ READ_PAGE = """
     switch_ms = performance.now() - started;
   }
   return {fcp_ms: paint ? paint.startTime : null, dcl_ms: nav.domContentLoadedEventEnd,
-          ready_ms: ready ? ready.startTime : null, switch_ms,
+          ready_ms: ready ? ready.startTime : null, script_ms: ready && start ? ready.startTime - start.startTime : null,
+          switch_ms,
           videos: document.querySelectorAll('video').length, tiles: document.querySelectorAll('.t').length,
           shown: document.querySelectorAll('.t:not([hidden])').length,
           nodes: document.getElementsByTagName('*').length};
@@ -151,7 +153,7 @@ def main() -> int:
     print(table([{"jobs": r["jobs"], "tables": r["tables"], "write_report": f"{r['build_s']:.2f} s",
                    "layout": f"{r['layout_s']:.2f} s", "render": f"{r['render_s']:.2f} s",
                    "HTML": f"{r['html_mb']:.2f} MB", "first paint": f"{r['fcp_ms']:.0f} ms",
-                   "DOMContentLoaded": f"{r['dcl_ms']:.0f} ms", "script done": f"{r['ready_ms']:.0f} ms",
+                   "DOMContentLoaded": f"{r['dcl_ms']:.0f} ms", "script done": f"{r['ready_ms']:.0f} ms", "script ran": f"{r['script_ms']:.0f} ms",
                    "<video> settled": r["videos"], "tiles": r["tiles"], "shown": r["shown"], "DOM nodes": r["nodes"],
                    "JS heap": f"{r['heap_mb']:.1f} MB", "seed switch": f"{r['switch_ms']:.0f} ms"} for r in rows]))
     return 0

@@ -1,5 +1,6 @@
 (() => {
   'use strict';
+  performance.mark('ltx-sheet-start');
   const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
   const html = document.documentElement;
   const bar = document.getElementById('bar');
