@@ -131,17 +131,17 @@ async def test_players_exist_only_near_the_screen(tmp_path: Path) -> None:
     try:
         async with Browser.launch(tmp_path) as page:
             await page.goto(f"http://127.0.0.1:{port}/report.html")
-            await page.evaluate(SLEEP % 300)
+            await page.evaluate(SLEEP % 200)
             at_top = await page.evaluate(COUNT_PLAYERS)
             await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-            await page.evaluate(SLEEP % 300)
+            await page.evaluate(SLEEP % 200)
             at_bottom = await page.evaluate(COUNT_PLAYERS)
             last = await page.evaluate("(() => { const t = [...document.querySelectorAll('.t')].pop();"
                                        " const v = t.querySelector('video');"
                                        " return !!v && v.getAttribute('src') === t.getAttribute('href'); })()")
             first_released = await page.evaluate("!document.querySelector('.t').querySelector('video')")
             await page.evaluate("window.scrollTo(0, document.body.scrollHeight / 2)")
-            await page.evaluate(SLEEP % 300)
+            await page.evaluate(SLEEP % 200)
             middle = await page.evaluate(COUNT_PLAYERS)
             loaded = await page.evaluate("Promise.all([...document.querySelectorAll('video')].map(v => new Promise("
                                          "r => v.readyState >= 1 ? r(!v.error) : (v.onloadedmetadata = () => r(true),"
@@ -180,8 +180,8 @@ SYNC = """
   const others = [...document.querySelectorAll('video')].filter(v => !scope.contains(v));
   scope.querySelector(buttonSelector + ' .play').click();
   const spreads = [], times = [];
-  for (let i = 0; i < 5; i++) {
-    await sleep(200);
+  for (let i = 0; i < 4; i++) {
+    await sleep(150);
     const t = players().map(v => v.currentTime);
     times.push(Math.min(...t));
     spreads.push(Math.max(...t) - Math.min(...t));
@@ -215,7 +215,7 @@ async def test_rows_and_tables_play_in_sync(tmp_path: Path) -> None:
     for result, count in ((row, 2), (table, 4)):
         assert result["count"] == count and result["playing"] and result["othersStill"]
         assert max(result["spreads"]) < 0.05, result["spreads"]
-        assert result["times"][-1] - result["times"][0] > 0.6, result["times"]  # the clock runs
+        assert result["times"][-1] - result["times"][0] > 0.35, result["times"]  # the clock runs
         at = 0.8 * result["duration"]
         assert all(abs(t - at) < 0.1 for t in result["scrubbed"]), (at, result["scrubbed"])
         assert all(paused for paused, _ in result["paused"])

@@ -142,13 +142,14 @@
     playable.slice(0, 60).forEach(attach);
   }
 
-  // ---- Synchronised playback: one clock for a row or a table; every attached player of that scope follows
-  // it (a late or drifting one is nudged by its rate, or seeked when far off); shorter clips hold their last
-  // frame until the clock loops. One scope plays at a time.
+  // ---- Synchronised playback: one clock for a row or a table. It starts (and restarts, after a scrub or at
+  // its loop) by moving every player of the scope to the same moment, holding them until all can play, and
+  // starting them in the same task; from then on a drifting player is nudged by its rate, or moved when far
+  // off. The clock loops over the longest clip (shorter ones hold their last frame). One scope at a time.
   let clock = null;
-  const TICK_MS = 100, SEEK_S = 0.25, NUDGE_S = 0.02;
+  const TICK_MS = 100, SEEK_S = 0.25, NUDGE_S = 0.015, START_WAIT_MS = 600, END_S = 0.05;
   const members = scope => $$('.t:not([hidden]) video', scope);
-  const now = c => c.playing ? c.base + (performance.now() - c.wall) / 1000 : c.base;
+  const now = c => c.playing && !c.starting ? c.base + (performance.now() - c.wall) / 1000 : c.base;
   const span = videos => videos.reduce((d, v) => Number.isFinite(v.duration) ? Math.max(d, v.duration) : d, 0);
   const controls = scope => scope.tagName === 'TR' ? scope.querySelector('th .sync')
     : scope.querySelector(':scope > .th .sync');
@@ -171,7 +172,7 @@
   const own = scope => {
     if (clock && clock.scope === scope) return clock;
     if (clock) release();
-    clock = {scope, playing: false, base: 0, wall: 0, dur: span(members(scope)), timer: 0};
+    clock = {scope, playing: false, starting: false, base: 0, wall: 0, dur: span(members(scope)), timer: 0, run: 0};
     scope.classList.add('synced');
     return clock;
   };
@@ -180,17 +181,39 @@
     if (!c) return;
     clock = null;
     clearInterval(c.timer);
+    c.run += 1;
     for (const v of members(c.scope)) { v.pause(); v.playbackRate = 1; }
     c.scope.classList.remove('synced', 'playing');
-    c.playing = false;
+    c.playing = c.starting = false;
     show(c, c.base);
   };
+  const ended = (v, t) => t >= v.duration - END_S;
+  const start = (c, t) => {
+    c.base = t;
+    c.starting = true;
+    const run = c.run += 1;
+    for (const v of members(c.scope)) {
+      if (v.readyState < 1) continue;
+      v.pause();
+      v.playbackRate = 1;
+      v.currentTime = Math.max(0, Math.min(t, v.duration - END_S));
+    }
+    const began = performance.now();
+    const go = () => {
+      if (clock !== c || !c.playing || c.run !== run) return;
+      const waiting = members(c.scope).some(v => v.readyState >= 1 && !ended(v, t) && (v.seeking || v.readyState < 3));
+      if (waiting && performance.now() - began < START_WAIT_MS) { setTimeout(go, 15); return; }
+      c.starting = false;
+      c.wall = performance.now();
+      for (const v of members(c.scope)) if (v.readyState >= 1 && !ended(v, t)) v.play().catch(() => {});
+    };
+    go();
+  };
   const align = (v, t, c, hard) => {
-    if (v.readyState < 1) return;  // not loaded yet: it joins on loadedmetadata
-    const end = v.duration - 0.05;
-    if (t >= end) {  // a clip shorter than the clock: hold its last frame
+    if (v.readyState < 1 || c.starting) return;  // not loaded yet: it joins on loadedmetadata
+    if (ended(v, t)) {  // a clip shorter than the clock: hold its last frame
       if (!v.paused) v.pause();
-      if (Math.abs(v.currentTime - end) > 0.1) v.currentTime = Math.max(0, end);
+      if (Math.abs(v.currentTime - (v.duration - END_S)) > 0.1) v.currentTime = Math.max(0, v.duration - END_S);
       return;
     }
     if (!c.playing) {
@@ -201,11 +224,11 @@
     }
     if (v.seeking && !hard) return;
     const drift = v.currentTime - t;
-    if (hard || v.paused || Math.abs(drift) > SEEK_S) {
+    if (hard || Math.abs(drift) > SEEK_S || (v.paused && Math.abs(drift) > NUDGE_S)) {
       v.currentTime = t;
       v.playbackRate = 1;
     } else {
-      v.playbackRate = Math.abs(drift) > NUDGE_S ? Math.min(1.25, Math.max(0.75, 1 - drift * 2.5)) : 1;
+      v.playbackRate = Math.abs(drift) > NUDGE_S ? Math.min(1.3, Math.max(0.7, 1 - drift * 4)) : 1;
     }
     if (v.paused) v.play().catch(() => {});
   };
@@ -214,25 +237,17 @@
     if (!c) return;
     const videos = members(c.scope);
     c.dur = span(videos) || c.dur;
-    let t = now(c);
-    if (c.playing && c.dur > 0 && t >= c.dur) {  // loop: every player back to the start together
-      c.base = 0;
-      c.wall = performance.now();
-      t = 0;
-      videos.forEach(v => align(v, 0, c, true));
-    } else {
-      videos.forEach(v => align(v, t, c, false));
-    }
-    show(c, t);
+    const t = now(c);
+    if (c.playing && !c.starting && c.dur > 0 && t >= c.dur) start(c, 0);  // loop: all back to 0 together
+    else videos.forEach(v => align(v, t, c, false));
+    show(c, now(c));
   };
   const play = scope => {
     const c = own(scope);
     if (c.playing) return;
     c.dur = span(members(scope)) || c.dur;
-    if (c.dur > 0 && c.base >= c.dur - 0.05) c.base = 0;
     c.playing = true;
-    c.wall = performance.now();
-    members(scope).forEach(v => align(v, c.base, c, true));
+    start(c, c.dur > 0 && c.base >= c.dur - END_S ? 0 : c.base);
     clearInterval(c.timer);
     c.timer = setInterval(tick, TICK_MS);
     scope.classList.add('playing');
@@ -241,9 +256,9 @@
   const pause = () => {
     const c = clock;
     if (!c || !c.playing) return;
-    c.base = now(c);
-    if (c.dur > 0) c.base = Math.min(c.base, c.dur);
-    c.playing = false;
+    c.base = c.dur > 0 ? Math.min(now(c), c.dur) : now(c);
+    c.playing = c.starting = false;
+    c.run += 1;
     clearInterval(c.timer);
     members(c.scope).forEach(v => align(v, c.base, c, true));
     c.scope.classList.remove('playing');
@@ -252,10 +267,10 @@
   const scrub = (scope, fraction) => {
     const c = own(scope);
     c.dur = span(members(scope)) || c.dur;
-    c.base = fraction * c.dur;
-    c.wall = performance.now();
-    members(scope).forEach(v => align(v, c.base, c, true));
-    show(c, c.base);
+    const t = fraction * c.dur;
+    if (c.playing) start(c, t);
+    else { c.base = t; members(scope).forEach(v => align(v, t, c, true)); }
+    show(c, t);
   };
   const joined = video => {
     if (clock && clock.scope.contains(video)) align(video, now(clock), clock, true);
