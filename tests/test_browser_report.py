@@ -196,7 +196,12 @@ SYNC = """
   scope.querySelector(buttonSelector + ' .play').click();
   await sleep(150);
   const paused = players().map(v => [v.paused, v.currentTime]);
-  return {count: players().length, spreads, times, playing, othersStill, scrubbed, paused,
+  const space = () => document.body.dispatchEvent(new KeyboardEvent('keydown', {key: ' ', bubbles: true}));
+  space();
+  await sleep(150);
+  const resumed = players().every(v => !v.paused);
+  space();
+  return {count: players().length, spreads, times, playing, othersStill, scrubbed, paused, resumed,
           duration: players()[0].duration};
 })
 """
@@ -205,7 +210,7 @@ SYNC = """
 async def test_rows_and_tables_play_in_sync(tmp_path: Path) -> None:
     """A row's play button plays its players on one clock (within 50 ms of each other while they run), its
     scrubber moves all of them to the same moment, and pause stops them together; a table's controls do the
-    same for every player of the table, and the rest of the page stays still."""
+    same for every player of the table, and the rest of the page stays still; Space resumes the last one."""
     report = sync_run(tmp_path)
     async with Browser.launch(tmp_path) as page:
         await page.goto(report.as_uri(), until="Page.domContentEventFired")
@@ -218,7 +223,7 @@ async def test_rows_and_tables_play_in_sync(tmp_path: Path) -> None:
         assert result["times"][-1] - result["times"][0] > 0.35, result["times"]  # the clock runs
         at = 0.8 * result["duration"]
         assert all(abs(t - at) < 0.1 for t in result["scrubbed"]), (at, result["scrubbed"])
-        assert all(paused for paused, _ in result["paused"])
+        assert all(paused for paused, _ in result["paused"]) and result["resumed"], "Space plays it again"
         times = [t for _, t in result["paused"]]
         assert max(times) - min(times) < 0.02, times
 

@@ -302,6 +302,7 @@
     return lines.join('\n');
   };
   let hovered = null;
+  window.addEventListener('scroll', () => { tip.hidden = true; hovered = null; }, {passive: true});
   document.addEventListener('mouseover', event => {
     const tile = event.target.closest ? event.target.closest('.t') : null;
     if (tile === hovered) return;
@@ -399,9 +400,13 @@
     else if (event.key === 'Enter' && event.target.classList && event.target.classList.contains('t')) {
       event.preventDefault();
       open(event.target);
-    } else if (event.key === ' ' && !typing && clock) {
+    } else if (event.key === ' ' && !typing) {
+      // the playing (or last played) row or table; else the first table whose rows are on screen
+      const top = bar ? bar.getBoundingClientRect().bottom : 0;
+      const scope = clock ? clock.scope : tables.find(t => !t.hidden && t.getBoundingClientRect().bottom > top + 80);
+      if (!scope) return;
       event.preventDefault();
-      if (clock.playing) pause(); else play(clock.scope);
+      if (clock && clock.scope === scope && clock.playing) pause(); else play(scope);
     }
   });
 
