@@ -411,5 +411,8 @@
   });
 
   apply();
+  // A link to a table (#t3) is followed again once the filters have hidden what they hide.
+  const target = location.hash.length > 1 && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (target && !target.closest('[hidden]')) target.scrollIntoView();
   performance.mark('ltx-sheet-ready');
 })();
