@@ -1,5 +1,6 @@
-"""`ltx-batch plan MANIFEST`: validate a manifest and show its jobs, offline (no network at all);
-with `--cost`, price them with dry runs (`plan_cost`)."""
+"""`ltx-batch plan MANIFEST`: validate a manifest and show its jobs, offline for LTX-2 19B and for models whose
+parameters are cached (another model's are fetched once: `model_schema`); with `--cost`, price them with dry
+runs (`plan_cost`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline.cli.model_schema import load_checked
 from pipeline.config import load_settings
-from pipeline.manifest.load import Manifest, load_manifest
+from pipeline.manifest.load import Manifest
 from pipeline.manifest.params import MAX_SEED
 from pipeline.spec import JobSpec
 
@@ -38,6 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
     parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (for output_dir)")
     parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/")
+    parser.add_argument("--refresh-model", action="store_true",
+                        help="fetch the parameters of the manifest's models again, whatever the age of the cached ones")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N",
                        help=f"show at most N jobs: the first and the last ones (default {DEFAULT_LIMIT})")
@@ -50,17 +54,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     cost.add_argument("--cost-each", action="store_true",
                       help="with --cost: price every job (default: one dry run per kind of job, as jobs that "
                            "differ only in prompt, negativePrompt and seed cost the same)")
-    cost.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL)")
+    cost.add_argument("--api-url", metavar="URL",
+                      help="API base URL (also SCENARIO_API_URL); also where a model's parameters are fetched from")
     cost.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId")
     cost.add_argument("--emulator", action="store_true",
-                      help="price against the built-in emulator on a free loopback port (no credentials)")
+                      help="price against the built-in emulator on a free loopback port, and fetch the parameters "
+                           "of a model other than LTX-2 19B from it (no credentials)")
 
 
 def execute(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.manifest)
     settings = load_settings(config_file=args.config, overrides={"output_dir": args.out,
                                                                   "api_base_url": args.api_url,
                                                                   "project_id": args.project_id})
+    manifest = load_checked(args.manifest, settings, refresh=args.refresh_model, emulator=args.emulator)
     out = sys.stdout
     costs = None
     if args.cost or args.cost_each:
@@ -135,12 +141,14 @@ class _Table:
     def __init__(self, manifest: Manifest) -> None:
         self.batches = len(manifest.batches) > 1
         self.axes = [a for a in manifest.axes if a not in ("prompt", "seed")]
-        self.titles = ["index", "key", *(["batch"] if self.batches else []), "prompt", *self.axes, "seed"]
+        seeded = any(b.seeds is not None or b.seed_bounds is not None for b in manifest.batches)
+        self.titles = ["index", "key", *(["batch"] if self.batches else []), "prompt", *self.axes,
+                       *(["seed"] if seeded else [])]  # a model that takes no seed: no column
         widest: dict[str, int] = {
             "index": len(str(max(manifest.job_count - 1, 0))),
             "key": KEY_CHARS,
             "batch": max(len(b.name) for b in manifest.batches),
-            "prompt": max(len(_excerpt(p.text)) for b in manifest.batches for p in b.prompts),
+            "prompt": max(len(_excerpt(p.text or "")) for b in manifest.batches for p in b.prompts),
             "seed": max((len(str(s)) for b in manifest.batches for s in (b.seeds or [MAX_SEED])), default=1),
         }
         for batch in manifest.batches:
@@ -155,7 +163,7 @@ class _Table:
     def row(self, job: JobSpec) -> str:
         cells = [str(job.index), job.key[:KEY_CHARS], *([job.batch] if self.batches else []), _excerpt(job.prompt)]
         cells += ["" if a not in job.swept else show(job.swept[a]) for a in self.axes]
-        return self._line([*cells, str(job.seed)])
+        return self._line([*cells, show(job.seed)][:len(self.titles)])
 
     def _line(self, cells: list[str]) -> str:
         parts = [cell.rjust(width) if title in ("index", "seed") else cell.ljust(width)

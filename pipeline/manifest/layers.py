@@ -25,7 +25,7 @@ from pipeline.errors import Problem
 from pipeline.manifest import hints
 from pipeline.manifest.expand import Axis, Prompt
 from pipeline.manifest.inputs import InputFiles
-from pipeline.manifest.params import MODEL_ID, SEED_LIMIT, suggest
+from pipeline.manifest.params import MODEL_ID, PARAMS, SEED_LIMIT, suggest
 from pipeline.manifest.schema import ModelInput, ModelSchema
 from pipeline.manifest.schema_check import check_value, defined
 from pipeline.yamlpos import Path, Tree, describe, format_path
@@ -191,11 +191,12 @@ class Reader:
         names = list(self.schema.names) if self.schema is not None else []
         hint = suggest(name, names)
         message = f"unknown parameter {name!r}{self.for_model()}"
+        listing = f"`ltx-batch models {self.model_id}` lists its parameters"
+        if self.model_id != MODEL_ID and name in PARAMS and (hint is None or hint.lower() != name.lower()):
+            return f"{message} (LTX-2 19B takes it, this model does not; {listing})"
         if hint:
             return f"{message} (did you mean {hint!r}?)"
-        if self.model_id != MODEL_ID:
-            return f"{message} (`ltx-batch models {self.model_id}` lists its parameters)"
-        return message
+        return f"{message} ({listing})" if self.model_id != MODEL_ID else message
 
     def mapping(self, raw: Any, path: Path, shape: str, read: Any) -> dict[str, Any]:
         if raw is None:
