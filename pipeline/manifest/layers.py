@@ -86,6 +86,7 @@ class Reader:
         self.model_id = MODEL_ID
         self.note = ""
         self.said: set[tuple[bool, str, str]] = set()  # (warning?, where, message) recorded: never twice
+        self.faulty: set[str] = set()  # where problems are recorded
 
     def _new(self, warning: bool, path: Path, message: str) -> bool:
         said = (warning, format_path(path), message)
@@ -97,7 +98,10 @@ class Reader:
     def error(self, path: Path, message: str) -> None:
         if self.tree.is_damaged(path):
             return  # the YAML value there could not be read as written: that problem is already recorded
+        if self.note and format_path(path) in self.faulty:
+            return  # read again for another model: one problem a place is enough (the first one fixed, it shows)
         if self._new(False, path, message):
+            self.faulty.add(format_path(path))
             self.problems.append(self.tree.problem(path, message + self.note))
 
     def unknown(self, path: Path, message: str, what: str = "key") -> None:
