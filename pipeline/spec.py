@@ -148,6 +148,8 @@ def job_key(model: str, params: Mapping[str, Any], inputs: tuple[InputRef, ...] 
 def input_identities(inputs: tuple[InputRef, ...] | list[InputRef]) -> dict[str, str | list[str]]:
     """What a key hashes of a job's files: by input, the identity of its file, or of every file of a `file_array`
     input in order (so two jobs whose lists differ in one file, or in their order, have different keys)."""
+    if all(ref.index is None for ref in inputs):
+        return {ref.param: ref.identity for ref in inputs}
     out: dict[str, str | list[str]] = {}
     arrays: dict[str, list[tuple[int, str]]] = {}
     for ref in inputs:

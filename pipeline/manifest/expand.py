@@ -245,6 +245,8 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
             current = origin.batch
             doubt, level = known[id(current)], sure[id(current)]
             rules = _rules(current.schema, doubt.names)
+            relevant, compared = _relevant(rules)
+            verdicts: dict[tuple[Any, ...], list[tuple[str | None, str, str | None]]] = {}
             schema_names = current.schema.names if current.schema is not None else ()
             modality = "modality" not in doubt.names and {"modality", "conditioningVideo"} <= set(schema_names)
         if duplicates:
@@ -253,16 +255,19 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
                 clashes.append((job, origin))
             seen.add(digest)
         if rules:
+            # the verdict rests only on which of the rules' inputs are given and on the values they compare
             present = {ref.param for ref in job.inputs}
-            for item in rules:
-                if item.name not in present and not defined(job.params.get(item.name)):
-                    found = _missing(item, job.params, present)
-                    if found is not None:
-                        other, what, words = found
-                        if origin.batch.path:  # written under `batches`
-                            what += f" in batch {job.batch!r}"
-                        where = origin.path_of(other) if other is not None else origin.batch.path
-                        _count(missing, (where, what, words), job.index, level)
+            signature = (*(name in present or defined(job.params.get(name)) for name in relevant),
+                         *(canonical_json(job.params.get(name)) for name in compared))
+            if signature not in verdicts:
+                verdicts[signature] = [found for item in rules if item.name not in present
+                                       and not defined(job.params.get(item.name))
+                                       and (found := _missing(item, job.params, present)) is not None]
+            for other, what, words in verdicts[signature]:
+                if origin.batch.path:  # written under `batches`
+                    what += f" in batch {job.batch!r}"
+                where = origin.path_of(other) if other is not None else origin.batch.path
+                _count(missing, (where, what, words), job.index, level)
         if modality and job.params.get("modality") == "none":
             for ref in job.inputs:
                 if ref.param == "conditioningVideo":
@@ -291,6 +296,17 @@ def _rules(schema: ModelSchema | None, doubted: frozenset[str]) -> list[ModelInp
         if not names & doubted:
             out.append(item)
     return out
+
+
+def _relevant(rules: list[ModelInput]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The inputs whose being given decides the rules, and those whose values they compare (`conditional`)."""
+    given = {item.name for item in rules}
+    compared: set[str] = set()
+    for item in rules:
+        rule = item.required
+        given.update(name for name, _ in (*rule.if_defined, *rule.if_not_defined))
+        compared.update(name for condition in rule.conditions for name, _ in condition.values)
+    return tuple(sorted(given)), tuple(sorted(compared))
 
 
 def _missing(item: ModelInput, params: Mapping[str, Any], present: set[str]) -> tuple[str | None, str, str | None] | None:
