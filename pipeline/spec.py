@@ -17,14 +17,22 @@ KEY_CHARS = 64  # sha256 hex; displays use a prefix
 
 @dataclass(frozen=True, slots=True)
 class InputRef:
-    """One file parameter of a job: a local file (path + sha256) or an existing asset id."""
+    """One file of a job: a local file (path + sha256) or an existing asset id, given to a file input
+    (`video`, `image`, ...) or as item `index` of a `file_array` input (`referenceVideos`)."""
 
-    param: str  # "video", "image" or "conditioningVideo"
+    param: str  # the input's name: "video", "image", "conditioningVideo", "referenceVideos", ...
     kind: Literal["file", "asset"]
     path: str | None = None  # absolute path of the local file
     sha256: str | None = None  # content hash of the local file
     asset_id: str | None = None  # given in the manifest (kind="asset")
     size_bytes: int | None = None
+    media: str | None = None  # the asset kind it is uploaded as: "video", "image", "audio", ...
+    index: int | None = None  # its place in a `file_array` input's list; None for a `file` input
+
+    @property
+    def upload_kind(self) -> str:
+        """The asset kind to upload the file as (records written before `media` existed: from the input's name)."""
+        return self.media or ("image" if self.param == "image" else "video")
 
     @property
     def identity(self) -> str:
@@ -33,7 +41,7 @@ class InputRef:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"param": self.param, "kind": self.kind}
-        for name in ("path", "sha256", "asset_id", "size_bytes"):
+        for name in ("path", "sha256", "asset_id", "size_bytes", "media", "index"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -48,6 +56,8 @@ class InputRef:
             sha256=data.get("sha256"),
             asset_id=data.get("asset_id"),
             size_bytes=data.get("size_bytes"),
+            media=data.get("media"),
+            index=data.get("index"),
         )
 
 
@@ -73,17 +83,27 @@ class JobSpec:
         return str(self.params.get("prompt", ""))
 
     @property
-    def seed(self) -> int:
-        return int(self.params["seed"])
+    def seed(self) -> int | None:
+        """The job's seed; None for a model that takes none."""
+        seed = self.params.get("seed")
+        return None if seed is None else int(seed)
 
     def body(self, asset_ids: Mapping[str, str]) -> dict[str, Any]:
-        """The JSON request body: the parameters plus each file parameter's asset id.
+        """The JSON request body: the parameters plus each file input's asset id (a `file_array` input's ids
+        as a list, in order).
 
         `asset_ids` maps a local input's sha256 to its uploaded asset id.
         """
         body = dict(self.params)
+        arrays: dict[str, list[tuple[int, str]]] = {}
         for ref in self.inputs:
-            body[ref.param] = ref.asset_id if ref.kind == "asset" else asset_ids[ref.sha256 or ""]
+            asset_id = ref.asset_id if ref.kind == "asset" else asset_ids[ref.sha256 or ""]
+            if ref.index is None:
+                body[ref.param] = asset_id
+            else:
+                arrays.setdefault(ref.param, []).append((ref.index, asset_id))
+        for param, items in arrays.items():
+            body[param] = [asset_id for _, asset_id in sorted(items)]
         return body
 
     def to_json(self) -> dict[str, Any]:
@@ -120,9 +140,26 @@ def job_key(model: str, params: Mapping[str, Any], inputs: tuple[InputRef, ...] 
     material = {
         "model": model,
         "params": dict(params),
-        "inputs": {ref.param: ref.identity for ref in inputs},
+        "inputs": input_identities(inputs),
     }
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+
+
+def input_identities(inputs: tuple[InputRef, ...] | list[InputRef]) -> dict[str, str | list[str]]:
+    """What a key hashes of a job's files: by input, the identity of its file, or of every file of a `file_array`
+    input in order (so two jobs whose lists differ in one file, or in their order, have different keys)."""
+    if all(ref.index is None for ref in inputs):
+        return {ref.param: ref.identity for ref in inputs}
+    out: dict[str, str | list[str]] = {}
+    arrays: dict[str, list[tuple[int, str]]] = {}
+    for ref in inputs:
+        if ref.index is None:
+            out[ref.param] = ref.identity
+        else:
+            arrays.setdefault(ref.param, []).append((ref.index, ref.identity))
+    for param, items in arrays.items():
+        out[param] = [identity for _, identity in sorted(items)]
+    return out
 
 
 def derived_seed(key_material: str, max_seed: int) -> int:

@@ -6,11 +6,12 @@ import asyncio
 import base64
 import io
 import json
+import threading
 from typing import Any
 
 import aiohttp
 
-from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
 from pipeline.manifest.params import MODEL_ID
 
 AUTH = {"Authorization": aiohttp.encode_basic_auth(EMULATOR_API_KEY, EMULATOR_API_SECRET)}
@@ -148,3 +149,39 @@ async def stats(http: aiohttp.ClientSession, server: EmulatorServer) -> dict[str
     status, body = await call(http, "GET", server.url + "/_emulator/stats")
     assert status == 200
     return dict(body)
+
+
+class Threaded:
+    """An emulator serving from its own thread and loop (`url`, `server.emulator`, `stop()`), for commands that run
+    synchronously (`asyncio.run` inside): `requests(route)` counts what reached it."""
+
+    def __init__(self, **knobs: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = EmulatorServer(Emulator(**knobs), host="127.0.0.1", port=0)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(5)
+        self.url = self.server.url
+        self.running = True
+
+    def requests(self, route: str) -> int:
+        return self.server.emulator.counters.requests[route]
+
+    @property
+    def fetches(self) -> int:
+        """`GET /v1/models/{modelId}` requests."""
+        return self.requests("GET /v1/models/{modelId}")
+
+    def job_records(self) -> list[dict[str, Any]]:
+        return asyncio.run_coroutine_threadsafe(self.server.emulator.job_records(), self.loop).result(5)
+
+    def stop(self) -> None:
+        if self.running:
+            asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(5)
+            self.running = False
+
+    def close(self) -> None:
+        self.stop()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()

@@ -50,7 +50,7 @@ async def client(tmp_path: Path, emulator: EmulatorServer) -> AsyncIterator[tupl
 async def test_a_post_on_a_reused_closing_connection_is_an_unknown_outcome(client, emulator) -> None:
     """A generate POST that meets a closing keep-alive connection raises SubmitOutcomeUnknown (never resent)."""
     api, closer = client
-    asset_id = await api.upload(CLIP, param="video")  # opens the connection the POST will reuse
+    asset_id = await api.upload(CLIP, kind="video")  # opens the connection the POST will reuse
     closer.armed = 1
     with pytest.raises(SubmitOutcomeUnknown, match="connection lost"):
         await api.submit(MODEL, {"prompt": "a reused connection", "video": asset_id})
@@ -61,7 +61,7 @@ async def test_a_post_on_a_reused_closing_connection_is_an_unknown_outcome(clien
 async def test_a_get_on_a_reused_closing_connection_is_retried(client, emulator) -> None:
     """A poll and an asset lookup that meet a closing keep-alive connection are retried and answer."""
     api, closer = client
-    asset_id = await api.upload(CLIP, param="video")
+    asset_id = await api.upload(CLIP, kind="video")
     job = await api.submit(MODEL, {"prompt": "a reused connection", "video": asset_id})
     closer.armed = 1
     assert (await api.job(job.job_id)).job_id == job.job_id

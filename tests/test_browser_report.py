@@ -179,6 +179,7 @@ SYNC = """
   await Promise.all(players().map(v => v.readyState >= 1 ? 0 : new Promise(r => v.onloadedmetadata = r)));
   const others = [...document.querySelectorAll('video')].filter(v => !scope.contains(v));
   scope.querySelector(buttonSelector + ' .play').click();
+  for (let waited = 0; waited < 3000 && !players().every(v => !v.paused); waited += 50) await sleep(50);
   const spreads = [], times = [];
   for (let i = 0; i < 4; i++) {
     await sleep(150);
@@ -198,8 +199,11 @@ SYNC = """
   const paused = players().map(v => [v.paused, v.currentTime]);
   const space = () => document.body.dispatchEvent(new KeyboardEvent('keydown', {key: ' ', bubbles: true}));
   space();
-  await sleep(150);
-  const resumed = players().every(v => !v.paused);
+  let resumed = false;  // the players start together once all can play: allow a loaded machine 3 s for that
+  for (let waited = 0; waited < 3000 && !resumed; waited += 50) {
+    await sleep(50);
+    resumed = players().every(v => !v.paused);
+  }
   space();
   return {count: players().length, spreads, times, playing, othersStill, scrubbed, paused, resumed,
           duration: players()[0].duration};

@@ -12,6 +12,7 @@ import pytest
 from conftest import EMULATOR_FAST_KNOBS
 from run_helpers import CLIP, FAST, check_consistent, run, write_manifest
 
+from pipeline.cli import emulator as cli_emulator
 from pipeline.cli import run as cli_run
 from pipeline.cli.main import main, setup_logging
 from pipeline.run.limit import Limit
@@ -27,7 +28,7 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     for name, value in FAST.items():
         monkeypatch.setenv(f"LTX_BATCH_{name.upper()}", str(value))
-    monkeypatch.setattr(cli_run, "EMBEDDED_KNOBS", {**EMULATOR_FAST_KNOBS, "rate_limit_per_s": 1000.0})
+    monkeypatch.setattr(cli_emulator, "EMBEDDED_KNOBS", {**EMULATOR_FAST_KNOBS, "rate_limit_per_s": 1000.0})
     yield
     logging.getLogger().handlers.clear()
 
@@ -125,7 +126,7 @@ def test_the_failure_summary_gives_the_retry_failed_command(tmp_path: Path, fast
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """Jobs that failed on the server: the summary gives the command that sends them again (--retry-failed)."""
-    monkeypatch.setitem(cli_run.EMBEDDED_KNOBS, "fault_job_failure_rate", 1.0)
+    monkeypatch.setitem(cli_emulator.EMBEDDED_KNOBS, "fault_job_failure_rate", 1.0)
     manifest = write_manifest(tmp_path, prompts=1, seeds=1)
     argv = ["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator", "--no-report", "-q"]
     assert main(argv) == 1

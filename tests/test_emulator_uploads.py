@@ -273,7 +273,10 @@ async def test_parts_of_exactly_5_mib_and_a_short_last_import(server: EmulatorSe
     (CLIP, "video", "image/png", "is not a video type"),
     (CLIP, "model", "application/octet-stream", "cannot be imported"),
     (b"", "video", "video/mp4", "empty"),
-], ids=["noise-as-video", "clip-as-image", "png-as-video", "clip-typed-png", "clip-as-model", "empty"])
+    (PNG, "audio", "audio/mpeg", "not a valid audio"),
+    (b"ID3\x04" + bytes(20), "audio", "video/mp4", "is not a audio type"),
+], ids=["noise-as-video", "clip-as-image", "png-as-video", "clip-typed-png", "clip-as-model", "empty", "png-as-audio",
+        "mp3-typed-video"])
 async def test_a_file_that_is_not_its_kind_fails(server: EmulatorServer, http: aiohttp.ClientSession,
                                                  data: bytes, kind: str, content_type: str, problem: str) -> None:
     """The file must be a valid video/image of its `kind` (and contentType): otherwise `failed` naming the file."""
@@ -288,6 +291,17 @@ async def test_an_image_upload_imports_an_image(server: EmulatorServer, http: ai
     """kind image with a PNG becomes an image asset."""
     asset_id = await upload_file(http, server, PNG, kind="image", content_type="image/png")
     assert server.emulator.asset(asset_id).kind == "image"
+
+
+@pytest.mark.parametrize("data", [b"ID3\x04" + bytes(20), b"\xff\xfb\x90\x00" + bytes(20),
+                                  b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(8), CLIP])
+async def test_an_audio_upload_imports_an_audio_asset(server: EmulatorServer, http: aiohttp.ClientSession,
+                                                      data: bytes) -> None:
+    """kind audio (MP3 with or without ID3, WAV, M4A) becomes an audio asset (source uploaded-audio), as
+    Seedance's `referenceAudio` needs."""
+    asset_id = await upload_file(http, server, data, kind="audio", content_type="audio/mpeg")
+    asset = server.emulator.asset(asset_id)
+    assert asset.kind == "audio" and asset.source == "uploaded-audio"
 
 
 async def test_fault_upload_failure_fails_a_good_upload(emulator_factory: Any, http: aiohttp.ClientSession) -> None:

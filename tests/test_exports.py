@@ -19,10 +19,10 @@ from runfolder import job, write_run
 from pipeline.cli.main import main
 from pipeline.emulator import EmulatorServer
 from pipeline.errors import InputError
-from pipeline.ledger.results_csv import CSV_COLUMNS, CSV_NAME, cell, csv_text
+from pipeline.ledger.results_csv import CSV_COLUMNS, CSV_NAME, LTX_LAYOUT, cell, csv_layout, csv_text
 from pipeline.report.rerun import rerun_manifest, select_jobs
 from pipeline.manifest.load import load_manifest
-from pipeline.manifest.params import FILE_PARAMS, VALUE_PARAMS
+from pipeline.manifest.params import FILE_PARAMS, MODEL_ID, VALUE_PARAMS
 from pipeline.ledger.rundir import load_run
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -40,6 +40,25 @@ def test_csv_columns_follow_the_parameter_table() -> None:
         assert {f"{param}_path", f"{param}_sha256", f"{param}_asset_id"} <= set(CSV_COLUMNS)
     assert {"files", "bytes", "sha256", "output_asset_ids"} <= set(CSV_COLUMNS)
     assert len(set(CSV_COLUMNS)) == len(CSV_COLUMNS)
+
+
+def test_csv_columns_of_any_model() -> None:
+    """A run of another model has its own parameter columns (those its run names, then any the records carry), a
+    file_array input's files in one field separated by ';'; a run of LTX-2 19B keeps the table's columns."""
+    record = {"key": "k", "model": "model_seedance", "params": {"prompt": "p", "duration": -1, "tags": ["a", "b"]},
+              "inputs": [{"param": "referenceVideos", "kind": "file", "path": "/b.mp4", "index": 1},
+                         {"param": "referenceVideos", "kind": "asset", "asset_id": "asset_a", "index": 0}]}
+    run = {"model": "model_seedance", "parameters": {"values": ["prompt", "duration"],
+                                                      "files": ["image", "referenceVideos"]}}
+    layout = csv_layout(run, [record])
+    assert (layout.values, layout.files) == (("prompt", "duration", "tags"), ("image", "referenceVideos"))
+    (row,) = read_csv(csv_text([record], run))
+    assert (row["duration"], row["tags"], row["image_path"]) == ("-1", "a;b", "")
+    assert (row["referenceVideos_path"], row["referenceVideos_asset_id"]) == (";/b.mp4", "asset_a;")
+    assert "cameraMotion" not in row and list(row)[:8] == list(CSV_COLUMNS[:8])
+    assert csv_layout({"model": MODEL_ID}) == csv_layout(None, [job(0)]) == LTX_LAYOUT
+    assert csv_layout({"model": MODEL_ID, "parameters": {"values": list(VALUE_PARAMS), "files": list(FILE_PARAMS)}},
+                      [job(0)]).columns == CSV_COLUMNS
 
 
 @pytest.mark.parametrize(("value", "text"), [

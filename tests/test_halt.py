@@ -165,7 +165,7 @@ async def test_a_submit_cancelled_before_its_post_left_records_the_job_pending(t
         async with aiohttp.ClientSession() as session:
             budget = RequestBudget(100.0)
             api = ApiClient(session, settings, CREDENTIALS, budget)
-            asset_id = await api.upload(CLIP, param="video")
+            asset_id = await api.upload(CLIP, kind="video")
             ctx = RunContext(settings, journal, api, session, tmp_path / "run", InFlight(4), StopFlags())
             to_submit: asyncio.Queue = asyncio.Queue()
             await to_submit.put(spec)

@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from manifest_helpers import load_text
+from manifest_helpers import load_text, renamed_builtin
 
 from pipeline.manifest.params import MAX_SEED, MODEL_ID, PARAMS, complete
 from pipeline.spec import derived_seed, job_key
@@ -207,8 +207,9 @@ def test_same_manifest_same_keys_and_mapping_order_irrelevant(tmp_path: Path) ->
 def test_key_changes_with_any_param_or_input(tmp_path: Path, change: dict[str, str]) -> None:
     """Changing any parameter, input file or model changes the key."""
     base = {"seeds": "[1]", "defaults": "{numInferenceSteps: 20}"}
+    schemas = {"model_other": renamed_builtin("model_other")}
     before = load_text(tmp_path, sections(**base), "base.yaml")
-    after = load_text(tmp_path, sections(**{**base, **change}), "changed.yaml")
+    after = load_text(tmp_path, sections(**{**base, **change}), "changed.yaml", schemas)
     assert next(before.jobs()).key != next(after.jobs()).key
 
 

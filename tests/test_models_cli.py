@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulator_helpers import Threaded
 
 from pipeline.api.model_cache import ModelCache, cache_root, key_folder
 from pipeline.api.models import UnknownModel
@@ -21,42 +22,13 @@ from pipeline.cli.main import main
 from pipeline.cli.model_schema import SchemaUnavailable, resolve_schema
 from pipeline.cli.models import required_text, runnable, values_text
 from pipeline.config import load_settings
-from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from pipeline.emulator.catalog import LTX23_V2V_ID, RETAKE_ID, SEEDANCE_ID
 from pipeline.errors import ConfigError
 from pipeline.manifest.params import MODEL_ID
 from pipeline.manifest.schema import parse_model
 
-MODEL_ROUTE = "GET /v1/models/{modelId}"
 WEEK_S = 604800
-
-
-class Threaded:
-    """An emulator serving from its own thread and loop (`url`, `emulator`, `stop()`)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = EmulatorServer(Emulator(), host="127.0.0.1", port=0)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(5)
-        self.url = self.server.url
-        self.running = True
-
-    @property
-    def fetches(self) -> int:
-        return self.server.emulator.counters.requests[MODEL_ROUTE]
-
-    def stop(self) -> None:
-        if self.running:
-            asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(5)
-            self.running = False
-
-    def close(self) -> None:
-        self.stop()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ async def test_partial_file_is_resumed_with_range(tmp_path: Path, emulator) -> N
     target.with_name("clip.mp4.part").write_bytes(data[:20000])
     async with aiohttp.ClientSession() as session:
         api = ApiClient(session, settings_for(emulator, tmp_path), CREDENTIALS, RequestBudget(100.0))
-        url = await api.asset_url(await api.upload(CLIP, param="video"))
+        url = await api.asset_url(await api.upload(CLIP, kind="video"))
         saved = await download(session, url, target, timeout_s=10, connect_timeout_s=2)
     assert saved.bytes == len(data) and target.read_bytes() == data
     assert saved.sha256 == hashlib.sha256(data).hexdigest()

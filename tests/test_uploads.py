@@ -40,13 +40,13 @@ MIB = 2**20
 # -- pure parts ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("param", "size", "multipart"), [
-    ("video", 10, True), ("conditioningVideo", 10, True), ("video", 0, True),
+@pytest.mark.parametrize(("kind", "size", "multipart"), [
+    ("video", 10, True), ("audio", 10, True), ("video", 0, True),
     ("image", JSON_IMAGE_MAX_BYTES - 1, False), ("image", JSON_IMAGE_MAX_BYTES, True), ("image", 1, False),
 ])
-def test_which_files_take_the_multipart_flow(param: str, size: int, multipart: bool) -> None:
-    """Every video, and images of 6 MB or more, take the multipart flow; smaller images go as JSON."""
-    assert uses_multipart(param, size) is multipart
+def test_which_files_take_the_multipart_flow(kind: str, size: int, multipart: bool) -> None:
+    """Every video or audio file, and images of 6 MB or more, take the multipart flow; smaller images go as JSON."""
+    assert uses_multipart(kind, size) is multipart
 
 
 @pytest.mark.parametrize(("size", "preferred", "plan"), [

@@ -122,11 +122,11 @@ class ApiClient:
         that may create something billed: a lost answer is then SubmitOutcomeUnknown, never retried."""
         return await self._call(method, path, priority, body=body, params=params, idempotent=idempotent)
 
-    async def upload(self, path: Path, *, param: str) -> str:
+    async def upload(self, path: Path, *, kind: str) -> str:
         """Upload a local input file; its asset id (`pipeline.api.uploads`: JSON for small images, else multipart).
 
         Nothing is journaled here: a run uploads through `produce`, which records the upload id."""
-        return await upload_input(self, self._settings, path, param=param, halted=self._budget.halted, rng=self._rng)
+        return await upload_input(self, self._settings, path, kind=kind, halted=self._budget.halted, rng=self._rng)
 
     async def submit(self, model: str, body: Mapping[str, Any], *, post: PostState | None = None) -> JobView:
         """POST one generation; raises SubmitOutcomeUnknown when the answer was lost after sending.

@@ -1,6 +1,7 @@
 """Uploading one local input file; its asset id (api-notes.md, "Uploading inputs", confirmed).
 
-Images under 6 MB: base64 JSON to `POST /v1/assets`. Videos and bigger images: the multipart flow, with the
+Images under 6 MB: base64 JSON to `POST /v1/assets`. Videos, audio (any kind but image) and bigger images: the
+multipart flow, declaring the asset `kind` of the input the file is for, with the
 fields of the official SDK `scenario-sdk` 2.4.0 (`types/upload_*.py`) in the order of the official Blender
 plugin (scenario-labs/blender-plugin `docs/SDK_UPLOADS.md`): create the upload, PUT each part to its presigned
 URL (`pipeline.api.parts`: storage, outside the request budget), `complete`, poll until `imported` and take
@@ -75,9 +76,21 @@ class UploadView:
     error_message: str | None
 
 
-def uses_multipart(param: str, size_bytes: int) -> bool:
+def uses_multipart(kind: str, size_bytes: int) -> bool:
     """Whether a file takes the multipart flow: every video, and images of 6 MB or more."""
-    return param != "image" or size_bytes >= JSON_IMAGE_MAX_BYTES
+    return kind != "image" or size_bytes >= JSON_IMAGE_MAX_BYTES
+
+
+def content_type(name: str, kind: str) -> str:
+    """The MIME type to declare for a file of this kind: as its name says, else the kind's usual one (an .mp4
+    or .webm sent as audio is declared audio/...: those containers hold either)."""
+    mime = mimetypes.guess_type(name)[0] or ""
+    major, _, minor = mime.partition("/")
+    if major == kind:
+        return mime
+    if {major, kind} == {"video", "audio"}:
+        return f"{kind}/{minor}"
+    return {"image": "image/png", "audio": "audio/mpeg"}.get(kind, "video/mp4")
 
 
 def part_plan(size_bytes: int, *, part_bytes: int) -> tuple[int, int]:
@@ -110,7 +123,7 @@ def parse_upload(data: Any, *, url: str) -> UploadView:
                       error if isinstance(error, str) and error else None)
 
 
-async def upload_input(api: Caller, settings: Settings, path: Path, *, param: str, halted: asyncio.Event,
+async def upload_input(api: Caller, settings: Settings, path: Path, *, kind: str, halted: asyncio.Event,
                        upload_id: str | None = None, started: Started | None = None,
                        rng: random.Random | None = None) -> str:
     """Upload one local input file; its asset id.
@@ -119,11 +132,11 @@ async def upload_input(api: Caller, settings: Settings, path: Path, *, param: st
     on, anything else (pending, failed, unknown) starts again. `started` is told each new upload id the
     moment it exists (the caller journals it). A halted run sends nothing more (RunHalted)."""
     size = (await asyncio.to_thread(path.stat)).st_size
-    if not uses_multipart(param, size):
+    if not uses_multipart(kind, size):
         return await _post_image(api, path)
     fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
     try:
-        sender = _Multipart(api, settings, path, fd, size, param, halted, rng or random.Random())
+        sender = _Multipart(api, settings, path, fd, size, kind, halted, rng or random.Random())
         return await sender.upload(upload_id, started)
     finally:
         os.close(fd)
@@ -153,7 +166,7 @@ class _Multipart:
     path: Path
     fd: int
     size: int
-    param: str
+    kind: str  # the asset kind: video, image, audio, ...
     halted: asyncio.Event
     rng: random.Random
 
@@ -161,8 +174,8 @@ class _Multipart:
         if upload_id is not None and (view := await self._resumed(upload_id)) is not None:
             return await self._imported(view)
         part_size, count = part_plan(self.size, part_bytes=self.settings.upload_part_bytes)
-        kind = "image" if self.param == "image" else "video"
-        mime = mimetypes.guess_type(self.path.name)[0] or ("image/png" if kind == "image" else "video/mp4")
+        kind = self.kind
+        mime = content_type(self.path.name, kind)
         body = {"fileName": self.path.name, "contentType": mime, "kind": kind, "parts": count, "fileSize": self.size}
         for attempt in range(1, FRESH_UPLOADS + 1):
             # creating an upload makes no billed job: retried like a GET

@@ -1,12 +1,16 @@
-"""`ltx-batch emulator`: run the local Scenario API emulator as a server until Ctrl-C."""
+"""`ltx-batch emulator`: run the local Scenario API emulator as a server until Ctrl-C; `embedded_emulator`, the
+one `run`, `plan` and `models --emulator` start on a free loopback port."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any
 
@@ -21,6 +25,24 @@ EXIT_STATUSES = (
     (0, "stopped by Ctrl-C or SIGTERM"),
     (2, "a bad flag or knob, or the port cannot be listened on"),
 )
+
+log = logging.getLogger(__name__)
+
+# the embedded emulator: a few seconds a job, 8 running at once, 10 requests/s (above our default 5)
+EMBEDDED_KNOBS: dict[str, object] = {"job_time_s": 3.0, "job_time_spread_s": 1.0, "max_running_jobs": 8,
+                                     "rate_limit_per_s": 10.0}
+
+
+@asynccontextmanager
+async def embedded_emulator(**knobs: object) -> AsyncIterator[str]:
+    """The built-in emulator on a free loopback port, with demo-like timing; yields its base URL."""
+    server = EmulatorServer(Emulator(**{**EMBEDDED_KNOBS, **knobs}), host="127.0.0.1", port=0)
+    await server.start()
+    log.info("emulator listening on %s", server.url)
+    try:
+        yield server.url
+    finally:
+        await server.close()
 
 
 def _flag(name: str) -> str:

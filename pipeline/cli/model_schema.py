@@ -11,6 +11,10 @@
 
 Without a cached entry and without credentials, or when the fetch fails, the error says what to do; nothing
 else is sent.
+
+`load_checked` is how `plan`, `run` and `status --server` read a manifest: the schema of every model it names
+is resolved first (a model the API does not know becomes a located problem of the manifest), then the manifest
+is checked against them (`pipeline.manifest.load`, which never fetches anything itself).
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import aiohttp
 from pipeline.api.budget import RequestBudget
 from pipeline.api.client import ApiClient
 from pipeline.api.model_cache import CachedModel, ModelCache, cache_root
-from pipeline.api.models import check_model_id, fetch_model
+from pipeline.api.models import UnknownModel, check_model_id, fetch_model
 from pipeline.config import Credentials, Settings, load_credentials
 from pipeline.errors import ApiError, AuthError, ConfigError, PipelineError, Problem
+from pipeline.manifest.load import Manifest, models_named, parse_manifest, read_manifest
 from pipeline.manifest.params import MODEL_ID
 from pipeline.manifest.schema import ModelSchema, SchemaError, builtin_schema, parse_model
 
@@ -65,6 +70,22 @@ class ResolvedSchema:
             return f"fetched from {self.api_url}{when}{where}"
         stale = " (stale: it could not be renewed; --refresh-model tries again)" if self.source == "stale cache" else ""
         return f"the description fetched from {self.api_url}{when}, cached in {self.path}{stale}"
+
+
+def load_checked(path: str | Path, settings: Settings, *, refresh: bool = False, emulator: bool = False,
+                 environ: Mapping[str, str] | None = None) -> Manifest:
+    """Read a manifest and check it against the schema of each model it names (`resolve_schema` for each: built
+    in, cached, or fetched once). ManifestError lists every problem, an unknown model among them (where it is
+    named); no credentials for a schema not cached yet, or a fetch that fails, raise before anything is sent."""
+    text = read_manifest(path)
+    schemas: dict[str, ModelSchema | str] = {}
+    for model_id in models_named(text, path=path):
+        try:
+            schemas[model_id] = resolve_schema(model_id, settings, refresh=refresh, emulator=emulator,
+                                               environ=environ).schema
+        except UnknownModel as exc:
+            schemas[model_id] = "; ".join(problem.message for problem in exc.problems)
+    return parse_manifest(text, path=path, schemas=schemas)
 
 
 def resolve_schema(model_id: str, settings: Settings, *, refresh: bool = False, emulator: bool = False,
@@ -133,7 +154,7 @@ def _fetch(model_id: str, settings: Settings, credentials: Credentials | None) -
 
 
 async def fetch_description(model_id: str, settings: Settings, credentials: Credentials | None) -> dict[str, Any]:
-    from pipeline.cli.run import embedded_emulator
+    from pipeline.cli.emulator import embedded_emulator
     from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
 
     settings = replace(settings, max_retries=min(settings.max_retries, FETCH_RETRIES))

@@ -70,7 +70,7 @@ def execute(args: argparse.Namespace) -> int:
 
 async def _list(settings: Settings, credentials: Credentials | None) -> list[dict[str, Any]]:
     """The public models, then the account's own, every page."""
-    from pipeline.cli.run import embedded_emulator
+    from pipeline.cli.emulator import embedded_emulator
     from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
 
     async with AsyncExitStack() as stack:

@@ -1,5 +1,6 @@
-"""`ltx-batch plan MANIFEST`: validate a manifest and show its jobs, offline (no network at all);
-with `--cost`, price them with dry runs (`plan_cost`)."""
+"""`ltx-batch plan MANIFEST`: validate a manifest and show its jobs, offline for LTX-2 19B and for models whose
+parameters are cached (another model's are fetched once: `model_schema`); with `--cost`, price them with dry
+runs (`plan_cost`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline.cli.model_schema import load_checked
 from pipeline.cli.run import SETTING_FLAGS, default_of
 from pipeline.config import load_settings
 from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, apply, read_events
 from pipeline.ledger.standing import standing, standing_text
-from pipeline.manifest.load import Manifest, load_manifest
+from pipeline.manifest.load import Manifest
 from pipeline.manifest.params import MAX_SEED
 from pipeline.spec import JobSpec
 
@@ -49,6 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (for output_dir)")
     parser.add_argument("--out", metavar="DIR", help="output folder; the run folder is DIR/<manifest name>/ "
                                                      f"(default: {default_of('output_dir')})")
+    parser.add_argument("--refresh-model", action="store_true",
+                        help="fetch the parameters of the manifest's models again, whatever the age of the cached ones")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N",
                        help=f"show at most N jobs: the first and the last ones (default {DEFAULT_LIMIT})")
@@ -64,18 +68,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="with --cost: price every job (default: one dry run per kind of job, as jobs that "
                            "differ only in prompt, negativePrompt and seed cost the same)")
     cost.add_argument("--api-url", metavar="URL", help="API base URL (also SCENARIO_API_URL; default: "
-                                                       f"{default_of('api_base_url')})")
+                                                       f"{default_of('api_base_url')}); also where a model's "
+                                                       "parameters are fetched from")
     cost.add_argument("--project-id", metavar="ID", help="Scenario project id, sent as projectId (default: none)")
     cost.add_argument("--emulator", action="store_true",
-                      help="price against the built-in emulator on a free loopback port (no credentials)")
+                      help="price against the built-in emulator on a free loopback port, and fetch the parameters "
+                           "of a model other than LTX-2 19B from it (no credentials)")
 
 
 def execute(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.manifest)
     settings = load_settings(config_file=args.config, overrides={"output_dir": args.out,
                                                                   "api_base_url": args.api_url,
                                                                   "project_id": args.project_id},
                              flags=SETTING_FLAGS)
+    manifest = load_checked(args.manifest, settings, refresh=args.refresh_model, emulator=args.emulator)
     out = sys.stdout
     costs = None
     if args.cost or args.cost_each:
@@ -166,13 +172,15 @@ class _Table:
         self.batches = len(manifest.batches) > 1
         self.wide = wide  # prompts whole, in the last column (the others stay aligned)
         self.axes = [a for a in manifest.axes if a not in ("prompt", "seed")]
+        self.seeded = any(b.seeds is not None or b.seed_bounds is not None for b in manifest.batches)
         self.titles = ["index", "key", *(["batch"] if self.batches else []), *([] if wide else ["prompt"]),
-                       *self.axes, "seed", *(["prompt"] if wide else [])]
+                       *self.axes, *(["seed"] if self.seeded else []),  # a model that takes no seed: no column
+                       *(["prompt"] if wide else [])]
         widest: dict[str, int] = {
             "index": len(str(max(manifest.job_count - 1, 0))),
             "key": KEY_CHARS,
             "batch": max(len(b.name) for b in manifest.batches),
-            "prompt": 0 if wide else max(len(_excerpt(p.text)) for b in manifest.batches for p in b.prompts),
+            "prompt": 0 if wide else max(len(_excerpt(p.text or "")) for b in manifest.batches for p in b.prompts),
             "seed": max((len(str(s)) for b in manifest.batches for s in (b.seeds or [MAX_SEED])), default=1),
         }
         for batch in manifest.batches:
@@ -185,11 +193,11 @@ class _Table:
         return self._line(self.titles)
 
     def row(self, job: JobSpec) -> str:
-        prompt = " ".join(job.prompt.split()) if self.wide else _excerpt(job.prompt)
+        prompt = " ".join((job.prompt or "").split()) if self.wide else _excerpt(job.prompt or "")
         cells = [str(job.index), job.key[:KEY_CHARS], *([job.batch] if self.batches else []),
                  *([] if self.wide else [prompt])]
         cells += ["" if a not in job.swept else show(job.swept[a]) for a in self.axes]
-        return self._line([*cells, str(job.seed), *([prompt] if self.wide else [])])
+        return self._line([*cells, *([show(job.seed)] if self.seeded else []), *([prompt] if self.wide else [])])
 
     def _line(self, cells: list[str]) -> str:
         parts = [cell.rjust(width) if title in ("index", "seed") else cell.ljust(width)

@@ -7,22 +7,18 @@ import asyncio
 import logging
 import shlex
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+from pipeline.cli.emulator import embedded_emulator
 from pipeline.config import Credentials, Settings, default_settings, load_credentials, load_settings
-from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, Emulator, EmulatorServer
+from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from pipeline.errors import ConfigError, Problem
 from pipeline.run.limit import Limit
 from pipeline.run.outcome import EXIT_INTERRUPTED
 from pipeline.run.runner import RunOptions, RunSummary, run_lock, run_manifest, summary_text
 
 log = logging.getLogger(__name__)
-
-# the embedded emulator: a few seconds a job, 8 running at once, 10 requests/s (above our default 5)
-EMBEDDED_KNOBS: dict[str, object] = {"job_time_s": 3.0, "job_time_spread_s": 1.0, "max_running_jobs": 8,
-                                     "rate_limit_per_s": 10.0}
 
 HELP = "run a manifest: submit, poll and download every job (re-run the same command to resume)"
 
@@ -82,6 +78,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emulator", action="store_true",
                         help="run against the built-in emulator on a free loopback port (no credentials)")
     parser.add_argument("--no-report", action="store_true", help="do not write report.html at the end of the run")
+    parser.add_argument("--refresh-model", action="store_true",
+                        help="fetch the parameters of the manifest's models again, whatever the age of the cached ones")
 
 
 SETTING_FLAGS: dict[str, str] = {"output_dir": "--out", "api_base_url": "--api-url", "project_id": "--project-id",
@@ -120,16 +118,16 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from pipeline.manifest.load import load_manifest
+    from pipeline.cli.model_schema import load_checked
 
     if args.spread and args.limit is None:
         raise ConfigError(Problem("--spread", "needs --limit N (how many jobs to spread across the manifest)"))
-    manifest = load_manifest(args.manifest)
-    for problem in manifest.warnings:  # what `plan` would have shown: a run must not hide it
-        log.warning("%s", problem)
     settings = settings_from(args, api_base_url=args.api_url, max_requests_per_s=args.rate,
                              max_in_flight_jobs=args.max_in_flight, download_workers=args.downloaders,
                              project_id=args.project_id, max_cost_cu=args.max_cost)
+    manifest = load_checked(args.manifest, settings, refresh=args.refresh_model, emulator=args.emulator)
+    for problem in manifest.warnings:  # what `plan` would have shown: a run must not hide it
+        log.warning("%s", problem)
     credentials = None if args.emulator else load_credentials()
     run_dir = Path(settings.output_dir) / manifest.name
     mode = "off" if args.quiet else "live" if sys.stderr.isatty() and not args.verbose else "log"
@@ -174,18 +172,6 @@ def _write_report(run_dir: Path) -> None:
         log.warning("could not write the report: %s (try: ltx-batch report %s)", exc, run_dir)
     else:
         log.info("report: %s (%d jobs, %.1fs)", result.path, result.jobs, result.build_s)
-
-
-@asynccontextmanager
-async def embedded_emulator(**knobs: object) -> AsyncIterator[str]:
-    """The built-in emulator on a free loopback port, with demo-like timing; yields its base URL."""
-    server = EmulatorServer(Emulator(**{**EMBEDDED_KNOBS, **knobs}), host="127.0.0.1", port=0)
-    await server.start()
-    log.info("emulator listening on %s", server.url)
-    try:
-        yield server.url
-    finally:
-        await server.close()
 
 
 def _replace(settings: Settings, **changes: object) -> Settings:

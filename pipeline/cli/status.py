@@ -11,11 +11,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.errors import PipelineError
 from pipeline.report.status import job_entries, run_status_and_state
 from pipeline.report.status_view import status_json, status_text
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 HELP = "show a run's progress and what a resume would do (works while the run is going)"
 EXIT_STATUSES = (
@@ -76,18 +79,20 @@ def _check_server(args: argparse.Namespace, manifest_path: str | None) -> Any:
     settings = load_settings(config_file=args.config, overrides={"api_base_url": args.api_url}, flags=SETTING_FLAGS)
     credentials = load_credentials()
     run_dir = Path(args.run_dir).expanduser()
-    return asyncio.run(check_server(run_dir, settings, credentials, _manifest_bodies(run_dir, manifest_path)))
+    return asyncio.run(check_server(run_dir, settings, credentials,
+                                    _manifest_bodies(run_dir, manifest_path, settings)))
 
 
-def _manifest_bodies(run_dir: Path, manifest_path: str | None) -> dict[str, tuple[str, dict[str, Any]]] | None:
+def _manifest_bodies(run_dir: Path, manifest_path: str | None, settings: Settings
+                     ) -> dict[str, tuple[str, dict[str, Any]]] | None:
     """key -> (model, request body) of the manifest's jobs whose inputs the journal has asset ids for."""
+    from pipeline.cli.model_schema import load_checked
     from pipeline.ledger.replay import JOURNAL_NAME, replay
-    from pipeline.manifest.load import load_manifest
 
     if not manifest_path:
         return None
     try:
-        manifest = load_manifest(manifest_path)
+        manifest = load_checked(manifest_path, settings)
     except (PipelineError, OSError) as exc:
         log.warning("the run's manifest %s cannot be read (%s): server jobs are not matched against it",
                     manifest_path, exc)

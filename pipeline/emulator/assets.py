@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pipeline.emulator.media import Layout
 
-AssetKind = Literal["video", "image"]
+AssetKind = Literal["video", "image", "audio"]
 
 # scenario-sdk 2.4.0, types/asset_retrieve_response.py: `source` and `metadata.type` of uploads and outputs
-UPLOAD_SOURCE: dict[str, str] = {"video": "uploaded-video", "image": "uploaded"}
+UPLOAD_SOURCE: dict[str, str] = {"video": "uploaded-video", "image": "uploaded", "audio": "uploaded-audio"}
 OUTPUT_SOURCE = "video2video"
 
 

@@ -177,6 +177,17 @@ def looks_like_image(head: bytes | bytearray | memoryview) -> bool:
     return start.startswith(IMAGE_MAGIC) or (start[:4] == b"RIFF" and start[8:12] == b"WEBP")
 
 
+AUDIO_MAGIC = (b"ID3", b"OggS", b"fLaC")
+
+
+def looks_like_audio(head: bytes | bytearray | memoryview) -> bool:
+    """Whether the data starts like an MP3 (ID3 tag or frame sync), WAV, Ogg, FLAC or MP4/M4A file."""
+    start = bytes(head[:12])
+    frame_sync = len(start) >= 2 and start[0] == 0xFF and start[1] & 0xE0 == 0xE0
+    return (start.startswith(AUDIO_MAGIC) or frame_sync or (start[:4] == b"RIFF" and start[8:12] == b"WAVE")
+            or looks_like_mp4(head))
+
+
 def free_box(payload: bytes, pad_bytes: int) -> tuple[bytes, Zeros]:
     """The header+payload of a `free` box holding `payload` and `pad_bytes` zeros (64-bit size when needed)."""
     body = len(payload) + pad_bytes

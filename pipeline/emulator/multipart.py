@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.emulator.assets import Asset
-from pipeline.emulator.media import looks_like_image, looks_like_mp4
+from pipeline.emulator.media import looks_like_audio, looks_like_image, looks_like_mp4
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.s3 import MAX_PARTS, MIN_PART_BYTES
 from pipeline.emulator.spool import Inspection, Spool, inspect, spans_of
@@ -26,7 +26,7 @@ from pipeline.emulator.spool import Inspection, Spool, inspect, spans_of
 log = logging.getLogger(__name__)
 
 UPLOAD_KINDS = ("3d", "asset", "audio", "avatar", "image", "model", "text", "video")  # scenario-sdk: Upload.kind
-IMPORTED_KINDS = ("video", "image")  # what this emulator turns into assets
+IMPORTED_KINDS = ("video", "image", "audio")  # what this emulator turns into assets
 VALIDATING_SHARE = 0.6  # of the processing time spent `validating`; the rest `validated`
 
 
@@ -112,7 +112,7 @@ def media_problem(upload: MultipartUpload, found: Inspection) -> str | None:
     """Why the file is not a valid asset of its `kind`, or None."""
     kind, name = upload.kind, upload.file_name
     if kind not in IMPORTED_KINDS:
-        return f"{name}: kind {kind!r} cannot be imported here (the emulator imports video and image files)"
+        return f"{name}: kind {kind!r} cannot be imported here (the emulator imports video, image and audio files)"
     if found.size == 0:
         return f"{name}: the file is empty"
     if not upload.content_type.startswith(f"{kind}/"):
@@ -121,6 +121,8 @@ def media_problem(upload: MultipartUpload, found: Inspection) -> str | None:
         return f"{name}: not a valid video file (no MP4 'ftyp' box at the start)"
     if kind == "image" and not looks_like_image(found.head):
         return f"{name}: not a valid image file (not PNG, JPEG, GIF or WebP)"
+    if kind == "audio" and not looks_like_audio(found.head):
+        return f"{name}: not a valid audio file (not MP3, WAV, Ogg, FLAC or M4A)"
     return None
 
 

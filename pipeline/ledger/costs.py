@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.ledger.replay import Spend
-from pipeline.spec import JobSpec, canonical_json
+from pipeline.spec import JobSpec, canonical_json, input_identities
 
 PRICE_FREE = ("prompt", "negativePrompt", "seed")
 """Parameters that cannot change what a job costs."""
@@ -30,7 +30,7 @@ def price_class(spec: JobSpec) -> str:
     material = {
         "model": spec.model,
         "params": {k: v for k, v in spec.params.items() if k not in PRICE_FREE},
-        "inputs": {ref.param: ref.identity for ref in spec.inputs},
+        "inputs": input_identities(spec.inputs),
     }
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:CLASS_CHARS]
 

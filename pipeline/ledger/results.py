@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.ledger.replay import JobState, LedgerState, intents_of
-from pipeline.ledger.results_csv import CSV_COLUMNS, CSV_NAME, csv_row
+from pipeline.ledger.results_csv import CSV_NAME, csv_layout
 from pipeline.spec import JobSpec
 
 RESULTS_NAME = "results.json"
@@ -109,7 +109,9 @@ def records(specs: Iterable[JobSpec], state: LedgerState, *, journal: Path | Non
 
 def write_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]]) -> Path:
     """Stream `{"run": ..., "jobs": [...]}` and results.csv in one pass over the records (memory flat in
-    the number of jobs) to temporary files, fsync, and rename them into place (results.json last)."""
+    the number of jobs) to temporary files, fsync, and rename them into place (results.json last).
+
+    The CSV's parameter columns are those `run` names (`parameters`), else LTX-2 19B's."""
     target = run_dir / RESULTS_NAME
     temporary = run_dir / f".{RESULTS_NAME}.{os.getpid()}.tmp"
     temporary_csv = run_dir / f".{CSV_NAME}.{os.getpid()}.tmp"
@@ -117,14 +119,15 @@ def write_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[
         with temporary.open("w", encoding="utf-8") as handle, \
                 temporary_csv.open("w", encoding="utf-8", newline="") as csv_handle:
             table = csv.writer(csv_handle, quoting=csv.QUOTE_MINIMAL)
-            table.writerow(CSV_COLUMNS)
+            layout = csv_layout(run)
+            table.writerow(layout.columns)
             handle.write('{"schema": %d, "run": ' % SCHEMA_VERSION)
             handle.write(json.dumps(run, ensure_ascii=False, indent=1))
             handle.write(',\n"jobs": [')
             for number, record in enumerate(jobs):
                 handle.write(",\n" if number else "\n")
                 handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-                table.writerow(csv_row(record))
+                table.writerow(layout.row(record))
             handle.write("\n]}\n")
             for done in (handle, csv_handle):
                 done.flush()

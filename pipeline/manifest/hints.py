@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.manifest.params import Param
+from pipeline.manifest.schema import ModelInput
 from pipeline.yamlpos import quoted
 
 
@@ -60,29 +60,31 @@ def prompt_mapping(item: Mapping[Any, Any], known: Mapping[str, Any]) -> str | N
     return f"if this is a prompt with ': ' in it, quote it{example}"
 
 
-def value_hint(param: Param, value: Any) -> str | None:
+def value_hint(item: ModelInput, value: Any) -> str | None:
     """Why a value that failed its check was probably written that way, and the value meant."""
-    if param.kind == "string" and not param.choices and isinstance(value, dict):
-        return text_mapping(param.name, value)
-    if param.kind in ("string", "file") and isinstance(value, bool):
+    kind = item.item_type
+    choices = tuple(v for v in item.allowed_values if isinstance(v, str))
+    if kind == "string" and not choices and isinstance(value, dict):
+        return text_mapping(item.name, value)
+    if kind in ("string", "file") and isinstance(value, bool):
         return "YAML reads an unquoted yes, no, on, off, true or false as a boolean: quote the text"
-    if param.choices and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _choice_for_number(param, value)
-    if param.kind in ("number", "integer") and isinstance(value, str) and _is_number(value):
+    if kind == "string" and choices and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _choice_for_number(item.name, choices, value)
+    if kind == "number" and isinstance(value, str) and _is_number(value):
         return "write the number without quotes"
     return None
 
 
-def _choice_for_number(param: Param, value: float) -> str | None:
+def _choice_for_number(name: str, choices: tuple[str, ...], value: float) -> str | None:
     """`720` -> '720p'; `969` -> '16:9' (YAML 1.1 reads an unquoted 16:9 as the base-60 number 16*60+9)."""
     shown = str(int(value)) if float(value).is_integer() else str(value)
-    for choice in param.choices:
+    for choice in choices:
         if choice.lower() in (shown, f"{shown}p"):
             return f"did you mean {choice!r}?"
-    for choice in param.choices:
+    for choice in choices:
         hours, colon, minutes = choice.partition(":")
         if colon and hours.isdigit() and minutes.isdigit() and int(hours) * 60 + int(minutes) == value:
-            return f"YAML reads an unquoted {choice} as the base-60 number {shown}: quote it, {param.name}: '{choice}'"
+            return f"YAML reads an unquoted {choice} as the base-60 number {shown}: quote it, {name}: '{choice}'"
     return None
 
 

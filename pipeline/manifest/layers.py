@@ -1,10 +1,16 @@
 """Reading one block of the manifest (the top level or one batch) into a `Layer` of checked values.
 
-Each value is checked once, where it is written, against the parameter table in `params`;
-every problem is recorded with its location (`batches[0].sweep.videoStrength[2]`) and line,
+Each value is checked where it is written, against the schema of the block's model (`schema`,
+`schema_check`: the built-in table of LTX-2 19B, or the description the CLI fetched for another
+model); every problem is recorded with its location (`batches[0].sweep.videoStrength[2]`) and line,
 with a hint (`hints`) when a YAML trap is the likely cause. A bad entry inside a list (a sweep
 value, a prompt, a seed) is marked INVALID in place, so the list keeps its length and the jobs
 can still be counted and checked as a whole (`load.merge`).
+
+The top level is read once for its own model; when a batch names another model, the top level is
+read again for that one (its problems then say which model they are about, and are not repeated).
+A model whose schema is not known (an invalid id, one the API does not know) has its problem
+recorded where it is named, and the values of its blocks are left unchecked.
 """
 
 from __future__ import annotations
@@ -13,12 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
+from collections.abc import Mapping
+
 from pipeline.errors import Problem
 from pipeline.manifest import hints
 from pipeline.manifest.expand import Axis, Prompt
 from pipeline.manifest.inputs import InputFiles
-from pipeline.manifest.params import FILE_PARAMS, MODEL_ID, PARAMS, SEED_LIMIT, check_value, suggest, unknown_message
+from pipeline.manifest.params import MODEL_ID, PARAMS, SEED_LIMIT, suggest
+from pipeline.manifest.schema import ModelInput, ModelSchema
+from pipeline.manifest.schema_check import check_value, defined
 from pipeline.yamlpos import Path, Tree, describe, format_path
+
+Schemas = Mapping[str, "ModelSchema | str"]
+"""The schema of each model a manifest names, or why it is not known (a located problem where it is named)."""
 
 MAX_JOBS = 1_000_000  # per manifest: beyond this, split it
 SEEDS_KEYS = ("count", "from")
@@ -58,18 +71,38 @@ class Layer:
 
 
 class Reader:
-    """Reads the blocks of one manifest, collecting every problem and warning."""
+    """Reads the blocks of one manifest, collecting every problem and warning.
 
-    def __init__(self, tree: Tree, base_dir: FsPath) -> None:
+    `schema` and `model` are those of the block being read (`layer`); `note` is added to the problems found
+    when the top level is read again for a batch's model."""
+
+    def __init__(self, tree: Tree, base_dir: FsPath, schemas: Schemas | None = None) -> None:
         self.tree = tree
+        self.schemas: Schemas = schemas if schemas is not None else {}
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.files = InputFiles(base_dir, self.error)
+        self.schema: ModelSchema | None = None
+        self.model_id = MODEL_ID
+        self.note = ""
+        self.said: set[tuple[bool, str, str]] = set()  # (warning?, where, message) recorded: never twice
+        self.faulty: set[str] = set()  # where problems are recorded
+
+    def _new(self, warning: bool, path: Path, message: str) -> bool:
+        said = (warning, format_path(path), message)
+        if said in self.said:
+            return False
+        self.said.add(said)
+        return True
 
     def error(self, path: Path, message: str) -> None:
         if self.tree.is_damaged(path):
             return  # the YAML value there could not be read as written: that problem is already recorded
-        self.problems.append(self.tree.problem(path, message))
+        if self.note and format_path(path) in self.faulty:
+            return  # read again for another model: one problem a place is enough (the first one fixed, it shows)
+        if self._new(False, path, message):
+            self.faulty.add(format_path(path))
+            self.problems.append(self.tree.problem(path, message + self.note))
 
     def unknown(self, path: Path, message: str, what: str = "key") -> None:
         """An unknown key; when it looks like the rest of a text cut at a comma in `{...}`, the hint says so
@@ -87,19 +120,49 @@ class Reader:
         self.error(path, f"unknown {what} {path[-1]!r} ({hint})" if hint else message)
 
     def warn(self, path: Path, message: str) -> None:
-        self.warnings.append(self.tree.problem(path, message))
+        if self._new(True, path, message):
+            self.warnings.append(self.tree.problem(path, message + self.note))
 
-    def layer(self, doc: dict[str, Any], path: Path, allowed: tuple[str, ...]) -> Layer:
-        """Every key of one block except `name` and `batches` (read by `manifest`)."""
-        layer = Layer()
+    def read_model(self, doc: dict[str, Any], path: Path) -> At | None:
+        """A block's own `model`, checked (INVALID if it cannot be a model id), or None if it names none."""
+        if doc.get("model") is None:
+            return None
+        return At(self.model(doc["model"], (*path, "model")), (*path, "model"))
+
+    def schema_of(self, model: Any, where: At | None) -> ModelSchema | None:
+        """The schema of a model, or None (recording why where the model is named) when it is not known."""
+        if model is INVALID:
+            return None  # its problem is recorded
+        found = self.schemas.get(model)
+        if isinstance(found, ModelSchema):
+            return found
+        self.error(where.path if where is not None else (), found if isinstance(found, str) else
+                   f"the parameters of model {model} are not known here (ltx-batch fetches them: plan or run "
+                   "this manifest)")
+        return None
+
+    def layer(self, doc: dict[str, Any], path: Path, allowed: tuple[str, ...], model: Any = MODEL_ID,
+              where: At | None = None, *, note: str = "") -> Layer:
+        """Every key of one block except `name` and `batches` (read by `manifest`), checked against `model`'s
+        schema (`where`: the block's own `model`, if it names one; `note`: added to each problem found)."""
+        self.model_id, self.note = model, note
+        self.schema = self.schema_of(model, where)
+        layer = Layer(model=where)
+        try:
+            self._read(layer, doc, path, allowed)
+        finally:
+            self.note = ""
+        return layer
+
+    def _read(self, layer: Layer, doc: dict[str, Any], path: Path, allowed: tuple[str, ...]) -> None:
         for key, raw in doc.items():
             here = (*path, key)
             if key not in allowed:
-                self.unknown(here, unknown_key(key, allowed))
-            elif key == "model" and raw is not None:
-                layer.model = At(self.model(raw, here), here)
+                self.unknown(here, unknown_key(key, allowed, self.schema))
+            elif key == "model":
+                continue  # read first (`read_model`): it says which schema the rest is checked against
             elif key == "inputs":
-                layer.inputs = self.mapping(raw, here, "video, image or conditioningVideo", self.inputs)
+                layer.inputs = self.mapping(raw, here, self.files_shape(), self.inputs)
             elif key == "defaults":
                 layer.defaults = self.mapping(raw, here, "parameter: value", self.setting)
             elif key in ("sweep", "zip"):
@@ -108,15 +171,36 @@ class Reader:
                 layer.prompts = self.prompts(raw, here)
             elif key == "seeds":
                 layer.seeds = At(self.seeds(raw, here), here)
-        return layer
 
     def model(self, raw: Any, path: Path) -> Any:
         if not isinstance(raw, str) or not raw.startswith("model_") or not raw.isprintable() or " " in raw:
             self.error(path, f"must be a model id (model_...), not {describe(raw)}")
             return INVALID
-        if raw != MODEL_ID:
-            self.warn(path, f"parameters are checked against the table of {MODEL_ID}")
         return raw
+
+    def item(self, name: str) -> ModelInput | None:
+        return self.schema.get(name) if self.schema is not None else None
+
+    def files_shape(self) -> str:
+        names = [i.name for i in self.schema.file_inputs] if self.schema is not None else []
+        if not names:
+            return "input: file"
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+    def for_model(self) -> str:
+        """` for model_x` when the block's model is not the default one (messages about its parameters)."""
+        return "" if self.model_id == MODEL_ID else f" for {self.model_id}"
+
+    def unknown_parameter(self, name: str) -> str:
+        names = list(self.schema.names) if self.schema is not None else []
+        hint = suggest(name, names)
+        message = f"unknown parameter {name!r}{self.for_model()}"
+        listing = f"`ltx-batch models {self.model_id}` lists its parameters"
+        if self.model_id != MODEL_ID and name in PARAMS and (hint is None or hint.lower() != name.lower()):
+            return f"{message} (LTX-2 19B takes it, this model does not; {listing})"
+        if hint:
+            return f"{message} (did you mean {hint!r}?)"
+        return f"{message} ({listing})" if self.model_id != MODEL_ID else message
 
     def mapping(self, raw: Any, path: Path, shape: str, read: Any) -> dict[str, Any]:
         if raw is None:
@@ -130,42 +214,55 @@ class Reader:
         return {key: read(key, value, (*path, key)) for key, value in raw.items()}
 
     def inputs(self, param: str, raw: Any, path: Path) -> Any:
-        if param not in FILE_PARAMS:
-            self.unknown(path, unknown_key(param, FILE_PARAMS))
+        item = self.item(param)
+        if self.schema is not None and (item is None or not item.is_file):
+            names = tuple(i.name for i in self.schema.file_inputs)
+            if names:
+                self.unknown(path, unknown_key(param, names, self.schema))
+            else:
+                self.error(path, f"unknown key {param!r}: {self.model_id} takes no file")
             return INVALID
         if raw is None:
             return None  # drops an inherited input
-        found = self.files.read(param, raw, path)
+        found = self.files.read(param, raw, path, item)
         return INVALID if found is None else found
 
     def settable(self, name: str, path: Path) -> bool:
         """Whether a parameter may be set in defaults, prompt overrides, sweep or zip; records why not."""
-        if name in FILE_PARAMS:
+        item = self.item(name)
+        known = self.schema is None or item is not None
+        if item is not None and item.is_file:
             self.error(path, f"{name!r} is a file: give it under 'inputs'")
-        elif name == "prompt":
+        elif name == "prompt" and known:
             self.error(path, "prompts are given under 'prompts'")
-        elif name == "seed":
+        elif name == "seed" and known:
             self.error(path, "seeds are given with the 'seeds' key")
-        elif name not in PARAMS:
-            self.unknown(path, unknown_message(name), "parameter")
+        elif not known:
+            self.unknown(path, self.unknown_parameter(name), "parameter")
         else:
             return True
         return False
 
     def value(self, name: str, raw: Any, path: Path) -> Any:
-        """One value checked against the table (integral numbers become ints); INVALID if bad."""
+        """One value checked against the model's schema (integral numbers become ints); INVALID if bad.
+
+        A model whose schema is not known: the value as written (its problem is recorded where it is named)."""
         if raw is None:
             return None  # not sent: the server decides
-        value, error, warning = check_value(PARAMS[name], raw)
-        if error:
-            hint = hints.value_hint(PARAMS[name], raw)
-            self.error(path, f"{error} ({hint})" if hint else error)
+        item = self.item(name)
+        if item is None:
+            return raw
+        value, errors, warnings = check_value(item, raw)
+        if not errors and item.required.always and not defined(value):
+            errors = [(name, "must not be empty")]
+        if errors:
+            hint = hints.value_hint(item, raw) if len(errors) == 1 and errors[0][0] == name else None
+            for key, error in errors:
+                self.error(_item_path(path, name, key), f"{error} ({hint})" if hint else error)
             return INVALID
-        if warning:
-            self.warn(path, warning)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # 1 and 1.0 are the same request, so the same key
-        return value
+        for key, warning in warnings:
+            self.warn(_item_path(path, name, key), warning)
+        return _whole(value) if not isinstance(value, list) else [_whole(v) for v in value]
 
     def setting(self, name: str, raw: Any, path: Path) -> Any:
         if not self.settable(name, path):
@@ -211,6 +308,9 @@ class Reader:
 
     def prompts(self, raw: Any, path: Path) -> Any:
         """The prompts in order; a bad or repeated one keeps its place with an INVALID text."""
+        if self.schema is not None and self.item("prompt") is None:
+            self.error(path, f"{self.model_id} takes no prompt: leave 'prompts' out")
+            return INVALID
         if isinstance(raw, (str, dict)):
             return (self.prompt(raw, path),)
         if not isinstance(raw, list) or not raw:
@@ -230,7 +330,7 @@ class Reader:
         if not isinstance(item, dict):
             return Prompt(self.text(item, path), {}, path)
         if "prompt" not in item:
-            hint = hints.prompt_mapping(item, PARAMS)
+            hint = hints.prompt_mapping(item, self.schema.by_name if self.schema is not None else {})
             message = "a prompt given as a mapping needs a 'prompt' key (the text)"
             self.error(path, f"{message}; {hint}" if hint else message)
             if hint:  # a text with ': ' in it, not overrides: nothing more to say about its keys
@@ -255,6 +355,10 @@ class Reader:
         """A list of seeds, one seed, {count: N, from: S}, or null (each job's seed derived from its key)."""
         if raw is None:
             return None
+        seed = self.item("seed")
+        if self.schema is not None and seed is None:
+            self.error(path, f"{self.model_id} takes no seed: leave 'seeds' out")
+            return INVALID
         if isinstance(raw, dict):
             return self.seed_range(raw, path)
         single = isinstance(raw, int) and not isinstance(raw, bool)
@@ -266,10 +370,10 @@ class Reader:
             self.warn(path, hints.single_seed(raw))
         seeds = []
         for i, item in enumerate([raw] if single else raw):
-            value, error, _ = check_value(PARAMS["seed"], item)
+            error = _seed_error(seed, item)
             if error:
                 self.error(path if single else (*path, i), f"a seed {error}")
-            seeds.append(INVALID if error else int(value))
+            seeds.append(INVALID if error else int(item))
         for i in self.repeated(seeds, path, "seed"):
             seeds[i] = INVALID
         return tuple(seeds)
@@ -278,7 +382,7 @@ class Reader:
         for key in raw:
             if key not in SEEDS_KEYS:
                 self.unknown((*path, key), unknown_key(key, SEEDS_KEYS))
-        count, start = _whole(raw.get("count")), _whole(raw.get("from", 0))
+        count, start = _count(raw.get("count")), _count(raw.get("from", 0))
         if "count" not in raw:
             self.error(path, "needs 'count' (how many seeds), e.g. {count: 8, from: 1000}")
         elif count is None or not 1 <= count <= MAX_JOBS:
@@ -288,8 +392,14 @@ class Reader:
             self.error((*path, "from"), f"must be a whole number >= 0 (the first seed), not {shown}")
         if count is None or start is None or not 1 <= count <= MAX_JOBS or start < 0:
             return INVALID
-        if start + count - 1 > SEED_LIMIT:
-            self.error(path, f"the seeds run past the largest seed, {SEED_LIMIT}")
+        seed = self.item("seed")
+        lowest = int(seed.minimum) if seed is not None and seed.minimum is not None else 0
+        largest = int(seed.maximum) if seed is not None and seed.maximum is not None else SEED_LIMIT
+        if start < lowest:
+            self.error((*path, "from"), f"must be at least {lowest} (the smallest seed{self.for_model()}), not {start}")
+            return INVALID
+        if start + count - 1 > largest:
+            self.error(path, f"the seeds run past the largest seed{self.for_model()}, {largest}")
             return INVALID
         return range(start, start + count)
 
@@ -298,7 +408,12 @@ def _known_prompt(prompt: Prompt) -> bool:
     return prompt.text is not INVALID and INVALID not in prompt.overrides.values()
 
 
-def _whole(value: Any) -> int | None:
+def _whole(value: Any) -> Any:
+    """An integral float as an int (1 and 1.0 are the same request, so the same key); anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _count(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and not value.is_integer():
@@ -306,15 +421,34 @@ def _whole(value: Any) -> int | None:
     return int(value)
 
 
-def unknown_key(key: str, allowed: tuple[str, ...]) -> str:
+def _item_path(path: Path, name: str, key: str) -> Path:
+    """Where a problem keyed `name` or `name[i]` (an item of a list value) is written."""
+    if key.startswith(f"{name}[") and key.endswith("]") and key[len(name) + 1:-1].isdigit():
+        return (*path, int(key[len(name) + 1:-1]))
+    return path
+
+
+def _seed_error(seed: ModelInput | None, value: Any) -> str | None:
+    """Why `value` cannot be a seed (of this model's `seed` input, when known), or None."""
+    if seed is not None:
+        _, errors, _ = check_value(seed, value)
+        if errors:
+            return errors[0][1]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        return f"must be a whole number, not {value if isinstance(value, float) else describe(value)}"
+    return None if seed is not None or 0 <= value <= SEED_LIMIT else f"{int(value)} is out of range 0..{SEED_LIMIT}"
+
+
+def unknown_key(key: str, allowed: tuple[str, ...], schema: ModelSchema | None = None) -> str:
     """The error for a key that is not allowed here, with the closest allowed one or a hint."""
     hint = suggest(key, allowed)
     message = f"unknown key {key!r}"
     if hint:
         return f"{message} (did you mean {hint!r}?)"
-    if key in FILE_PARAMS and "inputs" in allowed:
+    item = schema.get(key) if schema is not None else None
+    if item is not None and item.is_file and "inputs" in allowed:
         return f"{message} (files go under 'inputs')"
-    if key in PARAMS and "defaults" in allowed:
+    if item is not None and "defaults" in allowed:
         return f"{message} (parameters go under 'defaults', 'sweep' or 'zip')"
     if key == "batches":
         return f"{message} (batches cannot be nested)"

@@ -1,9 +1,14 @@
 """The manifest: YAML text -> a validated `Manifest` -> its jobs, lazily, as `JobSpec`s.
 
-`load_manifest(path)` reads and checks the whole file, hashes every local input once and
+`load_manifest(path, schemas)` reads and checks the whole file, hashes every local input once and
 expands every job once (to count them and to find duplicates), raising `ManifestError` with
 every located problem. `Manifest.jobs()` then expands again, lazily. Pure: the only I/O is
 reading the manifest and hashing its input files.
+
+Each block is checked against the schema of its model: LTX-2 19B's is built in; the caller passes
+the others (`schemas`, model id -> `ModelSchema`, or why it is not known). `models_named(text)`
+says which models a manifest names, so that the CLI can resolve their schemas first
+(`pipeline.cli.model_schema`): this layer never fetches anything.
 
 One pass finds every problem: the YAML's own (a duplicate key), each value's (layers), each
 input file's, each batch's (merge) and each job's (expand.check_jobs) are all collected before
@@ -22,9 +27,10 @@ from typing import Any
 
 from pipeline.errors import ManifestError, Problem
 from pipeline.manifest.expand import Axis, Batch, Doubts, Prompt, Video, check_jobs, expand
-from pipeline.manifest.inputs import Inputs, pair_videos
-from pipeline.manifest.layers import INVALID, MAX_JOBS, Layer, Reader
-from pipeline.manifest.params import FILE_PARAMS, MODEL_ID, PARAMS
+from pipeline.manifest.inputs import Inputs, pair_inputs
+from pipeline.manifest.layers import INVALID, MAX_JOBS, Layer, Reader, Schemas
+from pipeline.manifest.params import MODEL_ID
+from pipeline.manifest.schema import ModelSchema, builtin_schema
 from pipeline.spec import InputRef, JobSpec
 from pipeline.yamlpos import Path as DocPath
 from pipeline.yamlpos import describe, format_path, parse, read_capped
@@ -61,6 +67,22 @@ class Manifest:
                         seen[ref.sha256 or ""] = ref
         return list(seen.values())
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models of its batches, in order of first use."""
+        return tuple(dict.fromkeys(batch.model for batch in self.batches))
+
+    @property
+    def parameters(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The value inputs and the file inputs of its models, in their schemas' order (the first model's
+        first): the columns of results.csv. For LTX-2 19B, its parameter table's."""
+        values: dict[str, None] = {}
+        files: dict[str, None] = {}
+        for batch in self.batches:
+            for item in batch.schema.inputs if batch.schema is not None else ():
+                (files if item.is_file else values)[item.name] = None
+        return tuple(values), tuple(files)
+
     def batch_counts(self) -> dict[str, int]:
         """Batch name -> its number of jobs, in expansion order."""
         return {batch.name: batch.job_count for batch in self.batches}
@@ -75,8 +97,15 @@ class Manifest:
         return Path(output_dir).expanduser() / self.name
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read, validate and count a manifest file; raise ManifestError listing every problem."""
+def load_manifest(path: str | Path, schemas: Schemas | None = None) -> Manifest:
+    """Read, validate and count a manifest file; raise ManifestError listing every problem.
+
+    `schemas`: the schema of each model it names besides LTX-2 19B (built in), or why it is not known."""
+    return parse_manifest(read_manifest(path), path=path, schemas=schemas)
+
+
+def read_manifest(path: str | Path) -> str:
+    """A manifest file's text; ManifestError when it cannot be read, is too big or is not UTF-8."""
     try:
         data = read_capped(Path(path))
     except OSError as exc:
@@ -88,26 +117,50 @@ def load_manifest(path: str | Path) -> Manifest:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ManifestError(Problem("", "the file is not UTF-8 text", line=line, source=str(path))) from None
-    return parse_manifest(text, path=path)
+    return text
 
 
-def parse_manifest(text: str, *, path: str | Path) -> Manifest:
-    """Validate manifest text as if read from `path` (which sets the default name and the base of input paths)."""
+def models_named(text: str, *, path: str | Path) -> tuple[str, ...]:
+    """The model ids a manifest's text names (at the top and in its batches) that look like ones, in order; the
+    default model when it names none at the top. Problems are left to `parse_manifest`."""
+    doc = parse(text, str(path)).value
+    if not isinstance(doc, dict):
+        return ()
+    found = [doc.get("model") if doc.get("model") is not None else MODEL_ID]
+    batches = doc.get("batches")
+    found += [b.get("model") for b in batches if isinstance(b, dict)] if isinstance(batches, list) else []
+    return tuple(dict.fromkeys(m for m in found if isinstance(m, str) and m.startswith("model_") and m.isprintable()
+                               and " " not in m))
+
+
+def parse_manifest(text: str, *, path: str | Path, schemas: Schemas | None = None) -> Manifest:
+    """Validate manifest text as if read from `path` (which sets the default name and the base of input paths),
+    each block against the schema of its model (`schemas`; LTX-2 19B's is built in)."""
     source = str(path)
     tree = parse(text, source)
-    reader = Reader(tree, Path(path).expanduser().absolute().parent)
+    reader = Reader(tree, Path(path).expanduser().absolute().parent, {MODEL_ID: builtin_schema(), **(schemas or {})})
     if not isinstance(tree.value, dict):
         raise ManifestError([*tree.problems, tree.problem((), "the manifest must be a mapping of keys (name, inputs, "
                                                               f"prompts, sweep, ...), not {describe(tree.value)}")])
     doc = tree.value
-    top = reader.layer(doc, (), TOP_KEYS)
+    top_model = reader.read_model(doc, ())
+    top_id = top_model.value if top_model is not None else MODEL_ID
+    top = reader.layer(doc, (), TOP_KEYS, top_id, top_model)
+    tops: dict[Any, Layer] = {top_id: top}
     name = _run_name(reader, doc, path)
     if doc.get("batches") is not None:
         # unreadable `batches`: the top level alone is still checked, as a batch that knows nothing of its own
-        layers = _batch_layers(reader, doc["batches"]) or [(MAIN_BATCH, (), Layer(broken=True))]
+        layers = _batch_layers(reader, doc["batches"], top_id) or [(MAIN_BATCH, (), Layer(broken=True), top_id)]
     else:
-        layers = [(MAIN_BATCH, (), None)]
-    drafts = [merge(reader, top, own, bname, bpath) for bname, bpath, own in layers]
+        layers = [(MAIN_BATCH, (), None, top_id)]
+    drafts = []
+    for bname, bpath, own, model in layers:
+        if model is not INVALID and model not in tops:  # the top level, read again for this batch's model
+            tops[model] = reader.layer(doc, (), TOP_KEYS, model, top_model,
+                                       note=f" (for {model}, the model of batch {bname!r})")
+        base = tops.get(model, top)
+        drafts.append(merge(reader, base, own, bname, bpath, reader.schemas.get(model) if model is not INVALID
+                            else None))
     batches = [batch for batch, _ in drafts]
     _warn_unused_defaults(reader, batches)
     total = sum(b.job_count for b in batches)
@@ -139,18 +192,19 @@ def _run_name(reader: Reader, doc: dict[str, Any], path: str | Path) -> str:
     return _name(reader, doc["name"], ("name",)) or "run"
 
 
-def _batch_layers(reader: Reader, raw: object) -> list[tuple[str, DocPath, Layer | None]]:
+def _batch_layers(reader: Reader, raw: object, top_model: Any) -> list[tuple[str, DocPath, Layer | None, Any]]:
+    """Each batch: its name, path, block (read against its model's schema) and model."""
     if not isinstance(raw, list) or not raw:
         what = "an empty list" if raw == [] else describe(raw)
         reader.error(("batches",), f"must be a non-empty list of batches (mappings), not {what}")
         return []
-    out: list[tuple[str, DocPath, Layer | None]] = []
+    out: list[tuple[str, DocPath, Layer | None, Any]] = []
     used: dict[str, int] = {}
     for i, item in enumerate(raw):
         path = ("batches", i)
         if not isinstance(item, dict):
             reader.error(path, f"a batch must be a mapping (name, inputs, prompts, ...), not {describe(item)}")
-            out.append((f"batch-{i}", path, Layer(broken=True)))
+            out.append((f"batch-{i}", path, Layer(broken=True), top_model))
             continue
         name = f"batch-{i}"
         if item.get("name") is not None:
@@ -158,7 +212,9 @@ def _batch_layers(reader: Reader, raw: object) -> list[tuple[str, DocPath, Layer
         if name in used:
             reader.error((*path, "name"), f"batch name {name!r} is already used by batches[{used[name]}]")
         used.setdefault(name, i)
-        out.append((name, path, reader.layer(item, path, BATCH_KEYS)))
+        own = reader.read_model(item, path)
+        model = own.value if own is not None else top_model
+        out.append((name, path, reader.layer(item, path, BATCH_KEYS, model, own), model))
     return out
 
 
@@ -170,26 +226,35 @@ def _name(reader: Reader, value: object, path: DocPath) -> str | None:
     return None
 
 
-def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPath) -> tuple[Batch, Doubts]:
+def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPath,
+          schema: ModelSchema | str | None = None) -> tuple[Batch, Doubts]:
     """One batch: the top level with the batch's own block over it, and what it does not know.
 
     `inputs`, `defaults`, `sweep` and `zip` merge key by key (the batch wins, null removes);
     `model`, `prompts` and `seeds` are replaced whole. A bad part (INVALID, its problem recorded) is
     left out or stands in as a placeholder (a value as null, a prompt as empty text, a seed as 0), so
-    the batch can still be checked as a whole; the `Doubts` say what that changed.
+    the batch can still be checked as a whole; the `Doubts` say what that changed. `schema`: its model's
+    (not a `ModelSchema`: not known, its problem recorded where the model is named).
     """
+    schema = schema if isinstance(schema, ModelSchema) else None
     layers = [top] if own is None else [top, own]
     inputs, defaults, sweep, zipped = ({k: v for layer in layers for k, v in getattr(layer, part).items()}
                                        for part in ("inputs", "defaults", "sweep", "zip"))
     model = next((layer.model.value for layer in reversed(layers) if layer.model is not None), MODEL_ID)
     prompts = next((layer.prompts for layer in reversed(layers) if layer.prompts is not None), None)
     seeds = next((layer.seeds.value for layer in reversed(layers) if layer.seeds is not None), None)
-    doubts = _Draft(broken=own is not None and own.broken)
+    doubts = _Draft(broken=own is not None and own.broken, names=schema.names if schema is not None else ())
     where = " (here or at the top level)" if own is not None else ""
-    if inputs.get("video") is None and INVALID not in inputs.values() and not doubts.broken:
-        reader.error(path, f"no video: set inputs.video{where}")
-    if prompts is None and not doubts.broken:
+    for item in schema.file_inputs if schema is not None else ():
+        if item.required.always and inputs.get(item.name) is None and INVALID not in inputs.values() \
+                and not doubts.broken:
+            reader.error(path, f"no {item.name}: set inputs.{item.name}{where}")
+    prompt = schema.get("prompt") if schema is not None else None
+    needs_prompt = schema is None or prompt is not None and prompt.required.always
+    if prompts is None and needs_prompt and not doubts.broken:
         reader.error(path, f"no prompts: set prompts{where}")
+    if prompts is None and not needs_prompt:
+        prompts = (Prompt(None, {}, path),)  # one job without a prompt
     if model is INVALID:
         model = doubts.guess(MODEL_ID)
     inputs, defaults, sweep, zipped = ({k: v for k, v in part.items() if v is not None}
@@ -201,7 +266,7 @@ def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPat
     if any(len(axis.values) != rows for axis in zipped.values()):  # reported: keep the rows every list has
         doubts.guess(None, counted=False)
         zipped = {k: Axis(k, a.values[:rows], a.paths[:rows], a.path) for k, a in zipped.items()}
-    videos = _videos(reader, inputs, doubts)
+    axis, videos = _videos(reader, inputs, doubts, schema)
     if seeds is INVALID:
         seeds = doubts.guess(None, counted=False)
     elif isinstance(seeds, tuple) and INVALID in seeds:
@@ -212,7 +277,7 @@ def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPat
     batch = Batch(name, path, model, videos, prompts,
                   {k: v.value for k, v in defaults.items() if v is not INVALID},
                   {k: v.path for k, v in defaults.items() if v is not INVALID},
-                  tuple(sweep.values()), tuple(zipped.values()), seeds)
+                  tuple(sweep.values()), tuple(zipped.values()), seeds, schema=schema, input_axis=axis)
     if batch.job_count > MAX_JOBS:
         at_least = "" if doubts.count_known else "at least "
         reader.error(path, f"this batch expands to {at_least}{batch.job_count:,} jobs; the limit is {MAX_JOBS:,}")
@@ -222,9 +287,9 @@ def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPat
 class _Draft:
     """What `merge` learns a batch does not know, as it puts placeholders in for bad parts."""
 
-    def __init__(self, *, broken: bool) -> None:
+    def __init__(self, *, broken: bool, names: tuple[str, ...] = ()) -> None:
         self.broken = broken  # a batch that is not a mapping: nothing of its own is known
-        self.names: set[str] = set(PARAMS) if broken else set()
+        self.names: set[str] = set(names) if broken else set()
         self.values_known = not broken
         self.count_known = not broken
 
@@ -273,17 +338,27 @@ def _axes(axes: dict[str, Any], doubts: _Draft) -> dict[str, Axis]:
     return out
 
 
-def _videos(reader: Reader, inputs: dict[str, Any], doubts: _Draft) -> tuple[Video, ...]:
-    """The video axis, paired with its image/conditioningVideo; one placeholder if inputs.video is unusable."""
-    usable = {k: v for k, v in inputs.items() if k in FILE_PARAMS and isinstance(v, Inputs)}
+def _videos(reader: Reader, inputs: dict[str, Any], doubts: _Draft, schema: ModelSchema | None
+            ) -> tuple[str, tuple[Video, ...]]:
+    """The input axis (led by `video`, else the first input with the most values), each step paired with the
+    other inputs; one placeholder if an input that is always required is unusable."""
+    usable = {k: v for k, v in inputs.items() if isinstance(v, Inputs)}
+    for key, value in inputs.items():
+        if not isinstance(value, Inputs) or not value.usable:
+            doubts.lack(key)
     if len(usable) < len(inputs):
         doubts.guess(None)
-    if "video" not in usable:
-        return doubts.guess((Video("", (), {}),), counted=False)
-    videos, as_written = pair_videos(usable, reader.error)
+    order = [item.name for item in schema.file_inputs] if schema is not None else []
+    order += [key for key in usable if key not in order]
+    required = [item.name for item in schema.file_inputs if item.required.always] if schema is not None else ["video"]
+    if any(name not in usable for name in required) or not usable and len(inputs) > len(usable):
+        return (required or ["video"])[0], doubts.guess((Video("", (), {}),), counted=False)
+    if not usable:
+        return "video", (Video("", (), {}),)  # a model that needs no file, given none
+    leader, videos, as_written = pair_inputs(usable, order, reader.error)
     if not as_written:
         doubts.guess(None)
-    return videos
+    return leader, videos
 
 
 def _check_axes(reader: Reader, prompts: tuple[Prompt, ...], sweep: dict[str, Axis], zipped: dict[str, Axis]) -> None:

@@ -1,6 +1,8 @@
 """Rerun manifests: `rerun_manifest` writes a manifest (YAML) that reproduces chosen jobs exactly: one
 batch per job with the same inputs, parameters and seed, so `load_manifest` gives back jobs with the same keys (unless an input file is gone and its uploaded asset
-id stands in for it; the key then names the asset instead of the file's hash).
+id stands in for it; the key then names the asset instead of the file's hash). Any model's jobs: a `file_array`
+input's files are written as one list (one value), a job without a prompt or a seed gets none. Only the run's
+records are read: no model schema is needed (the manifest is checked when it is planned or run).
 """
 
 from __future__ import annotations
@@ -62,23 +64,31 @@ def rerun_manifest(run_name: str, jobs: Sequence[Mapping[str, Any]]) -> Rerun:
     batches, used = [], set()
     for job, model in zip(jobs, models):
         where = f"job {job.get('index')} ({str(job.get('key'))[:12]})"
-        inputs = {}
+        inputs: dict[str, Any] = {}
+        listed: dict[str, list[tuple[int, str]]] = {}  # a file_array input's files: one value, a list
         for ref in job.get("inputs") or ():
             chosen, note = _input_of(ref, hashes)
             if chosen is None:
                 problems.append(Problem(where, note or "an input cannot be found"))
+                continue
+            if isinstance(ref.get("index"), int):
+                listed.setdefault(str(ref.get("param")), []).append((ref["index"], chosen))
             else:
                 inputs[str(ref.get("param"))] = chosen
-                if note:
-                    notes.append(f"{where}: {note}")
+            if note:
+                notes.append(f"{where}: {note}")
+        inputs.update({param: [chosen for _, chosen in sorted(files)] for param, files in listed.items()})
         params = dict(job.get("params") or {})
         batch: dict[str, Any] = {"name": _batch_name(job, used)}
         if model != top_model:
             batch["model"] = model
-        batch["inputs"] = inputs
+        if inputs:
+            batch["inputs"] = inputs
         batch["defaults"] = {k: v for k, v in params.items() if k not in ("prompt", "seed")}
-        batch["prompts"] = [params.get("prompt")]
-        batch["seeds"] = [params.get("seed")]
+        if "prompt" in params:
+            batch["prompts"] = [params["prompt"]]
+        if "seed" in params:
+            batch["seeds"] = [params["seed"]]
         batches.append(batch)
     if problems:
         raise InputError(problems)

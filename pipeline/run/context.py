@@ -24,6 +24,9 @@ class RunnableManifest(Protocol):
     model: str
     job_count: int
 
+    @property
+    def parameters(self) -> tuple[tuple[str, ...], tuple[str, ...]]: ...  # value and file inputs of its models
+
     def jobs(self, start: int = 0, stop: int | None = None) -> Iterator[JobSpec]: ...
 
     def input_files(self) -> list[InputRef]: ...

@@ -129,6 +129,8 @@ def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings,
         "name": manifest.name,
         "manifest": state.runs[-1].get("manifest") if state.runs else None,
         "model": manifest.model,
+        "parameters": {"values": list(manifest.parameters[0]),  # its models' inputs: results.csv's columns
+                       "files": list(manifest.parameters[1])},
         "api_base_url": settings.api_base_url,
         "tool_version": __version__,
         "sessions": len(state.runs),

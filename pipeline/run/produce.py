@@ -112,7 +112,7 @@ async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest, chosen: Li
             break
         name = f"{ref.param} {ref.path}"
         try:
-            asset_id = await upload_input(ctx.api, ctx.settings, Path(ref.path), param=ref.param,
+            asset_id = await upload_input(ctx.api, ctx.settings, Path(ref.path), kind=ref.upload_kind,
                                           halted=ctx.stop.halted, upload_id=upload_ids.get(ref.sha256),
                                           started=partial(_upload_started, ctx, ref))
         except AuthError as exc:

@@ -2,9 +2,9 @@
 atomic rename.
 
 File names follow the template `{index:05d}_{prompt slug}_{swept values}_s{seed}_{key[:10]}.mp4`
-(plus `-{n}` when a job has several outputs): ASCII letters, digits, `-`, `_`, `.` and
-`=` only, at most 120 characters (a long name trims its swept values, never the key), so
-they are safe on every OS and can never escape the run folder. The job key in the name keeps
+(no `_s{seed}` for a model that takes no seed; `-{n}` added when a job has several outputs): ASCII
+letters, digits, `-`, `_`, `.` and `=` only, at most 120 characters (a long name trims its swept values, never
+the key), so they are safe on every OS and can never escape the run folder. The job key in the name keeps
 two jobs that differ only in a value that is not swept (an edited default) apart; and a path
 the journal records for one key is never given to another (`claim_output_path`). Journals
 record each job's path with its intent, so runs begun before keys were in the names keep their names.
@@ -76,9 +76,10 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int, *, key: str = "",
+def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int | None, *, key: str = "",
                 part: int = 0) -> str:
-    """The file name of a job's output (pure; see the module docstring for the template).
+    """The file name of a job's output (pure; see the module docstring for the template; a model that takes no
+    seed: no `_s<seed>`).
 
     `key` is the job key (JobSpec.key): its first characters end the name. Only the names of
     journals written before keys were in the names lack it (`key=""`).
@@ -87,7 +88,7 @@ def output_name(index: int, prompt: str, swept: Mapping[str, Any], seed: int, *,
                       for k, v in swept.items() if k not in ("seed", "prompt"))
     head = f"{index:05d}_{slug(prompt, 40)}"
     marker = f"_{_UNSAFE.sub('-', key[:KEY_NAME_CHARS])}" if key else ""
-    tail = f"_s{seed}{marker}" + (f"-{part}" if part else "") + ".mp4"
+    tail = ("" if seed is None else f"_s{seed}") + marker + (f"-{part}" if part else "") + ".mp4"
     room = MAX_NAME_CHARS - len(head) - len(tail) - 1
     middle = f"_{values[:room]}" if values and room > 0 else ""
     name = head + middle + tail

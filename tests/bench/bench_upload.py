@@ -70,7 +70,7 @@ async def upload_only(path: Path, port: int, *, part_mib: int, in_flight: int) -
         "upload_parts_in_flight": in_flight, "poll_min_interval_s": 0.1, "max_requests_per_s": 50})
     async with aiohttp.ClientSession() as session:
         api = ApiClient(session, settings, Credentials(KEY, SECRET), RequestBudget(settings.max_requests_per_s))
-        return await api.upload(path, param="video")
+        return await api.upload(path, kind="video")
 
 
 def main() -> int:
