@@ -24,17 +24,13 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from pipeline.api.budget import RequestBudget
-from pipeline.api.client import ApiClient
 from pipeline.api.model_cache import CachedModel, ModelCache, cache_root
 from pipeline.api.models import UnknownModel, check_model_id, fetch_model
+from pipeline.cli.session import api_session
 from pipeline.config import Credentials, Settings, load_credentials
 from pipeline.errors import ApiError, AuthError, ConfigError, PipelineError, Problem
 from pipeline.manifest.load import Manifest, models_named, parse_manifest, read_manifest
@@ -154,17 +150,8 @@ def _fetch(model_id: str, settings: Settings, credentials: Credentials | None) -
 
 
 async def fetch_description(model_id: str, settings: Settings, credentials: Credentials | None) -> dict[str, Any]:
-    from pipeline.cli.emulator import embedded_emulator
-    from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
-
     settings = replace(settings, max_retries=min(settings.max_retries, FETCH_RETRIES))
-    async with AsyncExitStack() as stack:
-        if credentials is None:
-            url = await stack.enter_async_context(embedded_emulator())
-            credentials, settings = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET), replace(settings,
-                                                                                               api_base_url=url)
-        session = await stack.enter_async_context(aiohttp.ClientSession(raise_for_status=False))
-        api = ApiClient(session, settings, credentials, RequestBudget(settings.max_requests_per_s))
+    async with api_session(settings, credentials) as api:
         return await fetch_model(api, model_id)
 
 

@@ -14,16 +14,11 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import Any
 
-import aiohttp
-
-from pipeline.api.budget import RequestBudget
-from pipeline.api.client import ApiClient
 from pipeline.api.models import list_models
 from pipeline.cli.model_schema import ResolvedSchema, resolve_schema
+from pipeline.cli.session import api_session
 from pipeline.config import Credentials, Settings, load_credentials, load_settings
 from pipeline.errors import ApiError
 from pipeline.manifest.schema import ModelInput, ModelSchema, input_json
@@ -70,16 +65,7 @@ def execute(args: argparse.Namespace) -> int:
 
 async def _list(settings: Settings, credentials: Credentials | None) -> list[dict[str, Any]]:
     """The public models, then the account's own, every page."""
-    from pipeline.cli.emulator import embedded_emulator
-    from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
-
-    async with AsyncExitStack() as stack:
-        if credentials is None:
-            url = await stack.enter_async_context(embedded_emulator())
-            credentials, settings = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET), replace(settings,
-                                                                                               api_base_url=url)
-        session = await stack.enter_async_context(aiohttp.ClientSession(raise_for_status=False))
-        api = ApiClient(session, settings, credentials, RequestBudget(settings.max_requests_per_s))
+    async with api_session(settings, credentials) as api:
         public = await list_models(api, public=True)
         try:
             own = await list_models(api, public=False)

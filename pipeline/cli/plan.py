@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.cli.model_schema import load_checked
-from pipeline.cli.run import SETTING_FLAGS, default_of
+from pipeline.cli.run import SETTING_FLAGS, default_of, positive_int
 from pipeline.config import load_settings
 from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, apply, read_events
 from pipeline.ledger.standing import standing, standing_text
@@ -36,16 +36,6 @@ KEY_CHARS = 12
 PROMPT_CHARS = 40
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", help="the YAML manifest")
     parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (for output_dir)")
@@ -54,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-model", action="store_true",
                         help="fetch the parameters of the manifest's models again, whatever the age of the cached ones")
     shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N",
+    shown.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT, metavar="N",
                        help=f"show at most N jobs: the first and the last ones (default {DEFAULT_LIMIT})")
     shown.add_argument("--all", action="store_true", help="show every job")
     shown.add_argument("--json", action="store_true",

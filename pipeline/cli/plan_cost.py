@@ -12,16 +12,10 @@ import asyncio
 import os
 import textwrap
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import aiohttp
-
-from pipeline.api.client import ApiClient
-from pipeline.api.budget import RequestBudget
-from pipeline.cli.run import embedded_emulator
+from pipeline.cli.session import api_session
 from pipeline.config import Credentials, Settings, load_credentials
-from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from pipeline.ledger.costs import amount, cu, price_class
 from pipeline.manifest.load import Manifest
 from pipeline.run.pricing import plan_asset_ids, price_jobs
@@ -117,14 +111,7 @@ def price_plan(manifest: Manifest, settings: Settings, *, each: bool, emulator: 
 async def _price(manifest: Manifest, settings: Settings, credentials: Credentials | None, *, each: bool,
                  emulator: bool) -> PlanCost:
     ids, placeholders = plan_asset_ids(manifest.input_files(), manifest.run_dir(settings.output_dir))
-    async with AsyncExitStack() as stack:
-        if emulator:
-            url = await stack.enter_async_context(embedded_emulator())
-            credentials, settings = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET), replace(settings,
-                                                                                               api_base_url=url)
-        assert credentials is not None
-        session = await stack.enter_async_context(aiohttp.ClientSession(raise_for_status=False))
-        api = ApiClient(session, settings, credentials, RequestBudget(settings.max_requests_per_s))
+    async with api_session(settings, None if emulator else credentials) as api:
         prices = await price_jobs(api, manifest.jobs(), ids, each=each)
         requests = api.requests
     batches = _by_batch(manifest, prices, each=each)

@@ -64,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                                                        f"(default: {default_of('max_in_flight_jobs')})")
     parser.add_argument("--downloaders", type=int, metavar="N",
                         help=f"download workers (default: {default_of('download_workers')})")
-    parser.add_argument("--limit", type=_positive, metavar="N",
+    parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="send only the first N jobs of the manifest (a trial before the whole run); the same "
                              "command without --limit later sends the rest, nothing twice")
     parser.add_argument("--spread", action="store_true",
@@ -88,7 +88,8 @@ SETTING_FLAGS: dict[str, str] = {"output_dir": "--out", "api_base_url": "--api-u
 """Setting -> the flag that sets it, so a bad value is reported as the user typed it (`--rate`)."""
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
