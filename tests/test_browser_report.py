@@ -12,6 +12,7 @@ from aiohttp import web
 from browser import CHROMIUM, Browser
 from run_helpers import run
 from runfolder import job, make_clip, write_run
+from test_report_models import seedance
 
 from pipeline.cli.run import _write_report
 from pipeline.emulator import EmulatorServer
@@ -275,3 +276,34 @@ async def test_selectors_choose_each_cells_job_and_live_in_the_url(tmp_path: Pat
     assert query == "?prompt=2&seed=6&size=1" and size == "1"
     assert now == "each cell shows prompt 2: a harbour · seed 6"
     assert restored == after and state == ["6", "2", "1"]
+
+
+# Hover the first tile, then click it: the hover line and the details panel's job list.
+HOVER_AND_OPEN = """
+(() => {
+  const tile = document.querySelector('.t');
+  tile.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+  const tip = document.getElementById('tip').textContent;
+  tile.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, button: 0}));
+  const info = document.getElementById('info');
+  return [tip, Object.fromEntries([...info.querySelectorAll('dt')].map(dt => [dt.textContent,
+          dt.nextElementSibling.textContent])), info.hidden];
+})()
+"""
+
+
+async def test_a_seedless_models_tiles_name_no_seed(tmp_path: Path) -> None:
+    """Seedance takes no seed: a tile's hover line and details panel say nothing of a seed (no 'seed ?'), and
+    the details list the reference videos that vary, by base name."""
+    clip = make_clip(tmp_path / "clip.mp4")
+    jobs = [seedance(i, videos, {"referenceVideos": ", ".join(videos)})
+            for i, videos in enumerate((("clip.mp4", "other.mp4"), ("third.mp4",)))]
+    run_dir = write_run(tmp_path / "run", jobs, videos=clip)
+    report = write_report(run_dir, posters=False).path
+    async with Browser.launch(tmp_path) as page:
+        await page.goto(report.as_uri(), until="Page.domContentEventFired")
+        tip, names, hidden = await page.evaluate(HOVER_AND_OPEN)
+        assert page.errors == []
+    assert tip.startswith("#0 · downloaded") and "seed" not in tip, tip
+    assert not hidden and "seed" not in names and "job id" in names, names
+    assert names["referenceVideos"] == "clip.mp4, other.mp4"

@@ -10,9 +10,10 @@ from pipeline.report.page import write_report
 HELP = "write RUN_DIR/report.html, a self-contained contact sheet of the run's videos (and results.csv)"
 
 
-AXES = ("Axes (NAME): anything the run varies: a parameter the manifest sweeps or zips (videoStrength, "
-        "modality, width, ...), prompt (several prompts), seed (several seeds), video (several input videos) or "
-        "batch (several batches). A name the run does not vary is refused (exit 2) with the list of those it "
+AXES = ("Axes (NAME): anything the run varies: a parameter of its model the manifest sweeps or zips "
+        "(videoStrength, modality, width, conditioningAttentionStrength, ...), prompt (several prompts), seed "
+        "(several seeds), video (several input videos; for another model its leading file input, e.g. "
+        "referenceVideos) or batch (several batches). A name the run does not vary is refused (exit 2) with the list of those it "
         "does; the page's header lists them too. Exit status: 0 written, 2 bad folder or axis, 1 other errors.")
 
 

@@ -1,8 +1,9 @@
 """A job's value on a contact-sheet axis, the order an axis's values are shown in, and which names may be one.
 Pure.
 
-An axis is a value parameter of the table (`videoStrength`, `seed`, `prompt`...), a file input (`video`,
-`image`, `conditioningVideo`: the local path, or the asset id) or the job's `batch`.
+An axis is a value parameter of the run's models (`videoStrength`, `seed`, `prompt`,
+`conditioningAttentionStrength`...), a file input of any name (`video`, `referenceVideos`...: the local path, or
+the asset id, as a `FileName`; a `file_array` input's files as a `FileNames` tuple, in order) or the job's `batch`.
 
 Values are shown in the manifest's order (`width: [1280, 768, 1024]` stays 1280, 768, 1024), recovered
 from the job records alone: the expansion is a mixed-radix count, so among jobs that agree on every other
@@ -16,24 +17,96 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from pipeline.errors import InputError
-from pipeline.manifest.params import FILE_PARAMS, PARAMS, suggest
+from pipeline.manifest.params import FILE_PARAMS, MODEL_ID, PARAMS, suggest
 
 Record = Mapping[str, Any]
 
 
+class FileName(str):
+    """An input file's path (or asset id) as an axis value: equal to the plain string; shown by its base name."""
+
+    __slots__ = ()
+
+    @property
+    def base(self) -> str:
+        return self.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+class FileNames(tuple):  # type: ignore[type-arg]
+    """The files of a `file_array` input, in order, as one axis value (shown as their base names)."""
+
+    __slots__ = ()
+
+    @property
+    def base(self) -> str:
+        return ", ".join(FileName(f).base for f in self)
+
+
+_MISSING = object()
+
+
 def value_of(record: Record, name: str) -> Any:
-    """A job's value on an axis: a parameter's value, its batch, or an input's path (or asset id)."""
+    """A job's value on an axis: a parameter's value, its batch, or a file input's path (or asset id; the
+    files of a `file_array` input together, in order)."""
     if name == "batch":
         return record.get("batch")
-    if name in FILE_PARAMS:
-        for ref in record.get("inputs") or ():
-            if ref.get("param") == name:
-                return ref.get("path") or ref.get("asset_id")
+    value = (record.get("params") or {}).get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    refs = [ref for ref in record.get("inputs") or () if ref.get("param") == name]
+    if not refs:
         return None
-    return (record.get("params") or {}).get(name)
+    if len(refs) == 1 and refs[0].get("index") is None:
+        return FileName(refs[0].get("path") or refs[0].get("asset_id") or "")
+    refs.sort(key=lambda ref: ref.get("index") or 0)
+    return FileNames(FileName(ref.get("path") or ref.get("asset_id") or "") for ref in refs)
+
+
+LTX_VALUES = tuple(n for n in PARAMS if n not in FILE_PARAMS)
+LTX_DEFAULTS = MappingProxyType({n: p.default for n, p in PARAMS.items() if p.kind != "file"})
+
+
+@dataclass(frozen=True, slots=True)
+class Parameters:
+    """The value parameters and file inputs of a run's models (`run_parameters`); by default LTX-2 19B's."""
+
+    values: tuple[str, ...] = LTX_VALUES
+    files: tuple[str, ...] = FILE_PARAMS
+    names: tuple[str, ...] = tuple(PARAMS)  # both, in the order the page lists them
+    defaults: Mapping[str, Any] = field(default_factory=lambda: LTX_DEFAULTS)  # model defaults known for every job
+
+
+def run_parameters(jobs: Iterable[Record], run: Mapping[str, Any] | None = None) -> Parameters:
+    """The run's parameters: LTX-2 19B's table for a run of it alone (its defaults known); else those `run`
+    names (results.json's `parameters`: the file inputs first, then the values), with LTX-2 19B's table when it
+    is one of the models; then any other parameter or input the records carry, in order of first appearance."""
+    jobs = list(jobs)
+    models = {str(job.get("model") or MODEL_ID) for job in jobs} or {str((run or {}).get("model") or MODEL_ID)}
+    named = (run or {}).get("parameters")
+    values: dict[str, None] = {}
+    files: dict[str, None] = {}
+    names: dict[str, None] = {}
+    if models == {MODEL_ID} or MODEL_ID in models and not isinstance(named, Mapping):
+        values, files, names = dict.fromkeys(LTX_VALUES), dict.fromkeys(FILE_PARAMS), dict.fromkeys(PARAMS)
+    if isinstance(named, Mapping):
+        for key, into in (("files", files), ("values", values)):
+            raw = named.get(key)
+            for name in raw if isinstance(raw, list) else ():
+                into.setdefault(str(name), None)
+                names.setdefault(str(name), None)
+    for job in jobs:
+        for ref in job.get("inputs") or ():
+            files.setdefault(str(ref.get("param")), None)
+        for name in job.get("params") or {}:
+            values.setdefault(str(name), None)
+    names.update(dict.fromkeys(files))
+    names.update(dict.fromkeys(values))
+    return Parameters(tuple(values), tuple(files), tuple(names), LTX_DEFAULTS if models == {MODEL_ID} else {})
 
 
 def value_key(value: Any) -> tuple[str, Any]:
@@ -130,36 +203,39 @@ def _lockstep(name: str, mine: Sequence[tuple[str, Any]],
     return out
 
 
-def axis_names() -> tuple[str, ...]:
-    """Every name that can be an axis of some run."""
-    return tuple(dict.fromkeys(("batch", *(n for n in PARAMS if n not in ("prompt", "seed")), "prompt", "seed")))
+def axis_names(parameters: Parameters | None = None) -> tuple[str, ...]:
+    """Every name that can be an axis of a run of these parameters (by default LTX-2 19B's)."""
+    names = (parameters or Parameters()).names
+    present = [n for n in ("prompt", "seed") if n in names]
+    return tuple(dict.fromkeys(("batch", *(n for n in names if n not in ("prompt", "seed")), *present)))
 
 
 def check_axis(name: str, *, flag: str, swept: Mapping[str, Sequence[Any]],
-               fixed: Mapping[str, Any] | None = None) -> str:
+               fixed: Mapping[str, Any] | None = None, parameters: Parameters | None = None) -> str:
     """`name` if the run sweeps it, else an InputError that lists the axes it does sweep.
 
-    `swept`: axis -> its values (more than one each); `fixed`: axis -> the one value every job has.
+    `swept`: axis -> its values (more than one each); `fixed`: axis -> the one value every job has;
+    `parameters`: the run's (`run_parameters`; by default LTX-2 19B's).
     """
     if name in swept:
         return name
     choices = ", ".join(swept) if swept else "none (every job has the same settings)"
-    if name in axis_names():
+    known = axis_names(parameters)
+    if name in known:
         value = (fixed or {}).get(name, _MISSING)
         same = "" if value is _MISSING else f": every job has {name} {_shown(value)}"
         raise InputError(f"{flag}: {name!r} is not swept in this run{same}. "
                          f"Axes this run sweeps: {choices}")
-    hint = suggest(name, list(swept)) or suggest(name, list(axis_names()))
+    hint = suggest(name, list(swept)) or suggest(name, list(known))
     extra = f" (did you mean {hint!r}?)" if hint else ""
     raise InputError(f"{flag}: unknown parameter {name!r}{extra}. Axes this run sweeps: {choices}")
-
-
-_MISSING = object()
 
 
 def _shown(value: Any) -> str:
     if value is None:
         return "unset"
+    if isinstance(value, (FileName, FileNames)):
+        return value.base
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -3,9 +3,10 @@ go in each cell. Pure: job records (results.json's `jobs`) in, frozen dataclasse
 
 Rules (the README repeats them):
 - The axes are the keys of the jobs' `swept` that take more than one value (plus `batch` when there are
-  several batches); `--rows`/`--cols` naming anything else is an InputError listing them. By default the
-  rows are the parameter with the most distinct values and the columns the next one (ties: first
-  appearance); `prompt` and `video` only when fewer than two parameters are swept. `seed` is never a
+  several batches); `--rows`/`--cols` naming anything else is an InputError listing them. Any parameter or
+  input of the run's models can be one (`axes.run_parameters`). By default the rows are the parameter with the
+  most distinct values and the columns the next one (ties: first appearance); `prompt` and the input axis
+  (`video`, or whatever the leading file input is called) only when fewer than two parameters are swept. `seed` is never a
   default grid axis, except:
 - a seed study (the only swept axis is `seed`, or every job shares all parameters but the seed) lays out as
   strips: one row per setting, its seeds along the row; with exactly one other axis, the rows are that
@@ -22,12 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline.report.axes import Record, check_axis, manifest_order, manifest_orders, value_key, value_of
+from pipeline.report.axes import (FileName, FileNames, Parameters, Record, check_axis, manifest_order,
+                                   manifest_orders, run_parameters, value_key, value_of)
 from pipeline.errors import InputError
-from pipeline.manifest.params import FILE_PARAMS, PARAMS
 
 STACKED = ("prompt", "seed")  # never a heading of its own: a cell's axes, chosen by selectors
-META_AXES = ("batch", "video", "prompt")  # axis names that are not value parameters (and "seed" is)
+META_AXES = ("batch", "prompt")  # axis names that are not value parameters, with the file inputs ("seed" is one)
 SETTING = "setting"  # the row axis of seed strips
 POSITION = "#"  # the column axis of seed strips whose seeds differ from strip to strip
 
@@ -75,6 +76,7 @@ class Layout:
     filters: tuple[tuple[str, tuple[Any, ...]], ...]  # (axis, values): tables shown (groups, batch)
     choices: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (axis, values): the job a cell shows
     swept: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # every axis of the run
+    parameters: Parameters = field(default_factory=Parameters)  # the run's models' parameters and inputs
 
     @property
     def kind(self) -> str:
@@ -107,9 +109,10 @@ def constant(jobs: Sequence[Record], positions: Sequence[int], name: str) -> tup
     return (True, next(iter(values.values()))) if len(values) == 1 else (False, None)
 
 
-def fixed_settings(jobs: Sequence[Record], positions: Sequence[int]) -> tuple[tuple[str, Any], ...]:
-    """Every parameter and input these jobs all share (in the parameter table's order, then the others)."""
-    names = dict.fromkeys(n for n in PARAMS)
+def fixed_settings(jobs: Sequence[Record], positions: Sequence[int],
+                   parameters: Parameters | None = None) -> tuple[tuple[str, Any], ...]:
+    """Every parameter and input these jobs all share (in the run's parameters' order, then the others)."""
+    names = dict.fromkeys((parameters or Parameters()).names)
     for p in positions:
         names.update(dict.fromkeys(jobs[p].get("params") or {}))
     out = []
@@ -145,15 +148,18 @@ def determines(jobs: Sequence[Record], positions: Sequence[int], axis: str, othe
     return True
 
 
-def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None = None) -> Layout:
-    """Lay the jobs out: the given axes, or the defaults of the module docstring."""
+def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None = None,
+           run: Mapping[str, Any] | None = None) -> Layout:
+    """Lay the jobs out: the given axes, or the defaults of the module docstring. `run`: results.json's `run`
+    (the parameters of its models)."""
     if rows is not None and cols is not None and rows == cols:
         raise InputError(f"--rows and --cols are both {rows!r}: choose two different parameters")
     axes = swept_axes(jobs)
+    parameters = run_parameters(jobs, run)
     for flag, name in (("--rows", rows), ("--cols", cols)):
         if name is not None and name not in axes:
             same, value = constant(jobs, range(len(jobs)), name)
-            check_axis(name, flag=flag, swept=axes, fixed={name: value} if same else None)
+            check_axis(name, flag=flag, swept=axes, fixed={name: value} if same else None, parameters=parameters)
     order = sorted(range(len(jobs)), key=lambda p: _index(jobs[p], p))
     batches: dict[Any, list[int]] = {}
     for p in order:
@@ -162,7 +168,7 @@ def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None 
         parts = [((("batch", jobs[ps[0]].get("batch")),), ps) for ps in batches.values()]
     else:
         parts = [((), order)]
-    sections = tuple(_section(jobs, ps, heading, rows, cols, axes) for heading, ps in parts)
+    sections = tuple(_section(jobs, ps, heading, rows, cols, axes, parameters) for heading, ps in parts)
     tables = {n for s in sections for n in s.groups} | ({"batch"} if len(sections) > 1 else set())
     everyone = range(len(jobs))
     filters: list[str] = []
@@ -171,17 +177,18 @@ def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None 
             filters.append(name)
     cell = {n for s in sections for n in s.cell}
     return Layout(sections, tuple((n, axes[n]) for n in filters),
-                  tuple((n, axes[n]) for n in STACKED if n in cell), axes)
+                  tuple((n, axes[n]) for n in STACKED if n in cell), axes, parameters)
 
 
 def _section(jobs: Sequence[Record], positions: list[int], heading: tuple[tuple[str, Any], ...],
-             rows: str | None, cols: str | None, every: Mapping[str, tuple[Any, ...]]) -> Section:
+             rows: str | None, cols: str | None, every: Mapping[str, tuple[Any, ...]],
+             parameters: Parameters) -> Section:
     members = [jobs[p] for p in positions]
     varying = [n for n in every if len({value_key(value_of(job, n)) for job in members}) > 1]
     axes = {n: every[n] for n in varying} if len(positions) == len(jobs) else manifest_orders(varying, members)
     if rows is None and cols is None and is_seed_study([jobs[p] for p in positions], axes):
-        return _strips(jobs, positions, heading)
-    candidates = _candidates(axes)
+        return _strips(jobs, positions, heading, parameters)
+    candidates = _candidates(axes, parameters)
     if rows is None and cols is None and "seed" in axes and len(candidates) == 1:
         rows, cols = candidates[0], "seed"
     elif rows is None and cols is None:
@@ -214,12 +221,14 @@ def _partner(jobs: Sequence[Record], positions: Sequence[int], axis: str | None,
     return None
 
 
-def _candidates(axes: Mapping[str, tuple[Any, ...]]) -> list[str]:
-    """Default grid axes, best first: real parameters (most values first, then first appearance), then
-    `prompt`, `video` and `batch` (a cell's prompt is better chosen by its selector when it can be)."""
+def _candidates(axes: Mapping[str, tuple[Any, ...]], parameters: Parameters) -> list[str]:
+    """Default grid axes, best first: value parameters (most values first, then first appearance), then
+    `prompt`, the file inputs (`video`...) and `batch` (a cell's prompt is better chosen by its selector when it
+    can be)."""
     order = list(axes)
     names = [n for n in order if n != "seed"]
-    return sorted(names, key=lambda n: (n in META_AXES, -len(axes[n]), order.index(n)))
+    meta = {*META_AXES, *parameters.files}
+    return sorted(names, key=lambda n: (n in meta, -len(axes[n]), order.index(n)))
 
 
 def _values(jobs: Sequence[Record], positions: Sequence[int], name: str | None,
@@ -269,12 +278,13 @@ def _index(job: Record, position: int) -> tuple[int, int]:
     return (index if isinstance(index, int) else 1 << 62, position)
 
 
-def _strips(jobs: Sequence[Record], positions: Sequence[int], heading: tuple[tuple[str, Any], ...]) -> Section:
+def _strips(jobs: Sequence[Record], positions: Sequence[int], heading: tuple[tuple[str, Any], ...],
+            parameters: Parameters) -> Section:
     """A seed study: one row per setting (in order of first job), its jobs along the row in index order."""
     strips: dict[str, list[int]] = {}
     for p in positions:
         strips.setdefault(setting_of(jobs[p]), []).append(p)
-    labels = _setting_labels(jobs, strips)
+    labels = _setting_labels(jobs, strips, parameters)
     seed_lists = {tuple(value_key(value_of(jobs[p], "seed")) for p in ps) for ps in strips.values()}
     if len(seed_lists) == 1:  # every strip has the same seeds: columns are the seeds
         col_axis = "seed"
@@ -289,11 +299,14 @@ def _strips(jobs: Sequence[Record], positions: Sequence[int], heading: tuple[tup
     return Section("strips", heading, SETTING, col_axis, (), {}, (grid,), labels)
 
 
-def _setting_labels(jobs: Sequence[Record], strips: Mapping[str, list[int]]) -> dict[str, str]:
-    """Each setting's description: the values that tell it apart from the other settings (else its prompt)."""
+def _setting_labels(jobs: Sequence[Record], strips: Mapping[str, list[int]],
+                    parameters: Parameters) -> dict[str, str]:
+    """Each setting's description: the values that tell it apart from the other settings (else its prompt):
+    batch, the leading file input, prompt, the value parameters, the other file inputs."""
     firsts = [jobs[ps[0]] for ps in strips.values()]
-    names = ["batch", "video", "prompt", *(n for n in PARAMS if n not in ("prompt", "seed", *FILE_PARAMS)),
-             "image", "conditioningVideo"]
+    files = [n for n in parameters.names if n in parameters.files]
+    names = ["batch", *files[:1], "prompt", *(n for n in parameters.names if n not in ("prompt", "seed", *files)),
+             *files[1:]]
     differing = [n for n in names if len({value_key(value_of(j, n)) for j in firsts}) > 1]
     labels = {}
     for setting, job in zip(strips, firsts):
@@ -305,9 +318,9 @@ def _setting_labels(jobs: Sequence[Record], strips: Mapping[str, list[int]]) -> 
 
 
 def _shown(name: str, value: Any) -> Any:
-    """A file input by its base name; anything else as it is."""
-    if name in FILE_PARAMS and isinstance(value, str):
-        return value.replace("\\", "/").rsplit("/", 1)[-1]
+    """A file input by its base name (an array's files by theirs); anything else as it is."""
+    if isinstance(value, (FileName, FileNames)):
+        return value.base
     return value
 
 

@@ -54,7 +54,7 @@ def write_report(run_dir: str | Path, *, rows: str | None = None, cols: str | No
     `rows`/`cols` naming an axis the run does not sweep."""
     started = time.monotonic()
     view = load_run(run_dir)
-    sheet = layout(view.jobs, rows=rows, cols=cols)
+    sheet = layout(view.jobs, rows=rows, cols=cols, run=view.run)
     files = _existing_files(view.run_dir, view.jobs)
     tool = (ffmpeg or shutil.which("ffmpeg")) if posters else None
     made: dict[str, str] = {}
@@ -79,7 +79,7 @@ def write_report(run_dir: str | Path, *, rows: str | None = None, cols: str | No
     try:
         _write_atomic(target, page.encode("utf-8"))
         if csv:
-            write_csv(view.run_dir, view.jobs)
+            write_csv(view.run_dir, view.jobs, view.run)
     except OSError as exc:
         raise PipelineError(f"cannot write into {view.run_dir}: {exc.strerror or exc}") from None
     return ReportResult(target, len(view.jobs), len(page.encode("utf-8")), len(made), sheet.kind, view.source,

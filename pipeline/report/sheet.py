@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pipeline.ledger.costs import cu
-from pipeline.manifest.params import PARAMS
 from pipeline.report.axes import manifest_order, value_key, value_of
 from pipeline.report.grid import POSITION, SETTING, Grid, Layout, Section, constant, fixed_settings
 from pipeline.report.tiles import Media, e, href, number, shown, tile, values_json
@@ -187,11 +186,13 @@ class _Page:
         jobs, positions = self.jobs, grid.positions
         shown_axes = {section.rows, section.cols, *section.companions.get(section.rows or "", ()),
                       *section.companions.get(section.cols or "", ()), *(n for n, _ in grid.heading)}
-        fixed = [(n, v) for n, v in fixed_settings(jobs, positions) if n not in shown_axes]
+        parameters = self.sheet.parameters
+        fixed = [(n, v) for n, v in fixed_settings(jobs, positions, parameters) if n not in shown_axes]
         fixed_names = {n for n, _ in fixed}
-        names = dict.fromkeys(PARAMS)
+        names = dict.fromkeys(parameters.names)
         for p in positions:
             names.update(dict.fromkeys(jobs[p].get("params") or {}))
+            names.update(dict.fromkeys(ref.get("param") for ref in jobs[p].get("inputs") or ()))
         varying = [n for n in names if n not in fixed_names and n not in shown_axes and n not in ("prompt", "seed")
                    and not constant(jobs, positions, n)[0]]
         tokens = []
@@ -209,7 +210,7 @@ class _Page:
         kind = " strips" if section.kind == "strips" else ""
         out = [f'<div class="tbl{kind}" id="{ident}"{attrs}><div class="th">',
                f'<h3>{_title(grid.heading) or e(_axes_plain(section))} <span class="n">{grid.job_count} jobs</span></h3>',
-               _fixed_line(fixed), '<p class="now"></p>', _sync("table"), "</div>"]
+               _fixed_line(fixed, parameters.defaults), '<p class="now"></p>', _sync("table"), "</div>"]
         if section.kind == "strips":
             out.append(self._strips(section, grid, varying))
         else:
@@ -249,7 +250,8 @@ class _Page:
             tiles = []
             for col, cell in zip(grid.col_values, row):
                 for p in cell:
-                    label = f"#{col}" if section.cols == POSITION else shown("seed", value_of(self.jobs[p], "seed"))
+                    seed = value_of(self.jobs[p], "seed")
+                    label = f"#{col}" if section.cols == POSITION or seed is None else shown("seed", seed)
                     tiles.append(self._tile(p, varying, label))
             out.append(f'<tr><th scope="row">{_label(section, SETTING, value, self.jobs, None)}{_sync("row")}</th>'
                        f'<td><div class="wrap">{"".join(tiles)}</div></td></tr>')
@@ -273,11 +275,11 @@ def _sync(scope: str) -> str:
             f'aria-label="scrub the {scope}"><span class="time"></span></span>')
 
 
-def _fixed_line(fixed: Sequence[tuple[str, Any]]) -> str:
-    """The settings a table holds fixed: the chosen ones in the open, model defaults folded away."""
+def _fixed_line(fixed: Sequence[tuple[str, Any]], defaults: Mapping[str, Any]) -> str:
+    """The settings a table holds fixed: the chosen ones in the open, model defaults (when known) folded away."""
     if not fixed:
         return ""
-    chosen = [(n, v) for n, v in fixed if not (n in PARAMS and PARAMS[n].default == v and PARAMS[n].kind != "file")]
+    chosen = [(n, v) for n, v in fixed if not (n in defaults and defaults[n] == v)]
     defaults = [(n, v) for n, v in fixed if (n, v) not in chosen]
     items = " · ".join(f'{e(n)} <b>{e(shown(n, v, PROMPT_HEADER_CHARS))}</b>' for n, v in chosen)
     folded = ""

@@ -17,8 +17,7 @@ from urllib.parse import quote
 
 from pipeline.ledger.costs import cu
 from pipeline.ledger.rundir import safe_relative
-from pipeline.manifest.params import FILE_PARAMS
-from pipeline.report.axes import value_of
+from pipeline.report.axes import FileName, FileNames, value_of
 
 KEY_CHARS = 16  # a key prefix: `rerun --keys` takes any unambiguous prefix
 
@@ -47,13 +46,14 @@ def href(path: str) -> str | None:
 
 
 def shown(name: str | None, value: Any, limit: int | None = None) -> str:
-    """A value as the page shows it: files by base name, booleans lower-case, unset as `unset`."""
+    """A value as the page shows it: input files by base name (an array's joined by ', '), booleans lower-case,
+    unset as `unset`."""
     if value is None:
         text = "unset"
     elif isinstance(value, bool):
         text = "true" if value else "false"
-    elif name in FILE_PARAMS and isinstance(value, str):
-        text = value.replace("\\", "/").rsplit("/", 1)[-1]
+    elif isinstance(value, (FileName, FileNames)):
+        text = value.base
     else:
         text = str(value)
     if limit is not None and len(text) > limit:

@@ -296,7 +296,7 @@
   const status = tile => tile.dataset.st || 'downloaded';
   const summary = tile => {
     const d = tile.dataset;
-    const lines = [`#${d.i} · seed ${d.s} · ${status(tile)}` + (d.c ? ` · ${d.c}` : '')];
+    const lines = [`#${d.i}` + (d.s ? ` · seed ${d.s}` : '') + ` · ${status(tile)}` + (d.c ? ` · ${d.c}` : '')];
     if (prompts.length > 1 && d.p !== '0') lines.push(label('prompt', d.p));
     if (d.e) lines.push(d.e.length > 160 ? d.e.slice(0, 159) + '…' : d.e);
     return lines.join('\n');
@@ -372,7 +372,7 @@
     if (d.e) add(info, 'p', d.e, 'error');
     if (d.h) add(info, 'p', 'hint: ' + d.h, 'hint');
     add(info, 'p', prompts[Number(d.p) - 1] || '', 'prompt');
-    const job = {seed: d.s};
+    const job = d.s ? {seed: d.s} : {};
     if (d.c) job.cost = d.c;
     if (d.ce) job['earlier attempts'] = d.ce;
     if (d.j) job['job id'] = d.j;
