@@ -21,8 +21,6 @@ from pipeline.ledger.replay import (
     JOURNAL_NAME,
     PENDING,
     STATES,
-    SUBMITTED,
-    SUCCEEDED,
     UNKNOWN,
     JobState,
     LedgerState,
@@ -152,14 +150,14 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
     elapsed_s = sum(max(0.0, end - start) for start, end in spans)
     jobs = list(state.jobs.values())
     plan = ResumePlan(
-        poll=sum(1 for j in jobs if j.state == SUBMITTED and j.job_id),
-        download=sum(1 for j in jobs if j.state == SUCCEEDED and j.asset_ids),
-        redownload_failed=sum(1 for j in jobs if _download_failed(j)),
+        poll=sum(1 for j in jobs if j.to_poll),
+        download=sum(1 for j in jobs if j.to_download),
+        redownload_failed=sum(1 for j in jobs if j.download_failed),
         refetch_lost=len(lost_files(run_dir, ((j.key, r.path, r.bytes, r.mtime_ns, r.sha256) for j in jobs
                                             if j.state == DOWNLOADED for r in j.files.values()))),
         submit=counts[PENDING] + sum(1 for j in jobs if j.upload_failed),
         leave_unknown=counts[UNKNOWN],
-        leave_failed=sum(1 for j in jobs if j.state == FAILED and not _download_failed(j) and not j.upload_failed),
+        leave_failed=sum(1 for j in jobs if j.generation_failed),
         job_count=job_count,
     )
     return RunStatus(
@@ -173,10 +171,6 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         stalled=tuple(_ref(j) for j in jobs if j.polling_gave_up),
         pacing=state.session_pacing, resume=plan, torn_tail=torn_tail, cost=replace(state.spend),
         strays=tuple(sorted(state.strays.items())), strays_saved=sum(1 for j in state.strays if j in state.stray_files))
-
-
-def _download_failed(job: JobState) -> bool:
-    return job.state == FAILED and job.error_kind == "download" and bool(job.asset_ids)
 
 
 def _ref(job: JobState) -> JobRef:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,7 +24,8 @@ class RunnableManifest(Protocol):
     model: str
     job_count: int
 
-    def jobs(self) -> Iterator[JobSpec]: ...
+    def jobs(self, start: int = 0, stop: int | None = None, *,
+             keys: Sequence[str] | None = None) -> Iterator[JobSpec]: ...
 
     def input_files(self) -> list[InputRef]: ...
 

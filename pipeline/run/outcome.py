@@ -1,9 +1,14 @@
-"""How a run ended: the tally of the manifest's jobs, the results.json record, the exit status and the summary."""
+"""How a run ended: the tally of the manifest's jobs, the results.json record, the exit status and the summary.
+
+Each is made from what the run already holds (the roster's keys, the journal's state): none expands the
+manifest again.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,20 +18,21 @@ from pipeline.api.client import ApiClient
 from pipeline.config import Settings
 from pipeline.run.context import RunnableManifest, StopFlags
 from pipeline.ledger.costs import spend_text
-from pipeline.ledger.journal import Journal
 from pipeline.ledger.replay import (
     DOWNLOADED,
     FAILED,
+    FINISHED,
     JOURNAL_NAME,
     PENDING,
     POLL_NOT_FOUND,
     STATES,
-    SUBMITTED,
-    SUCCEEDED,
+    UNFINISHED,
     UNKNOWN,
+    LedgerState,
     Spend,
+    count_in,
 )
-from pipeline.ledger.results import iso, records, write_results
+from pipeline.ledger.results import iso, write_results
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +65,13 @@ class RunSummary:
 
     @property
     def requests_per_job(self) -> float:
-        finished = self.counts.get(DOWNLOADED, 0) + self.counts.get(FAILED, 0)
+        finished = count_in(self.counts, FINISHED)
         return self.api_requests / finished if finished else 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """The manifest's jobs by state (one pass over the manifest), and the ones that need a word."""
+    """The manifest's jobs by state, and the ones that need a word."""
 
     counts: dict[str, int]
     failures: list[tuple[int | None, str, str]]
@@ -77,31 +83,30 @@ class Tally:
     spend: Spend = field(default_factory=Spend)  # the run's cost (the journal's, every session and attempt)
 
 
-def tally(manifest: RunnableManifest, journal: Journal) -> Tally:
+def tally(keys: Iterable[str], ledger: LedgerState) -> Tally:
+    """The manifest's jobs (`keys`, every job's key by index: the run's roster) by their state in `ledger`."""
     counts = dict.fromkeys(STATES, 0)
     failures: list[tuple[int | None, str, str]] = []
     unknown: list[tuple[int | None, str]] = []
     stalled: list[tuple[int | None, str, str]] = []
     not_found: list[tuple[int | None, str, str]] = []
     notes: dict[str, str] = {}
-    jobs = journal.state.jobs
+    jobs = ledger.jobs
     seen = 0
-    for spec in manifest.jobs():
-        job = jobs.get(spec.key)
+    for index, key in enumerate(keys):
+        job = jobs.get(key)
         seen += job is not None
         state = job.state if job is not None else PENDING
         counts[state] += 1
         if state == FAILED:
-            failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
+            failures.append((index, key, (job.error if job else None) or "unknown error"))
             if job is not None and (note := failure_note(job.hint, job.trace_id)):
-                notes[spec.key] = note
+                notes[key] = note
         elif state == UNKNOWN:
-            unknown.append((spec.index, spec.key))
+            unknown.append((index, key))
         elif job is not None and job.polling_gave_up:
-            (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((spec.index, spec.key,
-                                                                                 job.job_id or "?"))
-    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes,
-                 replace(journal.state.spend))
+            (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((index, key, job.job_id or "?"))
+    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes, replace(ledger.spend))
 
 
 def failure_note(hint: str | None, trace_id: str | None) -> str:
@@ -110,10 +115,10 @@ def failure_note(hint: str | None, trace_id: str | None) -> str:
     return "; ".join(parts)
 
 
-def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
-                api: ApiClient, stop: StopFlags, ending: Tally) -> dict[str, Any]:
-    state = journal.state
-    finished = ending.counts[DOWNLOADED] + ending.counts[FAILED]
+def run_record(manifest: RunnableManifest, state: LedgerState, settings: Settings, started: float,
+               api: ApiClient, stop: StopFlags, ending: Tally) -> dict[str, Any]:
+    """The "run" part of results.json: what was run, where, its counts, requests and cost."""
+    finished = count_in(ending.counts, FINISHED)
     return {
         "name": manifest.name,
         "manifest": state.runs[-1].get("manifest") if state.runs else None,
@@ -143,17 +148,17 @@ def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings,
     }
 
 
-def save_results(run_dir: Path, manifest: RunnableManifest, journal: Journal, settings: Settings,
-                   started: float, api: ApiClient, stop: StopFlags, ending: Tally) -> None:
+def save_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]]) -> None:
+    """Write results.json and results.csv; a failure is logged, not raised (the journal holds everything)."""
     try:
-        write_results(run_dir, run_record(manifest, journal, settings, started, api, stop, ending),
-                      records(manifest.jobs(), journal.state, journal=journal.path))
+        write_results(run_dir, run, jobs)
     except OSError as exc:  # the journal still holds everything; `status` and the next run rebuild it
         log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
 
 
 def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, started: float, api: ApiClient,
               stop: StopFlags, ending: Tally) -> RunSummary:
+    """What the run achieved and its exit status."""
     if stop.reason == "interrupted":
         status = EXIT_INTERRUPTED
     elif stop.reason in ("auth", "credits", "access", "budget"):
@@ -173,7 +178,7 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
     """The final lines printed after a run."""
     c = summary.counts
     lines = [f"{c[DOWNLOADED]}/{summary.total} downloaded, {c[FAILED]} failed, {c[UNKNOWN]} unknown, "
-             f"{c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]} unfinished; wall {summary.wall_s:.1f}s; "
+             f"{count_in(c, UNFINISHED)} unfinished; wall {summary.wall_s:.1f}s; "
              f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job"
              + (f"; {summary.reconcile_requests} to reconcile lost POSTs" if summary.reconcile_requests else "")
              + f"), {summary.throttled} throttled (429)",
@@ -208,6 +213,6 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
                   for i, k, job_id in summary.not_found[:20]]
     if summary.message and summary.stopped != "interrupted":
         lines.append(f"stopped: {summary.message}")
-    if summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]:
+    if summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or count_in(c, UNFINISHED):
         lines.append(f"to resume: {resume_command}")
     return "\n".join(lines)

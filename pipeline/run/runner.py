@@ -6,6 +6,9 @@ credentials refused, the disk unwritable) stops submitting and polling and gives
 under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second signal
 cancels at once. The journal is valid at every instant; results.json is rewritten at
 the end whatever happened.
+
+The run walks its manifest once: the producer pulls the jobs through the `Roster`, which keeps every
+job's key (32 bytes a job); the tally, results.json and the summary are made from it and the journal.
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.gcpause import freeze_long_lived
 from pipeline.ledger.journal import Journal, JournalError
 from pipeline.ledger.replay import JOURNAL_NAME
-from pipeline.run.outcome import RunSummary, save_results, summarize, summary_text, tally
+from pipeline.ledger.results import records
+from pipeline.run.outcome import RunSummary, run_record, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
 from pipeline.run.progress import Progress
 from pipeline.api.retry import backoff_s
 from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.run.produce import SUBMIT_WORKERS, feed
+from pipeline.run.roster import Roster
 from pipeline.spec import JobSpec
 
 __all__ = ["RunOptions", "RunSummary", "run_manifest", "summary_text"]
@@ -115,31 +120,34 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
     in_flight = InFlight(settings.max_in_flight_jobs)
     stop.on_stop_submitting.append(in_flight.close)
     connector = aiohttp.TCPConnector(limit=max(32, settings.download_workers + 2 * SUBMIT_WORKERS + 8))
+    roster = Roster(manifest)  # the run's one walk over the manifest: the producer pulls it, the end completes it
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
         api = ApiClient(session, settings, credentials, budget)
         ctx = RunContext(settings, journal, api, session, run_dir, in_flight, stop)
         progress = Progress(ctx, manifest.job_count, mode=options.progress)
         try:
-            await _supervise(ctx, manifest, options, progress)
+            await _supervise(ctx, manifest, roster, options, progress)
         finally:
             try:
                 journal.write_now("requests", **_request_figures(ctx))
                 journal.write_now("end", reason=stop.reason)
             except JournalError as exc:  # what it holds is valid; the error itself surfaces from the stages
                 log.error("%s", exc)
-            ending = tally(manifest, journal)
-            save_results(run_dir, manifest, journal, settings, started, api, stop, ending)
+            roster.complete()  # the jobs the producer did not reach (it stopped early)
+            ending = tally(roster, journal.state)
+            save_results(run_dir, run_record(manifest, journal.state, settings, started, api, stop, ending),
+                         records(roster.specs(), journal.state, journal=journal.path))
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
     return summarize(run_dir, manifest, settings, started, api, stop, ending)
 
 
-async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOptions,
+async def _supervise(ctx: RunContext, manifest: RunnableManifest, roster: Roster, options: RunOptions,
                      progress: Progress) -> None:
     """Own every task in one TaskGroup; wire the signals to a staged shutdown."""
     loop = asyncio.get_running_loop()
     async with asyncio.TaskGroup() as group:
-        stages = group.create_task(_stages(ctx, manifest, options))
+        stages = group.create_task(_stages(ctx, manifest, roster, options))
         reporter = group.create_task(progress.run())
         snapshots = group.create_task(_record_requests(ctx))
         prober = group.create_task(_probe_while_down(ctx))
@@ -205,14 +213,15 @@ def _request_figures(ctx: RunContext) -> dict[str, Any]:
             "lowest_sending_per_s": round(api.pacing.lowest_per_s, 3), "waits": list(ctx.waits())}
 
 
-async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptions) -> None:
+async def _stages(ctx: RunContext, manifest: RunnableManifest, roster: Roster, options: RunOptions) -> None:
     in_flight = ctx.settings.max_in_flight_jobs
     to_submit: asyncio.Queue[JobSpec | None] = asyncio.Queue(maxsize=SUBMIT_WORKERS * 2)
     submitted: asyncio.Queue[Submission | None] = asyncio.Queue(maxsize=in_flight + SUBMIT_WORKERS)
     finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
     async with asyncio.TaskGroup() as group:
-        group.create_task(feed(ctx, manifest, to_submit, submitted, finished, retry_failed=options.retry_failed,
-                               resubmit_unknown=options.resubmit_unknown, download_strays=options.download_strays))
+        group.create_task(feed(ctx, manifest, roster, to_submit, submitted, finished,
+                               retry_failed=options.retry_failed, resubmit_unknown=options.resubmit_unknown,
+                               download_strays=options.download_strays))
         group.create_task(poll(ctx, submitted, finished, downloaders=ctx.settings.download_workers))
         for _ in range(ctx.settings.download_workers):
             group.create_task(download(ctx, finished))
