@@ -2,13 +2,17 @@
 
 Safe loading only (no Python tags), duplicate mapping keys and non-string keys are errors,
 aliases and merge keys (`<<: *base`) work, and recursive or exploding aliases are refused.
+A syntax error stops the parse (with a hint where the cause is a common trap: a tab, an indentation
+that lines up with nothing, a ': ' inside unquoted text); the other problems are recorded in the
+`Tree`, so the manifest's own checks still run on the rest of the document.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -63,11 +67,23 @@ def describe(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Tree:
-    """A parsed YAML document: its plain value and the 1-based line of each path in it."""
+    """A parsed YAML document: its plain value, the 1-based line of each path in it, and what went wrong.
+
+    `problems` are the document's own (a duplicate key, a value that cannot be read, an unsupported tag);
+    `damaged` the paths whose value is not what was written (a problem there is already recorded);
+    `flow` the paths of mappings written in flow style (`{a: 1, b: 2}`).
+    """
 
     value: Any
     lines: Mapping[Path, int]
     source: str
+    problems: tuple[Problem, ...] = ()
+    damaged: frozenset[Path] = field(default_factory=frozenset)
+    flow: frozenset[Path] = field(default_factory=frozenset)
+
+    def is_damaged(self, path: Path) -> bool:
+        """Whether `path` or a path containing it holds a value that could not be read as written."""
+        return any(path[:end] in self.damaged for end in range(len(path) + 1))
 
     def line(self, path: Path) -> int | None:
         """The line of `path`, or of its nearest ancestor that has one."""
@@ -82,7 +98,8 @@ class Tree:
 
 
 def parse(text: str, source: str) -> Tree:
-    """Parse one YAML document; raise ManifestError listing every problem found in it."""
+    """Parse one YAML document. A syntax error, or a document too large or too deep, raises ManifestError;
+    other problems (duplicate keys, unreadable values) are in the returned `Tree`, to be reported with the rest."""
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)
@@ -99,9 +116,10 @@ def parse(text: str, source: str) -> Tree:
     finally:
         if loader is not None:
             loader.dispose()
-    if builder.problems:
+    if builder.fatal:
         raise ManifestError(builder.problems)
-    return Tree(value, builder.lines, source)
+    return Tree(value, builder.lines, source, tuple(builder.problems), frozenset(builder.damaged),
+                frozenset(builder.flow))
 
 
 def _syntax_problem(exc: yaml.YAMLError, text: str, source: str) -> Problem:
@@ -120,7 +138,87 @@ def _syntax_problem(exc: yaml.YAMLError, text: str, source: str) -> Problem:
         message = ", ".join(str(p) for p in parts if p) or str(exc)
         if "expected a single document" in message:
             message = "the file holds more than one YAML document (remove the '---' separators)"
+        elif isinstance(exc, yaml.MarkedYAMLError):
+            hinted = _syntax_hint(exc, text.splitlines())
+            if hinted is not None:
+                line, message = hinted
     return Problem("", f"YAML syntax error: {message}", line=line, source=source)
+
+
+_KEY_VALUE = re.compile(r"\s*(?:-\s+)*([^\s:#'\"][^:#]*?):\s+(\S.*?)\s*$")
+
+
+def _syntax_hint(exc: yaml.MarkedYAMLError, lines: list[str]) -> tuple[int, str] | None:
+    """(line, message) in plain words for the syntax errors a user typically makes, or None.
+
+    A tab in the indentation; a line indented so that it lines up with no block (compared with the
+    line above); a ': ' inside an unquoted value, which YAML reads as the start of a mapping."""
+    mark, problem = exc.problem_mark, str(exc.problem or "")
+    if mark is None or mark.line >= len(lines) and "could not find expected ':'" not in problem:
+        return None
+    if "found character '\\t'" in problem:
+        text = lines[mark.line]
+        if not text[:mark.column].strip(" -"):
+            return mark.line + 1, "the line is indented with a tab: indent with spaces (YAML allows no tabs there)"
+        return mark.line + 1, f"a tab at column {mark.column + 1}: use spaces (YAML allows no tabs there)"
+    in_flow = problem.endswith("but got ':'") and "flow mapping" in str(exc.context or "") \
+        and exc.context_mark is not None and exc.context_mark.line == mark.line
+    if problem == "mapping values are not allowed here" or in_flow:
+        text = lines[mark.line]
+        before = text[:mark.column]
+        if in_flow or re.search(r":\s", before.lstrip(" -")):
+            found = _KEY_VALUE.match(text)
+            example = f" ({found[1]}: {quoted(found[2])})" if found and problem.startswith("mapping") else ""
+            return mark.line + 1, ("a ': ' inside an unquoted value starts a new key; quote the text" + example)
+        return _indent_hint(lines, mark.line)
+    if problem.startswith("expected <block end>"):
+        return _indent_hint(lines, mark.line)
+    if "could not find expected ':'" in problem and exc.context_mark is not None:
+        row = exc.context_mark.line
+        return row + 1, (f"expected 'key: value' or '- item' (with a space after ':' and '-'), "
+                         f"not {lines[row].strip()[:40]!r}")
+    return None
+
+
+def _indent_hint(lines: list[str], row: int) -> tuple[int, str] | None:
+    """The indentation of the line at `row` against the nearest line above that holds something, in words.
+
+    A line that starts with '- ' is compared by its dash, any other by its key (after the dashes above)."""
+    above = next((i for i in range(row - 1, -1, -1) if lines[i].strip() and not lines[i].lstrip().startswith("#")),
+                 None)
+    if above is None:
+        return None
+    here = _indent(lines[row])
+    item = lines[row].lstrip(" ").startswith("-")
+    there = _indent(lines[above]) if item else _key_column(lines[above])
+    if here == there:
+        return None
+    what = "the item" if item else "the key"
+    if here > there:
+        return row + 1, (f"line {row + 1} is indented further than {what} on line {above + 1} ({_spaces(here)}, "
+                         f"not {there}), so YAML reads it as part of line {above + 1}'s value: keys of one mapping "
+                         "must line up (a nested block goes under a key that ends with ':')")
+    return row + 1, (f"line {row + 1} is indented by {_spaces(here)} and {what} on line {above + 1} by {there}: "
+                     "keys of one mapping, and items of one list, must line up (indent with spaces)")
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip(" "))
+
+
+def _key_column(text: str) -> int:
+    """Where the key of a line starts: after its indentation and any '- ' list markers."""
+    found = re.match(r"[ ]*(?:-[ ]+)*", text)
+    return found.end() if found else 0
+
+
+def _spaces(count: int) -> str:
+    return "1 space" if count == 1 else f"{count} spaces"
+
+
+def quoted(text: str) -> str:
+    """`text` as a YAML double-quoted scalar (`A: b` -> `"A: b"`)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class _Builder:
@@ -133,9 +231,14 @@ class _Builder:
         self.problems: list[Problem] = []
         self.active: set[int] = set()  # nodes on the current walk: an alias to one of them is a cycle
         self.budget = MAX_NODES
+        self.fatal = False  # too large or too deep: what was built cannot be checked further
+        self.damaged: set[Path] = set()
+        self.flow: set[Path] = set()
 
-    def fail(self, path: Path, node: Node, message: str) -> None:
+    def fail(self, path: Path, node: Node, message: str, *, damaged: bool = True) -> None:
         self.problems.append(Problem(format_path(path), message, line=node.start_mark.line + 1, source=self.source))
+        if damaged:
+            self.damaged.add(path)
 
     def build(self, node: Node, path: Path) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -143,9 +246,11 @@ class _Builder:
         if self.budget < 0:
             if self.budget == -1:
                 self.fail(path, node, f"the document is too large (over {MAX_NODES} values once aliases are expanded)")
+            self.fatal = True
             return None
         if len(path) > MAX_DEPTH:
             self.fail(path, node, f"nested too deeply (over {MAX_DEPTH} levels)")
+            self.fatal = True
             return None
         if id(node) in self.active:
             self.fail(path, node, "an alias refers to a value that contains it (recursive alias)")
@@ -161,6 +266,8 @@ class _Builder:
             if isinstance(node, MappingNode):
                 if node.tag != _MAP_TAG:
                     self.fail(path, node, f"unsupported YAML tag {node.tag!r}")
+                if node.flow_style:
+                    self.flow.add(path)
                 return self.mapping(node, path)
             self.fail(path, node, "unsupported YAML node")
             return None
@@ -188,7 +295,8 @@ class _Builder:
                 continue
             line = key_node.start_mark.line + 1
             if key in first_line:
-                self.fail((*path, key), key_node, f"duplicate key {key!r} (first given on line {first_line[key]})")
+                self.fail((*path, key), key_node, f"duplicate key {key!r} (first given on line {first_line[key]})",
+                          damaged=False)  # the first one is checked as written
                 continue
             first_line[key] = line
             self.lines[(*path, key)] = line
@@ -197,7 +305,7 @@ class _Builder:
             sources = merged.value if isinstance(merged, SequenceNode) else [merged]
             for source in sources:
                 if not isinstance(source, MappingNode):
-                    self.fail(path, source, "'<<' (merge) expects a mapping or a list of mappings")
+                    self.fail(path, source, "'<<' (merge) expects a mapping or a list of mappings", damaged=False)
                     continue
                 built = self.build(source, path)
                 for key, value in (built or {}).items():
@@ -210,7 +318,7 @@ class _Builder:
             if isinstance(value, str):
                 return value
             shown = "null" if value is None else repr(value)
-            self.fail(path, node, f"keys must be text, not {shown} (quote it: '{node.value}')")
+            self.fail(path, node, f"keys must be text, not {shown} (quote it: '{node.value}')", damaged=False)
         else:
-            self.fail(path, node, "keys must be text, not a list or mapping")
+            self.fail(path, node, "keys must be text, not a list or mapping", damaged=False)
         return None

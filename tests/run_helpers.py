@@ -95,7 +95,7 @@ def ever_unknown(journal: Path) -> set[str]:
     unknown: set[str] = set()
 
     def close_session() -> None:
-        unknown.update(k for k, kind in last.items() if kind == "intent")
+        unknown.update(k for k, kind in last.items() if kind in ("intent", "answer-lost"))
 
     for event in read_events(journal):
         if event.get("ev") == "run":

@@ -79,10 +79,14 @@ def test_types_are_coerced() -> None:
         ("max_retries: -1\n", {}, {}, "max_retries", "file", "must not be negative"),
         ("download_workers: 0\n", {}, {}, "download_workers", "file", "greater than 0"),
         ("output_dir: ''\n", {}, {}, "output_dir", "file", "non-empty string"),
-        (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "lots"}, {}, "max_requests_per_s", "environment", "must be a number"),
-        (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "nan"}, {}, "max_requests_per_s", "environment", "must be a number"),
+        (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "lots"}, {}, "environment variable LTX_BATCH_MAX_REQUESTS_PER_S",
+         None, "must be a number"),
+        (None, {"LTX_BATCH_MAX_REQUESTS_PER_S": "nan"}, {}, "environment variable LTX_BATCH_MAX_REQUESTS_PER_S",
+         None, "must be a number"),
         (None, {}, {"download_workers": -2}, "download_workers", "command line", "greater than 0"),
-        (None, {"SCENARIO_API_URL": "ftp://x"}, {}, "api_base_url", "environment", "http:// or https://"),
+        (None, {"SCENARIO_API_URL": "ftp://x"}, {}, "environment variable SCENARIO_API_URL", None,
+         "http:// or https://"),
+        (None, {"LTX_BATCH_POLL_MAX_INTERVAL_S": "0.01"}, {}, "poll_min_interval_s", "default", "must not exceed"),
         ("poll_min_interval_s: 50\npoll_max_interval_s: 10\n", {}, {}, "poll_min_interval_s", "file",
          "must not exceed"),
         ("upload_mode: json-base64\n", {}, {}, "upload_mode", "file", "unknown setting"),  # removed setting
@@ -96,7 +100,7 @@ def test_bad_values_are_located(tmp_path: Path, file_text: str | None, environ: 
         load_settings(config_file=path, overrides=overrides, environ=environ)
     problem = caught.value.problems[0]
     assert problem.where == where and words in problem.message
-    assert problem.source == {"file": str(path), None: None}.get(source, source)
+    assert problem.source == {"file": str(path), "default": str(DEFAULT_CONFIG), None: None}.get(source, source)
     assert caught.value.exit_status == 2
 
 
@@ -160,3 +164,19 @@ def test_credentials_never_shown() -> None:
     credentials = load_credentials({"SCENARIO_API_KEY": "key-123", "SCENARIO_API_SECRET": "secret-456"})
     assert "key-123" not in repr(credentials) and "secret-456" not in repr(credentials)
     assert credentials.secrets == ("key-123", "secret-456")
+
+
+@pytest.mark.parametrize(("environ", "overrides", "text"), [
+    ({}, {"max_requests_per_s": 0.0}, "--rate: must be greater than 0, not 0.0"),
+    ({}, {"api_base_url": "ftp://x"}, "--api-url: must start with http:// or https://"),
+    ({"LTX_BATCH_MAX_REQUESTS_PER_S": "0"}, {}, "environment variable LTX_BATCH_MAX_REQUESTS_PER_S: must be greater"),
+    ({"LTX_BATCH_DOWNLOAD_WORKERS": "2"}, {"download_workers": 0}, "--downloaders: must be greater than 0"),
+])
+def test_problems_name_the_flag_or_variable_the_user_typed(environ: dict[str, str], overrides: dict[str, Any],
+                                                           text: str) -> None:
+    """A bad value from a flag names the flag (`--rate`), from the environment the variable, not the setting."""
+    flags = {"max_requests_per_s": "--rate", "api_base_url": "--api-url", "download_workers": "--downloaders"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides=overrides, environ=environ, flags=flags)
+    assert str(caught.value).startswith(text), str(caught.value)
+    assert "max_requests_per_s" not in str(caught.value) and "environment:" not in str(caught.value)

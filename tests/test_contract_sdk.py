@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 import pytest
-from scenario_sdk import AsyncScenario
+from scenario_sdk import AsyncScenario, BadRequestError
 from scenario_sdk.types import (
     AssetGetBulkResponse,
     AssetRetrieveResponse,
@@ -26,6 +26,7 @@ from scenario_sdk.types import (
     GenerateRunModelResponse,
     JobListResponse,
     JobRetrieveResponse,
+    ModelListResponse,
     ModelRetrieveResponse,
     UploadCreateResponse,
     UploadRetrieveResponse,
@@ -33,6 +34,7 @@ from scenario_sdk.types import (
 )
 
 from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorServer
+from pipeline.emulator.catalog import GPT_IMAGE_ID, LORA_ID, LTX23_V2V_ID, RETAKE_ID, SEEDANCE_ID
 from pipeline.manifest.params import MODEL_ID
 from emulator_helpers import CLIP, MIB, PNG, data_url
 
@@ -218,3 +220,37 @@ async def test_model_retrieve(sdk: AsyncScenario) -> None:
     assert inputs["prompt"].required is not None and inputs["prompt"].required.always is True
     assert inputs["video"].kind == "video" and inputs["resolution"].allowed_values == ["auto", "720p", "1080p",
                                                                                         "1440p", "2160p"]
+
+
+@pytest.mark.parametrize("model_id", [LTX23_V2V_ID, RETAKE_ID, SEEDANCE_ID, GPT_IMAGE_ID, LORA_ID])
+async def test_other_models_retrieve(sdk: AsyncScenario, model_id: str) -> None:
+    """models.retrieve answers each other model the emulator serves in the SDK's types, no unknown field;
+    Seedance's file arrays, item counts, -1 sentinel and ifDefined rule survive the SDK's parse."""
+    status, raw = await raw_json(sdk.models.with_raw_response.retrieve(model_id))
+    model = strictly(ModelRetrieveResponse, raw).model
+    assert status == 200 and model.id == model_id
+    if model_id == SEEDANCE_ID:
+        inputs = {i.name: i for i in model.inputs or []}
+        videos = inputs["referenceVideos"]
+        assert (videos.type, videos.kind, videos.max_length) == ("file_array", "video", 3)
+        assert inputs["duration"].allowed_values and -1 in inputs["duration"].allowed_values
+        assert inputs["image"].required is not None and "lastFrameImage" in inputs["image"].required.if_defined  # type: ignore[operator]
+
+
+async def test_model_listing(sdk: AsyncScenario) -> None:
+    """models.list(privacy=public) pages through every served model (rows in the SDK's ModelListResponse,
+    without inputs); the account's own listing is empty."""
+    status, raw = await raw_json(sdk.models.with_raw_response.list(privacy="public", page_size=2))
+    rows = [strictly(ModelListResponse, row) for row in raw["models"]]
+    assert status == 200 and len(rows) == 2 and all(row.inputs is None for row in rows)
+    listed = [row.id async for row in sdk.models.list(privacy="public", page_size=2)]  # the SDK's paginator
+    assert listed == [MODEL_ID, LTX23_V2V_ID, RETAKE_ID, SEEDANCE_ID, GPT_IMAGE_ID, LORA_ID]
+    assert [row async for row in sdk.models.list()] == []
+
+
+async def test_off_schema_generate_is_a_bad_request_for_the_sdk(sdk: AsyncScenario) -> None:
+    """A body its model's schema refuses raises the SDK's BadRequestError (400), nothing created."""
+    video = await upload_video(sdk, CLIP)
+    with pytest.raises(BadRequestError) as caught:
+        await sdk.generate.run_model(LTX23_V2V_ID, body={"prompt": "p", "video": video, "cameraMotion": "static"})
+    assert caught.value.status_code == 400 and "cameraMotion" in str(caught.value.body)

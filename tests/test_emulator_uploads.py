@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -266,13 +267,13 @@ async def test_parts_of_exactly_5_mib_and_a_short_last_import(server: EmulatorSe
 
 
 @pytest.mark.parametrize(("data", "kind", "content_type", "problem"), [
-    (os.urandom(100), "video", "video/mp4", "not a valid video"),
+    (random.Random(100).randbytes(100), "video", "video/mp4", "not a valid video"),
     (CLIP, "image", "image/png", "not a valid image"),
     (PNG, "video", "video/mp4", "not a valid video"),
     (CLIP, "video", "image/png", "is not a video type"),
     (CLIP, "model", "application/octet-stream", "cannot be imported"),
     (b"", "video", "video/mp4", "empty"),
-])
+], ids=["noise-as-video", "clip-as-image", "png-as-video", "clip-typed-png", "clip-as-model", "empty"])
 async def test_a_file_that_is_not_its_kind_fails(server: EmulatorServer, http: aiohttp.ClientSession,
                                                  data: bytes, kind: str, content_type: str, problem: str) -> None:
     """The file must be a valid video/image of its `kind` (and contentType): otherwise `failed` naming the file."""

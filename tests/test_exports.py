@@ -84,6 +84,7 @@ def test_csv_is_written_with_results_json_and_by_report(tmp_path: Path) -> None:
     (["ab"], False, None, "ab: is ambiguous: 2 jobs match (ab0, ab1)"),
     (["zz", "ab"], False, None, "--keys zz: matches no job"),
     ([], True, ["ab1", "ff"], None),
+    (["aaaa"], True, ["aaaa1", "ab1", "ff"], None),
     (["aaaa", "ab1"], True, ["aaaa1", "ab1", "ff"], None),
     ([], False, None, "nothing to rerun"),
 ])
@@ -176,7 +177,8 @@ def test_rerun_uses_the_asset_id_when_the_input_is_gone_or_changed(tmp_path: Pat
 
 
 def test_rerun_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`ltx-batch rerun`: YAML on stdout by default; exit 2 naming bad prefixes, or with nothing chosen."""
+    """`ltx-batch rerun`: YAML on stdout by default; exit 2 naming bad prefixes, or with nothing chosen; --failed
+    with no failures says "nothing to rerun" and exits 0, writing nothing."""
     records = [job(0, seed=1, inputs=[{"param": "video", "kind": "asset", "asset_id": "asset_given"}]),
                job(1, seed=2, inputs=[{"param": "video", "kind": "asset", "asset_id": "asset_given"}])]
     run_dir = write_run(tmp_path / "run", records)
@@ -188,8 +190,11 @@ def test_rerun_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "--keys zzzz: matches no job" in capsys.readouterr().err
     assert main(["rerun", str(run_dir)]) == 2
     assert "--keys K1,K2" in capsys.readouterr().err
-    assert main(["rerun", str(run_dir), "--failed"]) == 2
-    assert "no failed jobs" in capsys.readouterr().err
+    assert main(["rerun", str(run_dir), "--failed"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err.startswith("nothing to rerun: no failed jobs") and printed.out == ""
+    assert main(["rerun", str(run_dir), "--failed", "-o", str(tmp_path / "none.yaml")]) == 0
+    assert not (tmp_path / "none.yaml").exists() and "nothing to rerun" in capsys.readouterr().err
     assert main(["rerun", str(run_dir), "--keys", records[0]["key"], "-o", str(tmp_path / "no" / "dir.yaml")]) == 2
     assert "cannot write it" in capsys.readouterr().err
     json.dumps(document)  # plain data: no YAML tags or Python objects

@@ -9,12 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from pipeline.ledger.replay import JOURNAL_NAME
 from pipeline.run.runner import summary_text
 from pipeline.report.status import run_status
 from pipeline.report.status_view import status_text
+from emulator_helpers import AUTH, upload_file
 from proxy import FlakyProxy
 from run_helpers import run, write_manifest
 
@@ -81,3 +83,29 @@ def _events(run_dir: Path) -> list[dict]:
     from pipeline.ledger.replay import read_events
 
     return list(read_events(run_dir / JOURNAL_NAME))
+
+
+async def test_a_dry_run_cut_off_by_an_outage_waits_for_the_api_instead_of_stopping(tmp_path: Path, proxy) -> None:
+    """--max-cost: when the gate's dry run cannot reach the API, it waits for it as a POST would (it used to stop
+    submitting: "could not be priced"); the run prices, sends and downloads every job in the same session."""
+    flaky, server = proxy
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        asset_id = await upload_file(http, server)  # an input already uploaded: the dry run is the first API call
+    manifest = tmp_path / "t.yaml"
+    manifest.write_text(f"name: t\ninputs:\n  video: {asset_id}\nprompts: [a, b]\n"
+                        "sweep:\n  videoStrength: [0.5, 1.0]\nseeds: [1, 2]\n")
+    flaky.down = True
+
+    async def heal() -> None:
+        while flaky.resets < 8:  # past the client's own retries (max_retries 2 below): the breaker is down
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.3)
+        flaky.down = False
+
+    task = asyncio.create_task(heal())
+    summary = await asyncio.wait_for(run(manifest, Url(flaky.url), tmp_path / "out", max_cost_cu=100_000,
+                                         max_retries=2, max_requests_per_s=20.0), 60)
+    await task
+    text = summary_text(summary, resume_command="-")
+    assert summary.exit_status == 0 and summary.counts["downloaded"] == 8, text
+    assert server.emulator.stats()["dry_runs"] >= 1 and server.emulator.stats()["jobs_created"] == 8

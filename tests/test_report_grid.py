@@ -1,5 +1,5 @@
 """Table tests of the contact sheet's pure layout (pipeline.report.grid, pipeline.report.axes): axes, groups, seed strips,
-value order."""
+the cell's axes, manifest value order, axes the run does not sweep."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.report.axes import check_axis, ordered_values
+from pipeline.report.axes import manifest_order
 from pipeline.report.grid import POSITION, SETTING, is_seed_study, layout, swept_axes
 from runfolder import job
 
@@ -48,7 +48,8 @@ def sweep(seeds: tuple[int, ...] = (1,), prompts: tuple[str, ...] = ("p",), batc
      ("fps", "videoStrength", ("modality",))),
     (sweep(videoStrength=[0.4, 0.8, 1], modality=["none", "depth"], fps=[12, 24]), None, "fps",
      ("videoStrength", "fps", ("modality",))),
-    (sweep(videoStrength=[0.4, 0.8]), "guidanceScale", None, ("guidanceScale", "videoStrength", ())),
+    (sweep(prompts=("a", "b", "c", "d"), videoStrength=[0.4, 0.8, 1], modality=["none", "depth"]), None, None,
+     ("videoStrength", "modality", ())),  # more prompts than values: still the parameters, prompts in the cell
 ])
 def test_axis_choice(jobs: list[dict[str, Any]], rows: str | None, cols: str | None,
                      expected: tuple[str | None, str | None, tuple[str, ...]]) -> None:
@@ -71,25 +72,43 @@ def test_zipped_partner_is_never_the_other_axis() -> None:
     assert section.companions == {"width": ("height",), "videoStrength": ()}
 
 
-def test_groups_one_grid_per_combination_in_value_order() -> None:
-    """Every other swept axis makes one grid per combination, headed by its values, in value order."""
+def test_groups_one_grid_per_combination_in_manifest_order() -> None:
+    """Every other swept axis makes one grid per combination, headed by its values, all in the manifest's order."""
     jobs = sweep(videoStrength=[0.8, 0.4, 1], modality=["depth", "none"], cameraMotion=["jib_up", "none"],
                  guidanceScale=[4, 2.5])
     (section,) = layout(jobs).sections
     assert section.groups == ("cameraMotion", "guidanceScale")
     assert [grid.heading for grid in section.grids] == [
-        (("cameraMotion", "none"), ("guidanceScale", 2.5)), (("cameraMotion", "none"), ("guidanceScale", 4)),
-        (("cameraMotion", "jib_up"), ("guidanceScale", 2.5)), (("cameraMotion", "jib_up"), ("guidanceScale", 4))]
+        (("cameraMotion", "jib_up"), ("guidanceScale", 4)), (("cameraMotion", "jib_up"), ("guidanceScale", 2.5)),
+        (("cameraMotion", "none"), ("guidanceScale", 4)), (("cameraMotion", "none"), ("guidanceScale", 2.5))]
     grid = section.grids[0]
-    assert grid.row_values == (0.4, 0.8, 1) and grid.col_values == ("none", "depth")
+    assert grid.row_values == (0.8, 0.4, 1) and grid.col_values == ("depth", "none")
     assert all(len(cell) == 1 for row in grid.cells for cell in row)
 
 
-def test_prompts_and_seeds_stack_in_a_cell() -> None:
-    """Several prompts and seeds per (row, column) stack in the cell, in job index order."""
-    jobs = sweep(prompts=("a", "b"), seeds=(7, 8), videoStrength=[0.4, 0.6, 0.8], modality=["none", "depth", "pose"])
+def test_zipped_values_keep_the_manifest_order() -> None:
+    """`width: [1280, 768, 1024]` zipped with height stays 1280, 768, 1024 (it was sorted to 768, 1024, 1280)."""
+    jobs = []
+    for strength in (0.5, 0.9):
+        for width, height in ((1280, 768), (768, 1280), (1024, 1024)):
+            for seed in (1, 2):
+                jobs.append(job(len(jobs), seed=seed, swept={"videoStrength": strength, "width": width,
+                                                             "height": height, "seed": seed}))
     (section,) = layout(jobs).sections
-    assert (section.rows, section.cols, section.groups) == ("videoStrength", "modality", ())
+    (grid,) = section.grids
+    assert (section.rows, section.cols) == ("width", "videoStrength")
+    assert grid.row_values == (1280, 768, 1024)
+    assert section.cell == ("seed",)
+
+
+def test_prompts_and_seeds_are_the_cells_axes() -> None:
+    """Several prompts and seeds per (row, column): the cell holds one job of each, in job index order."""
+    jobs = sweep(prompts=("a", "b"), seeds=(7, 8), videoStrength=[0.4, 0.6, 0.8], modality=["none", "depth", "pose"])
+    sheet = layout(jobs)
+    (section,) = sheet.sections
+    assert (section.rows, section.cols, section.groups, section.cell) == \
+        ("videoStrength", "modality", (), ("prompt", "seed"))
+    assert sheet.choices == (("prompt", ("a", "b")), ("seed", (7, 8)))
     (grid,) = section.grids
     cell = grid.cells[0][0]
     assert [jobs[p]["prompt"] for p in cell] == ["a", "a", "b", "b"]
@@ -153,33 +172,69 @@ def test_batches_get_sections_with_their_own_axes() -> None:
     assert together.cols == "batch" and together.heading == ()
 
 
-@pytest.mark.parametrize(("name", "values", "expected"), [
-    ("videoStrength", [0.8, 0.4, 1, 0.6], (0.4, 0.6, 0.8, 1)),
-    ("numInferenceSteps", [10, 9, 100, 30], (9, 10, 30, 100)),  # numeric, not text order
-    ("modality", ["depth", "none", "canny"], ("none", "canny", "depth")),  # the table's enum order
-    ("negativePrompt", ["zeta", "alpha", "mid"], ("zeta", "alpha", "mid")),  # free text: first appearance
-    ("width", [None, 1280, 768], (768, 1280, None)),  # unset last
-    ("enhancePrompt", [True, False, True], (False, True)),
-    ("videoStrength", [1, 1.0, 0.5], (0.5, 1)),  # 1 and 1.0 are one value
-    ("x", ["b", 2, None, True, "a", 1.5], (True, 1.5, 2, "b", "a", None)),  # mixed kinds: bool, number, text, unset
-    ("x", [True, 1], (True, 1)),  # True is not 1
+def ordered(name: str, jobs: list[dict[str, Any]]) -> tuple[Any, ...]:
+    return manifest_order(name, sorted(jobs, key=lambda j: j["index"]))
+
+
+@pytest.mark.parametrize(("axes", "name", "expected"), [
+    ({"videoStrength": [0.8, 0.4, 1, 0.6]}, "videoStrength", (0.8, 0.4, 1, 0.6)),
+    ({"numInferenceSteps": [10, 9, 100, 30]}, "numInferenceSteps", (10, 9, 100, 30)),
+    ({"modality": ["depth", "none", "canny"]}, "modality", ("depth", "none", "canny")),
+    ({"enhancePrompt": [True, False]}, "enhancePrompt", (True, False)),
+    ({"videoStrength": [1, 0.5], "modality": ["pose", "none"]}, "modality", ("pose", "none")),
 ])
-def test_value_order(name: str, values: list[Any], expected: tuple[Any, ...]) -> None:
-    """Axis values: booleans, then numbers ascending, then enum order or first appearance, then unset."""
-    got = ordered_values(name, values)
-    assert got == expected and [type(v) for v in got] == [type(v) for v in expected]
+def test_values_in_manifest_order(axes: dict[str, list[Any]], name: str, expected: tuple[Any, ...]) -> None:
+    """Axis values come in the manifest's order, as written (not sorted), for sweep keys outer and inner."""
+    assert ordered(name, sweep(**axes)) == expected
+
+
+def test_manifest_order_survives_missing_jobs() -> None:
+    """Jobs missing from the start of a run (a journal that knows only some) do not reorder an inner axis."""
+    jobs = sweep(width=[1280, 768], videoStrength=[0.9, 0.3, 0.6])
+    partial = [j for j in jobs if not (j["swept"]["width"] == 1280 and j["swept"]["videoStrength"] in (0.9, 0.3))]
+    assert [j["swept"]["videoStrength"] for j in partial][:2] == [0.6, 0.9]  # first appearance would say 0.6 first
+    assert ordered("videoStrength", partial) == (0.9, 0.3, 0.6)
+    assert ordered("width", partial) == (1280, 768)
+
+
+def test_values_mixed_kinds_and_identity() -> None:
+    """1 and 1.0 are one value, True is not 1; unset is a value like the others."""
+    jobs = [job(i, swept={"x": v}, params={"negativePrompt": v}) for i, v in enumerate(["b", None, "a", "b"])]
+    assert ordered("negativePrompt", jobs) == ("b", None, "a")
+    jobs = sweep(videoStrength=[1, 1.0, 0.5])
+    assert ordered("videoStrength", jobs) == (1, 0.5)
 
 
 @pytest.mark.parametrize(("name", "message"), [
-    ("videoStrenght", "did you mean 'videoStrength'?"),
-    ("Modality", "did you mean 'modality'?"),
-    ("zzzz", "choose from batch, video, videoStrength,"),
+    ("videoStrenght", "--rows: unknown parameter 'videoStrenght' (did you mean 'videoStrength'?). "
+                      "Axes this run sweeps: videoStrength, modality"),
+    ("zzzz", "--rows: unknown parameter 'zzzz'. Axes this run sweeps: videoStrength, modality"),
+    ("guidanceScale", "--rows: 'guidanceScale' is not swept in this run: every job has guidanceScale 3. "
+                      "Axes this run sweeps: videoStrength, modality"),
+    ("seed", "--rows: 'seed' is not swept in this run: every job has seed 1. Axes this run sweeps"),
+    ("batch", "--rows: 'batch' is not swept in this run: every job has batch main."),
 ])
-def test_unknown_axis_is_an_input_error(name: str, message: str) -> None:
-    """An unknown --rows/--cols name is an InputError (exit 2) with a suggestion."""
-    with pytest.raises(InputError, match="--rows: unknown parameter") as caught:
-        check_axis(name, flag="--rows")
+def test_an_axis_the_run_does_not_sweep_is_an_input_error(name: str, message: str) -> None:
+    """--rows/--cols naming a typo or a parameter every job shares is an InputError (exit 2) listing the axes."""
+    jobs = sweep(videoStrength=[0.4, 0.8], modality=["none", "depth"])
+    with pytest.raises(InputError) as caught:
+        layout(jobs, rows=name)
     assert message in str(caught.value) and caught.value.exit_status == 2
+    with pytest.raises(InputError, match="--cols: "):
+        layout(jobs, cols=name)
+
+
+def test_zip_partners_share_one_filter() -> None:
+    """width and height zipped together make one group heading pair but a single filter (width's)."""
+    jobs = []
+    for width, height in ((1280, 768), (768, 1280)):
+        for strength in (0.4, 0.8):
+            for modality in ("none", "depth"):
+                jobs.append(job(len(jobs), swept={"width": width, "height": height, "videoStrength": strength,
+                                                  "modality": modality}))
+    sheet = layout(jobs, rows="videoStrength", cols="modality")
+    assert sheet.sections[0].groups == ("width", "height")
+    assert [name for name, _ in sheet.filters] == ["width"]
 
 
 def test_same_rows_and_cols_is_an_input_error() -> None:

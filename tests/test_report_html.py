@@ -1,4 +1,5 @@
-"""The HTML contact sheet: escaping of hostile text, safe links, self-containment, scale, posters, sources."""
+"""The HTML contact sheet: escaping of hostile text, safe links, self-containment, scale, posters, sources, and
+what the page holds (contents, fixed settings, selectors in manifest order)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pipeline.ledger.replay import JOURNAL_NAME, STATES
 from pipeline.report.page import write_report
 from pipeline.ledger.results import RESULTS_NAME
 from pipeline.run.runner import RunSummary
-from pipeline.report.sheet import EAGER_VIDEOS, href
+from pipeline.report.tiles import href
 
 FFMPEG = shutil.which("ffmpeg")
 
@@ -52,6 +53,13 @@ class Page(HTMLParser):
 
     def all(self, tag: str) -> list[dict[str, str | None]]:
         return [attrs for name, attrs in self.tags if name == tag]
+
+    def tiles(self) -> list[dict[str, str | None]]:
+        """Every job's tile (a link to its video, or a box saying its state), in page order."""
+        return [attrs for _, attrs in self.tags if "t" in (attrs.get("class") or "").split()]
+
+    def classes(self) -> list[str]:
+        return [str(attrs["class"]) for attrs in self.tiles()]
 
 
 def report(run_dir: Path, **options: Any) -> tuple[str, Page]:
@@ -82,7 +90,7 @@ def test_hostile_text_is_escaped_everywhere(tmp_path: Path, text: str) -> None:
     run_dir = write_run(tmp_path / "run", [ok, bad], name="sweep", videos=clip)
     page_text, page = report(run_dir)
     assert [name for name, _ in page.tags].count("script") == 1
-    assert len(page.all("video")) == 1 and not page.all("img")
+    assert not page.all("video") and not page.all("img") and len(page.tiles()) == 2
     assert all(not k.startswith("on") for _, attrs in page.tags for k in attrs)
     assert all(text not in script for script in page.scripts)
     if any(c in text for c in "<>\"'&"):
@@ -115,9 +123,8 @@ def test_file_names_with_odd_characters_play_and_link(tmp_path: Path) -> None:
     record = job(0, files=["videos/a b#c?.mp4"])
     run_dir = write_run(tmp_path / "run", [record], videos=clip)
     _, page = report(run_dir)
-    (video,) = page.all("video")
-    assert video["src"] == "./videos/a%20b%23c%3F.mp4"
-    assert "./videos/a%20b%23c%3F.mp4" in [a.get("href") for a in page.all("a")]
+    (tile,) = page.tiles()
+    assert tile["href"] == "./videos/a%20b%23c%3F.mp4"
 
 
 def test_page_is_self_contained(tmp_path: Path) -> None:
@@ -144,11 +151,10 @@ def test_failed_unknown_and_pending_jobs_show_status_and_error_in_place(tmp_path
             job(3, swept={"videoStrength": 0.8}, status="pending")]
     run_dir = write_run(tmp_path / "run", jobs, videos=clip)
     page_text, page = report(run_dir)
-    assert len(page.all("video")) == 1
-    classes = [a["class"] for a in page.all("article")]
-    assert classes == ["card c-downloaded", "card c-failed", "card c-unknown", "card c-pending"]
-    assert "job-failed: GPU out of memory" in page_text
-    assert '<div class="empty">unknown</div>' in page_text and '<div class="empty">pending</div>' in page_text
+    assert page.classes() == ["t", "t x x-failed", "t x x-unknown", "t x x-pending"]
+    assert page.tiles()[0]["href"] and not any("href" in tile for tile in page.tiles()[1:])
+    assert page.tiles()[1]["data-e"] == "job-failed: GPU out of memory"
+    assert "<span>unknown<small>unknown-post</small></span>" in page_text and "<span>pending</span>" in page_text
 
 
 def test_missing_output_file_is_said_not_shown_broken(tmp_path: Path) -> None:
@@ -156,11 +162,12 @@ def test_missing_output_file_is_said_not_shown_broken(tmp_path: Path) -> None:
     record = job(0)
     run_dir = write_run(tmp_path / "run", [record])
     page_text, page = report(run_dir)
-    assert not page.all("video") and "file missing on disk" in page_text
+    assert page.classes() == ["t x x-downloaded"] and "file missing on disk" in page_text
 
 
 def test_thousand_jobs_stay_light(tmp_path: Path) -> None:
-    """1,000 jobs: the page builds in well under seconds, stays a few MB, and only the first videos get a src."""
+    """1,000 jobs: the page builds in well under seconds, stays small, and holds no <video>: players are made
+    by the script for the tiles near the screen only."""
     clip = make_clip(tmp_path / "clip.mp4")
     jobs = []
     for strength in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
@@ -173,11 +180,9 @@ def test_thousand_jobs_stay_light(tmp_path: Path) -> None:
     result = write_report(run_dir, posters=False)
     build_s = time.monotonic() - started
     page = Page(result.path.read_text(encoding="utf-8"))
-    videos = page.all("video")
-    assert len(videos) == 1000 and result.jobs == 1000
-    assert sum(1 for v in videos if "src" in v) == EAGER_VIDEOS
-    assert all(v["preload"] == "none" and v["data-src"] for v in videos if "src" not in v)
-    assert result.bytes < 2_500_000, result.bytes
+    assert len(page.tiles()) == 1000 and result.jobs == 1000 and not page.all("video")
+    assert all(tile["href"] for tile in page.tiles())
+    assert result.bytes < 800_000, result.bytes
     assert build_s < 5.0, build_s
 
 
@@ -192,7 +197,8 @@ def test_posters_are_extracted_once_and_reused(tmp_path: Path) -> None:
     assert result.posters == 2 and len(posters) == 2
     assert all(p.read_bytes()[:3] == b"\xff\xd8\xff" for p in posters)
     page = Page(result.path.read_text(encoding="utf-8"))
-    assert sorted(v["poster"] for v in page.all("video")) == sorted(href(f"posters/{p.name}") for p in posters)
+    assert sorted(i["src"] for i in page.all("img")) == sorted(href(f"posters/{p.name}") for p in posters)
+    assert all(i["loading"] == "lazy" for i in page.all("img"))
     stamps = [p.stat().st_mtime_ns for p in posters]
     write_report(run_dir)
     assert [p.stat().st_mtime_ns for p in posters] == stamps
@@ -205,7 +211,7 @@ def test_without_ffmpeg_there_is_no_poster_attribute(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", [job(0)], videos=clip)
     result = write_report(run_dir, ffmpeg=str(tmp_path / "no-such-ffmpeg"))
     page = Page(result.path.read_text(encoding="utf-8"))
-    assert result.posters == 0 and "poster" not in page.all("video")[0] and not page.all("img")
+    assert result.posters == 0 and page.tiles()[0]["href"] and not page.all("img")
 
 
 def test_report_rebuilds_from_the_journal_without_results_json(tmp_path: Path) -> None:
@@ -230,8 +236,8 @@ def test_report_rebuilds_from_the_journal_without_results_json(tmp_path: Path) -
     assert not (run_dir / RESULTS_NAME).exists()
     page_text, page = report(run_dir)
     assert "<h1>from-journal</h1>" in page_text
-    assert [a["class"] for a in page.all("article")] == ["card c-downloaded", "card c-failed"]
-    assert page.all("video")[0]["src"] == "./videos/a.mp4"
+    assert page.classes() == ["t", "t x x-failed"]
+    assert page.tiles()[0]["href"] == "./videos/a.mp4"
     assert (run_dir / "results.csv").is_file()
 
 
@@ -247,7 +253,7 @@ def test_report_follows_a_journal_newer_than_results_json(tmp_path: Path) -> Non
     journal.write_now("failed", key=records[1]["key"], reason="rejected", error="videoStrength too high")
     journal.close()
     page_text, page = report(run_dir)
-    assert [a["class"] for a in page.all("article")] == ["card c-pending", "card c-failed"]
+    assert page.classes() == ["t x x-pending", "t x x-failed"]
     assert "videoStrength too high" in page_text
 
 
@@ -259,6 +265,10 @@ def test_report_command_exit_statuses(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["report", str(run_dir), "--rows", "videoStrenght"]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'videoStrength'?" in err and "Traceback" not in err
+    assert main(["report", str(run_dir), "--cols", "modality"]) == 2
+    err = capsys.readouterr().err
+    assert "'modality' is not swept in this run: every job has modality none" in err
+    assert "Axes this run sweeps: videoStrength" in err and "Traceback" not in err
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "not a folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
@@ -287,3 +297,59 @@ def test_run_writes_the_report_at_its_end_unless_told_not_to(tmp_path: Path, mon
     assert main(["run", str(manifest), "--out", str(tmp_path), "-q", *flags]) == 0
     assert (seen[0] is not None) == writes_report
     assert (tmp_path / "demo" / "report.html").is_file() == writes_report
+
+
+def two_batches() -> list[dict[str, Any]]:
+    """Batch `frames`: 2 prompts x width/height zipped (1280, 768, 1024) x videoStrength (0.8, 0.4) x seeds (9, 3),
+    numInferenceSteps 30; batch `camera`: cameraMotion x videoStrength, one prompt and seed."""
+    jobs = []
+    for p, prompt in enumerate(("a city", "a harbour")):
+        for width, height in ((1280, 768), (768, 1280), (1024, 1024)):
+            for strength in (0.8, 0.4):
+                for seed in (9, 3):
+                    jobs.append(job(len(jobs), prompt=prompt, seed=seed, batch="frames", params={"numInferenceSteps": 30},
+                                    swept={"prompt": p, "width": width, "height": height, "videoStrength": strength,
+                                           "seed": seed}))
+    for motion in ("jib_up", "dolly_in"):
+        for strength in (0.8, 0.4):
+            jobs.append(job(len(jobs), prompt="a city", seed=9, batch="camera",
+                            swept={"cameraMotion": motion, "videoStrength": strength}))
+    return jobs
+
+
+def test_page_has_contents_fixed_settings_and_selectors_in_manifest_order(tmp_path: Path) -> None:
+    """A link per batch and table; each table says what it holds fixed; selectors and filters list values in
+    the manifest's order; every tile names its prompt and seed for the selectors."""
+    run_dir = write_run(tmp_path / "run", two_batches())
+    page_text, page = report(run_dir, rows="videoStrength", cols="width")
+    links = [a["href"] for a in page.all("a") if (a.get("href") or "").startswith("#")]
+    assert links == ["#s1", "#t1", "#s2", "#t2", "#t3", "#toc"]  # camera: one table per cameraMotion
+    assert [t["id"] for t in page.all("div") if "tbl" in (t.get("class") or "")] == ["t1", "t2", "t3"]
+    selects = {}
+    for name, attrs in page.tags:
+        if name == "select":
+            current = selects.setdefault(str(attrs["name"]), [])
+        elif name == "option":
+            current.append(attrs["value"])
+    assert selects == {"prompt": ["1", "2"], "seed": ["9", "3"], "batch": ["", "frames", "camera"],
+                       "cameraMotion": ["", "none", "jib_up", "dolly_in"]}
+    fixed = re.search(r'id="t1".*?<div class="fixed">(.*?)</div>', page_text).group(1)
+    assert "numInferenceSteps <b>30</b>" in fixed and "video <b>clip.mp4</b>" in fixed
+    assert "more at the model default</summary>" in fixed and "guidanceScale 3" in fixed
+    assert "prompt" not in fixed and "seed" not in fixed  # they vary: the selectors choose them
+    headers = re.findall(r'<thead><tr>(.*?)</tr></thead>', page_text)[0]
+    assert [h for h in re.findall(r'<span class="long">(.*?)</span>', headers)] == ["1280", "768", "1024"]
+    assert "height 768" in headers
+    tables = [t for t in page.all("div") if "tbl" in (t.get("class") or "")]
+    assert tables[0]["data-cell"] == "prompt seed" and tables[0]["data-f"] == "batch=frames&cameraMotion=none"
+    tiles = page.tiles()
+    assert [(t["data-p"], t["data-s"]) for t in tiles[:4]] == [("1", "9"), ("1", "3"), ("2", "9"), ("2", "3")]
+
+
+def test_report_help_lists_the_axes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`report --help` says what --rows/--cols accept: swept parameters, prompt, seed, video, batch."""
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Axes (NAME): anything the run varies" in text
+    assert all(name in text for name in ("prompt (several prompts)", "seed (several seeds)", "video", "batch"))

@@ -54,12 +54,12 @@ def test_roster_notes_every_key_once_walked(tmp_path: Path, text: str) -> None:
 @pytest.mark.parametrize("text", MANIFESTS)
 def test_roster_decodes_the_same_jobs_without_hashing_them(tmp_path: Path, text: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """specs() gives the jobs expansion gives, equal field by field, hashing only derived seeds (not keys)."""
+    """roster.jobs() gives the jobs expansion gives, equal field by field, hashing only derived seeds (not keys)."""
     manifest = load_text(tmp_path, text)
     roster = Roster(manifest)
     roster.complete()
     hashed = count_hashing(monkeypatch)
-    decoded = list(roster.specs())
+    decoded = list(roster.jobs())
     assert hashed.count == (manifest.job_count if text is MANIFESTS[1] else 0)  # the seedless derive their seeds
     assert decoded == list(manifest.jobs()) and len(decoded) == manifest.job_count
 

@@ -80,7 +80,7 @@ def test_status_after_a_run_with_every_state(tmp_path: Path) -> None:
     journal_with(tmp_path, MIXED, job_count=20)
     status = run_status(tmp_path)
     assert status.counts == {"pending": 10, "unknown": 1, "submitted": 1, "succeeded": 1, "downloaded": 3,
-                             "failed": 4}
+                             "failed": 4, "submitting": 0}
     assert (status.activity, status.api_requests, status.elapsed_s, status.sessions) == ("finished", 42, 13.0, 1)
     assert [(g.kind, g.error, [j.index for j in g.jobs]) for g in status.failures] == [
         ("rejected", "videoStrength is out of range", [5, 6]), ("download", "gave up after 12 attempts", [8]),
@@ -231,10 +231,63 @@ def test_status_command_text_json_and_exit_statuses(tmp_path: Path, capsys: pyte
     data = json.loads(capsys.readouterr().out)
     assert data["counts"]["failed"] == 4 and data["unknown"] == [{"index": 4, "key": "e" * 64}]
     assert data["resume"]["submit"] == 10 and data["resume"]["text"].startswith("resume would: poll 1")
-    assert data == json.loads(json.dumps(status_json(run_status(tmp_path / "run"))))
+    assert {k: v for k, v in data.items() if k != "jobs"} == json.loads(json.dumps(status_json(run_status(
+        tmp_path / "run"))))
     (tmp_path / "empty").mkdir()
     assert main(["status", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "has no ledger.jsonl" in err and "Traceback" not in err
     assert main(["status", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_running_sessions_posts_awaiting_their_answer_are_submitting(tmp_path: Path) -> None:
+    """While a run goes, an intent of this session with no answer yet is submitting (not unknown: nothing was
+    lost); one whose answer was lost, or an intent of an earlier session, is unknown; after the run, all unknown."""
+    t0 = time.time()
+    path = journal_with(tmp_path / "live", {"a" * 64: "unknown", "b" * 64: "unknown", "c" * 64: "submitted"},
+                        pid=os.getpid(), end=None, t0=t0 - 10)
+    events = [{"t": t0, "ev": "run", "name": "sweep", "job_count": 4, "pid": os.getpid()},
+              {"t": t0 + 1, "ev": "intent", "key": "d" * 64, "spec": spec("d" * 64, 3), "attempt": 1},
+              {"t": t0 + 1, "ev": "intent", "key": "b" * 64, "spec": spec("b" * 64, 1), "attempt": 2},
+              {"t": t0 + 2, "ev": "answer-lost", "key": "b" * 64, "error": "connection lost after sending"}]
+    with path.open("a") as handle:
+        handle.write("".join(json.dumps(e) + "\n" for e in events))
+    live = run_status(tmp_path / "live", now=t0 + 3)
+    assert live.activity == "running"
+    assert [j.index for j in live.submitting] == [3] and sorted(j.index for j in live.unknown) == [0, 1]
+    assert (live.counts["submitting"], live.counts["unknown"], sum(live.counts.values())) == (1, 2, 4)
+    assert "2 unknown, 1 submitting, 1 submitted" in status_text(live)
+    with path.open("a") as handle:
+        handle.write(json.dumps({"t": t0 + 4, "ev": "end", "reason": "interrupted"}) + "\n")
+    after = run_status(tmp_path / "live", now=t0 + 5)
+    assert after.submitting == () and after.counts["unknown"] == 3
+
+
+def test_status_json_lists_every_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`status --json` has a `jobs` array: every job of the run's manifest in order (the never-sent ones
+    pending), with its status, job id, error and files; then the jobs the manifest no longer has."""
+    manifest = write_manifest(tmp_path, prompts=1, seeds=2)  # 4 jobs
+    from pipeline.manifest.load import load_manifest
+
+    keys = [job.key for job in load_manifest(manifest).jobs()]
+    run_dir = tmp_path / "out" / "t"
+    journal_with(run_dir, {keys[0]: "downloaded", keys[2]: "failed:rejected:bad value", "z" * 64: "submitted"},
+                 job_count=4)
+    path = run_dir / JOURNAL_NAME
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    lines[0] = json.dumps({**first, "manifest": str(manifest)})
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["status", str(run_dir), "--json"]) == 0
+    jobs = json.loads(capsys.readouterr().out)["jobs"]
+    assert [(j["key"], j["index"], j["status"], j["in_manifest"]) for j in jobs] == [
+        (keys[0], 0, "downloaded", True), (keys[1], 1, "pending", True), (keys[2], 2, "failed", True),
+        (keys[3], 3, "pending", True), ("z" * 64, 2, "submitted", False)]
+    assert jobs[0]["files"] == [{"path": "videos/00000.mp4", "bytes": 3, "sha256": "0" * 64}]
+    assert (jobs[2]["error"], jobs[2]["error_kind"], jobs[4]["job_id"], jobs[4]["batch"]) == (
+        "bad value", "rejected", "job_2", "main")
+    (tmp_path / "t.yaml").unlink()  # the manifest gone: the journal's jobs, in_manifest unknown
+    assert main(["status", str(run_dir), "--json"]) == 0
+    jobs = json.loads(capsys.readouterr().out)["jobs"]
+    assert [(j["key"], j["in_manifest"]) for j in jobs] == [(keys[0], None), (keys[2], None), ("z" * 64, None)]

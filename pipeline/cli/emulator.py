@@ -17,6 +17,10 @@ from pipeline.gcpause import IdleFreezer, freeze_long_lived
 
 HELP = "run a local emulator of the Scenario API (for trying the pipeline and for tests)"
 DEFAULT_PORT = 8765
+EXIT_STATUSES = (
+    (0, "stopped by Ctrl-C or SIGTERM"),
+    (2, "a bad flag or knob, or the port cannot be listened on"),
+)
 
 
 def _flag(name: str) -> str:
@@ -53,6 +57,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                metavar=kind.__name__.upper(), help=text)
 
 
+def _as_typed(problem: str) -> Problem:
+    """A knob's problem ("job_time_s must not be negative") as one of its flag ("--job-time-s: must not ...")."""
+    name, _, rest = problem.partition(" ")
+    if rest and name in {f.name for f in fields(EmulatorKnobs)}:
+        return Problem(_flag(name), rest)
+    return Problem("", problem)
+
+
 def _credentials(environ: dict[str, str] | os._Environ[str]) -> tuple[str, str, bool]:
     key, secret = environ.get("SCENARIO_API_KEY", ""), environ.get("SCENARIO_API_SECRET", "")
     if key and secret:
@@ -87,8 +99,8 @@ def execute(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM, then stop cleanly and return 0."""
     try:
         knobs = EmulatorKnobs(**{f.name: getattr(args, f.name) for f in fields(EmulatorKnobs)})
-    except ValueError as exc:
-        raise ConfigError([Problem("", str(p)) for p in str(exc).split("; ")]) from None
+    except ValueError as exc:  # "job_time_s must not be negative": named by its flag, as the user typed it
+        raise ConfigError([_as_typed(p) for p in str(exc).split("; ")]) from None
     key, secret, from_env = _credentials(os.environ)
     server = EmulatorServer(Emulator(api_key=key, api_secret=secret, knobs=knobs), host=args.host, port=args.port,
                             freezer=IdleFreezer())

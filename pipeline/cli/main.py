@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from pipeline import __version__
@@ -22,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "status": "pipeline.cli.status",
     "report": "pipeline.cli.report",
     "rerun": "pipeline.cli.rerun",
+    "models": "pipeline.cli.models",
 }
 
 
@@ -33,14 +35,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+EXIT_STATUSES = (
+    (0, "success"),
+    (1, "run: some jobs failed, are unknown or unfinished; the disk is full; an API error a command cannot get "
+        "past (plan --cost, status --server)"),
+    (2, "bad input: manifest, config file, environment variable, flag; no credentials; not a run folder; "
+        "another run holds the run folder"),
+    (3, "stopped by the API (credentials refused, out of credits, the model not in the plan) or by --max-cost"),
+    (130, "interrupted (Ctrl-C, SIGTERM)"),
+)
+"""Every exit status the tool uses (each command's --help lists its own)."""
+
+
+def exit_text(statuses: Sequence[tuple[int, str]]) -> str:
+    """The `exit status:` block of an epilog."""
+    return "exit status:\n" + "\n".join(textwrap.fill(text, width=79, initial_indent=f"  {code:>3}  ",
+                                                       subsequent_indent=" " * 7) for code, text in statuses)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ltx-batch", description="Batch runs of Scenario's LTX-2 19B video-to-video model.")
+    parser = _Parser(prog="ltx-batch", description="Batch runs of Scenario's LTX-2 19B video-to-video model.",
+                     epilog=exit_text(EXIT_STATUSES), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ltx-batch {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        statuses = getattr(module, "EXIT_STATUSES", None)
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP,
+                                    epilog=exit_text(statuses) if statuses else None,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
         module.configure(sub)
@@ -49,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(*, verbose: bool, quiet: bool) -> None:
+    """Log lines as `12:03:04 WARNING message`; with --verbose (debug) the module that logged is named too."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    where = " %(name)s:" if verbose else ""
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s{where} %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr, force=True)
     if not verbose:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

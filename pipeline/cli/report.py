@@ -10,11 +10,18 @@ from pipeline.report.page import write_report
 HELP = "write RUN_DIR/report.html, a self-contained contact sheet of the run's videos (and results.csv)"
 
 
+AXES = ("Axes (NAME): anything the run varies: a parameter the manifest sweeps or zips (videoStrength, "
+        "modality, width, ...), prompt (several prompts), seed (several seeds), video (several input videos) or "
+        "batch (several batches). A name the run does not vary is refused (exit 2) with the list of those it "
+        "does; the page's header lists them too. Exit status: 0 written, 2 bad folder or axis, 1 other errors.")
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = AXES
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holds results.json / ledger.jsonl)")
-    parser.add_argument("--rows", metavar="NAME", help="parameter down the rows (default: the swept one with "
-                                                       "the most values)")
-    parser.add_argument("--cols", metavar="NAME", help="parameter along the columns (default: the next one)")
+    parser.add_argument("--rows", metavar="NAME", help="the axis down the rows (default: the swept parameter "
+                                                       "with the most values); see Axes below")
+    parser.add_argument("--cols", metavar="NAME", help="the axis along the columns (default: the next one)")
     parser.add_argument("--no-posters", action="store_true", help="do not extract poster frames with ffmpeg")
 
 

@@ -12,6 +12,10 @@ from pipeline.report.rerun import rerun_manifest, select_jobs
 from pipeline.ledger.rundir import load_run
 
 HELP = "write a manifest (YAML) that reproduces chosen jobs: same inputs, parameters and seeds"
+EXIT_STATUSES = (
+    (0, "the manifest was written (or, with --failed alone, nothing had failed: nothing to rerun)"),
+    (2, "not a run folder, no jobs chosen, a key that matches no job or several, or -o cannot be written"),
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +30,11 @@ def execute(args: argparse.Namespace) -> int:
     if not keys and not args.failed:
         raise InputError("say which jobs: --keys K1,K2 (key prefixes work) and/or --failed")
     view = load_run(args.run_dir)
-    rerun = rerun_manifest(str(view.run.get("name") or view.run_dir.name), select_jobs(view.jobs, keys=keys,
-                                                                                        failed=args.failed))
+    chosen = select_jobs(view.jobs, keys=keys, failed=args.failed)
+    if not chosen:  # --failed, and no job failed: a fine outcome
+        print(f"nothing to rerun: no failed jobs in {view.run_dir}", file=sys.stderr)
+        return 0
+    rerun = rerun_manifest(str(view.run.get("name") or view.run_dir.name), chosen)
     for note in rerun.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.output:

@@ -10,20 +10,29 @@ import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 from pipeline.errors import PipelineError
-from pipeline.report.status import run_status
+from pipeline.report.status import job_entries, run_status_and_state
 from pipeline.report.status_view import status_json, status_text
 
 HELP = "show a run's progress and what a resume would do (works while the run is going)"
+EXIT_STATUSES = (
+    (0, "the status was shown"),
+    (1, "--server: the job listing failed"),
+    (2, "not a run folder (no ledger.jsonl), a bad flag or config; --server without credentials"),
+    (3, "--server: the API refused the credentials"),
+)
 
 log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holds ledger.jsonl)")
-    parser.add_argument("--json", action="store_true", help="print the status as JSON (every job listed)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the status as JSON, every job listed in `jobs` (key, index, batch, status, "
+                             "job_id, error, files...)")
     parser.add_argument("--server", action="store_true",
                         help="also compare the journal with the account's jobs on the server (needs credentials; "
                              "changes nothing)")
@@ -32,14 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    status = run_status(args.run_dir)
+    status, state = run_status_and_state(args.run_dir)
     check = _check_server(args, status.manifest) if args.server else None
     if args.json:
         data = status_json(status)
         if check is not None:
             data["server"] = asdict(check)
-        json.dump(data, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        write_json(data, job_entries(status, state), sys.stdout)
     else:
         print(status_text(status))
         if check is not None:
@@ -49,11 +57,23 @@ def execute(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_json(data: dict[str, Any], jobs: Iterable[dict[str, Any]], out: TextIO) -> None:
+    """The status as one JSON object, its `jobs` array streamed one job per line (memory flat in the jobs)."""
+    head = json.dumps({**data, "jobs": []}, ensure_ascii=False, indent=1)
+    assert head.endswith('"jobs": []\n}')
+    out.write(head[: -len("[]\n}")] + "[")
+    for number, job in enumerate(jobs):
+        out.write(",\n  " if number else "\n  ")
+        out.write(json.dumps(job, ensure_ascii=False))
+    out.write("\n ]\n}\n")
+
+
 def _check_server(args: argparse.Namespace, manifest_path: str | None) -> Any:
+    from pipeline.cli.run import SETTING_FLAGS
     from pipeline.config import load_credentials, load_settings
     from pipeline.report.server_check import check_server
 
-    settings = load_settings(config_file=args.config, overrides={"api_base_url": args.api_url})
+    settings = load_settings(config_file=args.config, overrides={"api_base_url": args.api_url}, flags=SETTING_FLAGS)
     credentials = load_credentials()
     run_dir = Path(args.run_dir).expanduser()
     return asyncio.run(check_server(run_dir, settings, credentials, _manifest_bodies(run_dir, manifest_path)))

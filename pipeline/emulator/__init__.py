@@ -1,4 +1,4 @@
-"""A local, faithful emulator of the Scenario API for the LTX-2 video-to-video model.
+"""A local, faithful emulator of the Scenario API for the LTX-2 video-to-video model (and a few other models).
 
     from pipeline.emulator import Emulator, EmulatorServer
 
@@ -11,7 +11,7 @@ guards, from `guards`) with `library` (assets, outputs, CDN URLs) and `desk` (mu
 `server` (EmulatorServer), `app` (middleware) and the routes: `routes_api`,
 `routes_uploads`, `routes_cdn`, `routes_control`, with `wire` (shared helpers).
 Pure parts: `jobs` (lazy job timeline), `jobjson`, `listing` (GET /v1/jobs rules),
-`model` (GET /v1/models), `pricing` (CU), `gates` (429s, plan, CU cap), `multipart`
+`model` (GET /v1/models: the built-in model, `catalog`'s and the listings), `pricing` (CU), `gates` (429s, plan, CU cap), `multipart`
 (upload states and checks), `s3` (presigned part URLs), `assets`, `media` (bytes as
 segments, MP4 boxes), `cdn` (signed URLs, Range), `faults`, `access` (Basic auth,
 rate limit), `validation`, `uploads` (base64 image bodies), `clock`, `stats`,

@@ -10,6 +10,7 @@ original plus a marker box: other bytes, other size), unless the
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 THREAD_HASH_BYTES = 4 * 2**20  # outputs whose un-cached part is bigger are hashed in a worker thread
 MAX_BULK_IDS = 200  # api-notes "Outputs": get-bulk takes at most 200 ids
 TRANSFORMED = "~t"  # marks a CDN token of the transformed delivery
+STUB_MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # what a job without an input video starts from
 
 
 class Library:
@@ -45,6 +47,9 @@ class Library:
     def __init__(self) -> None:
         self._assets = AssetStore()
         self._signer = UrlSigner(os.urandom(32))
+        self._stub = Asset("asset_stub", "stub.mp4", "video", "video/mp4", 0.0, len(STUB_MP4),
+                           body=Layout((STUB_MP4,)), sha256=hashlib.sha256(STUB_MP4).hexdigest(),
+                           digest=hashlib.sha256(STUB_MP4))
 
     def _sync(self) -> None:
         raise NotImplementedError
@@ -128,13 +133,23 @@ class Library:
                              open_box_at=source.open_box_at)
 
     def _source(self, job: Job) -> Asset:
-        """The uploaded video a job's output is built from (an output used as input counts as its own source)."""
-        asset = self._assets.get(job.params["video"])
+        """The uploaded video a job's output is built from: its first video input (`video`, else the first video
+        of any file input, such as Seedance's `referenceVideos`; an output used as input counts as its own
+        source); a job without one (text or image to video) is built from a stub MP4."""
+        asset = self._video_input(job.params)
         while asset is not None and asset.body is None:
             parent = self._board.get(asset.job_id or "")
-            asset = self._assets.get(parent.params["video"]) if parent else None
-        assert asset is not None
-        return asset
+            asset = self._video_input(parent.params) if parent else None
+        return asset if asset is not None else self._stub
+
+    def _video_input(self, params: dict[str, Any]) -> Asset | None:
+        ordered = [params.get("video"), *(v for k, v in params.items() if k != "video")]
+        for value in ordered:
+            for asset_id in value if isinstance(value, list) else [value]:
+                asset = self._assets.get(asset_id) if isinstance(asset_id, str) else None
+                if asset is not None and asset.kind == "video":
+                    return asset
+        return None
 
     async def output_sha256(self, job: Job) -> str:
         """The sha256 of a job's original output (files and big data hashed in a worker thread)."""

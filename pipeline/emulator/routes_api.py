@@ -7,18 +7,19 @@
     GET  /v1/jobs                        -> {"jobs": [...], "nextPaginationToken"?} (see `listing`)
     GET  /v1/jobs/{jobId}                -> {"job": {...}} (generate jobs, and upload jobs of completed uploads)
     POST /v1/jobs/{jobId}/action         {"action": "cancel"} -> 400 for generate/custom jobs (observed)
-    GET  /v1/models/{modelId}            -> {"model": {..., "inputs": [...]}}
+    GET  /v1/models/{modelId}            -> {"model": {..., "inputs": [...]}} (see `model` and `catalog`)
+    GET  /v1/models                      -> {"models": [...], "nextPaginationToken"?}; ?privacy=public: public ones
+    GET  /v1/models/public               -> the public models, as ?privacy=public
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from pipeline.emulator.model import model_json
+from pipeline.emulator.model import list_models, model_json
 from pipeline.emulator.pricing import cost_answer
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.wire import base_url, dropped, emulator_of, query_flag, read_body, read_json
-from pipeline.manifest.params import MODEL_ID
 
 DRY_RUN_STATUS = 269  # scenario-sdk: "the call returns a 269 response carrying the creative units cost"
 
@@ -31,6 +32,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/jobs", list_jobs, allow_head=False)
     app.router.add_get("/v1/jobs/{jobId}", get_job, allow_head=False)
     app.router.add_post("/v1/jobs/{jobId}/action", job_action)
+    app.router.add_get("/v1/models", get_models, allow_head=False)
+    app.router.add_get("/v1/models/public", get_public_models, allow_head=False)  # before {modelId}
     app.router.add_get("/v1/models/{modelId}", get_model, allow_head=False)
 
 
@@ -96,8 +99,15 @@ async def job_action(request: web.Request) -> web.Response:
 
 
 async def get_model(request: web.Request) -> web.Response:
-    """GET /v1/models/{modelId}: the LTX-2 model and its inputs."""
-    model_id = request.match_info["modelId"]
-    if model_id != MODEL_ID:
-        raise ErrorReply(404, f"Model not found: {model_id}")
-    return web.json_response({"model": model_json()})
+    """GET /v1/models/{modelId}: a model and its inputs (404 for one the emulator does not serve)."""
+    return web.json_response({"model": model_json(request.match_info["modelId"])})
+
+
+async def get_models(request: web.Request) -> web.Response:
+    """GET /v1/models: a page of the account's models, or of the public ones with ?privacy=public."""
+    return web.json_response(list_models(request.query))
+
+
+async def get_public_models(request: web.Request) -> web.Response:
+    """GET /v1/models/public: a page of the public models."""
+    return web.json_response(list_models(request.query, public=True))

@@ -27,8 +27,7 @@ from pipeline.emulator.listing import Row, parse_query, select
 from pipeline.emulator.pricing import cost_answer, price_cu
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.stats import Stats
-from pipeline.emulator.validation import check_generate
-from pipeline.manifest.params import MODEL_ID
+from pipeline.emulator.validation import check_generate, model_schema
 
 
 class Emulator(Guards, Library):
@@ -88,8 +87,7 @@ class Emulator(Guards, Library):
 
     def dry_run(self, model_id: str, body: Any) -> dict[str, Any]:
         """`?dryRun=true`: the price of a job with this body; no job, no charge, no parameter checks."""
-        if model_id != MODEL_ID:
-            raise ErrorReply(404, f"Model not found: {model_id}")
+        model_schema(model_id)
         self._check_access(model_id)
         self.counters.dry_runs += 1
         return cost_answer(price_cu(body, cu_per_second=self._knobs.cu_per_second))
@@ -97,8 +95,8 @@ class Emulator(Guards, Library):
     def create_job(self, model_id: str, body: Any) -> Job:
         """Validate a generate request and queue the job (404 model, 403 plan, 400 params/assets, 402 credits,
         the spending cap, 429 concurrency cap)."""
-        if model_id == MODEL_ID:
-            self._check_access(model_id)
+        model_schema(model_id)
+        self._check_access(model_id)
         params = check_generate(model_id, body, self._assets)
         knobs = self._knobs
         cost = price_cu(params, cu_per_second=knobs.cu_per_second)

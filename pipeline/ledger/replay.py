@@ -58,6 +58,7 @@ class JobState:
     key: str
     spec: dict[str, Any] | None = None  # JobSpec.to_json() of the last intent (kept only if keep_specs)
     index: int | None = None  # the job's index in its manifest
+    batch: str | None = None  # the job's batch in its manifest (from its intent)
     file: str | None = None  # output path for its first asset, relative to the run folder
     state: str = PENDING
     job_id: str | None = None
@@ -309,6 +310,7 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
         if isinstance(spec, dict):
             job.spec = spec
             job.index = spec.get("index") if isinstance(spec.get("index"), int) else job.index
+            job.batch = sys.intern(spec["batch"]) if isinstance(spec.get("batch"), str) else job.batch
         job.file = event.get("file", job.file)
         job.request = event.get("request")
         job.state = UNKNOWN
@@ -325,8 +327,8 @@ def _apply_job(job: JobState, kind: Any, event: Mapping[str, Any], now: float) -
     elif kind == "not-sent":  # the POST surely did not create a job (the server answered an error)
         job.state = PENDING
         job.error = event.get("error")
-    elif kind == "unresolved":  # still unknown: reconciling with the server could not decide (the reason)
-        job.error = event.get("error")
+    elif kind in ("unresolved", "answer-lost"):  # still unknown, and why: reconciling could not decide, or the
+        job.error = event.get("error")          # POST's answer was lost (until then a live run is submitting it)
     elif kind == "submitted":
         job.state = SUBMITTED
         job.job_id = str(event["job_id"])

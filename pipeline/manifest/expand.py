@@ -99,6 +99,23 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class Doubts:
+    """What a batch built despite problems in its manifest does not know; a valid batch knows everything.
+
+    `names`: parameters that some jobs lack because the value written there was bad (checks on them are
+    skipped); `values_known`: every job's parameters, model and inputs are as written (else two jobs may
+    look identical only because of what is missing); `count_known`: the batch has as many jobs as written
+    (else the index of a job, here and in the batches after it, is not the one a fixed manifest gives)."""
+
+    names: frozenset[str] = frozenset()
+    values_known: bool = True
+    count_known: bool = True
+
+
+CERTAIN = Doubts()
+
+
+@dataclass(frozen=True, slots=True)
 class Origin:
     """Where a job's values come from: indices into its batch's axes (for messages)."""
 
@@ -171,44 +188,68 @@ def _values(batch: Batch, origin: Origin) -> tuple[dict[str, Any], dict[str, Any
     return complete(values), swept
 
 
-def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem]) -> tuple[list[Problem], list[Problem]]:
+def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
+               doubts: Sequence[Doubts] | None = None) -> tuple[list[Problem], list[Problem]]:
     """Checks that need whole jobs: duplicates (naming both), unpaired width/height, conditioningVideo
-    with modality none. Returns (errors, warnings); keeps one 8-byte digest per job."""
+    with modality none. Returns (errors, warnings); keeps one 8-byte digest per job.
+
+    `doubts` (one per batch) are for batches built despite other problems: a check is skipped where it
+    would rest on a value that failed its own check, and job numbers are left out where they are not sure."""
+    doubts = list(doubts) if doubts is not None else [CERTAIN] * len(batches)
+    known = {id(batch): doubt for batch, doubt in zip(batches, doubts)}
+    # what a message may say of the jobs of each batch: 2 their numbers, 1 their count, 0 nothing
+    sure = {id(batch): 2 if all(d.count_known for d in doubts[:i + 1]) else int(doubts[i].count_known)
+            for i, batch in enumerate(batches)}
+    duplicates = all(d.values_known and d.count_known for d in doubts)
     seen: set[int] = set()
     clashes: list[tuple[JobSpec, Origin]] = []
-    unpaired: dict[tuple[Path, str], list[int]] = {}  # -> [job count, first index]
+    unpaired: dict[tuple[Path, str], list[int]] = {}  # -> [job count, first index, how sure]
     unmatched: dict[Path, list[int]] = {}
-    pairs = [(p.name, p.paired_with) for p in PARAMS.values() if p.paired_with]
+    all_pairs = [(p.name, p.paired_with) for p in PARAMS.values() if p.paired_with]
+    current: Batch | None = None
     for job, origin in expand(batches):
-        digest = int(job.key[:16], 16)
-        if digest in seen:
-            clashes.append((job, origin))
-        seen.add(digest)
+        if origin.batch is not current:
+            current = origin.batch
+            doubt, level = known[id(current)], sure[id(current)]
+            pairs = [(a, b) for a, b in all_pairs if a not in doubt.names and b not in doubt.names]
+            modality = "modality" not in doubt.names
+        if duplicates:
+            digest = int(job.key[:16], 16)
+            if digest in seen:
+                clashes.append((job, origin))
+            seen.add(digest)
         for name, partner in pairs:
             if name in job.params and partner not in job.params:
                 message = f"{name} is set without {partner}"
                 if origin.batch.path:  # written under `batches`
                     message += f" in batch {job.batch!r}"
-                _count(unpaired, (origin.path_of(name), message), job.index)
-        if job.params.get("modality") == "none":
+                _count(unpaired, (origin.path_of(name), message), job.index, level)
+        if modality and job.params.get("modality") == "none":
             for ref in job.inputs:
                 if ref.param == "conditioningVideo":
-                    _count(unmatched, origin.batch.videos[origin.video].paths[ref.param], job.index)
-    errors = [locate(path, f"{message} ({_jobs_phrase(indices)})") for (path, message), indices in unpaired.items()]
-    warnings = [locate(path, f"conditioningVideo is given but modality is 'none' ({_jobs_phrase(indices)}); "
-                             "set the matching modality") for path, indices in unmatched.items()]
+                    _count(unmatched, origin.batch.videos[origin.video].paths[ref.param], job.index, level)
+    errors = [locate(path, message + _jobs_phrase(tally)) for (path, message), tally in unpaired.items()]
+    warnings = [locate(path, f"conditioningVideo is given but modality is 'none'{_jobs_phrase(tally)}; "
+                             "set the matching modality") for path, tally in unmatched.items()]
     if clashes:
         errors += _duplicates(batches, clashes, locate)
     return errors, warnings
 
 
-def _count(tally: dict[Any, list[int]], key: Any, index: int) -> None:
-    tally.setdefault(key, [0, index])[0] += 1
+def _count(tally: dict[Any, list[int]], key: Any, index: int, level: int) -> None:
+    found = tally.setdefault(key, [0, index, level])
+    found[0] += 1
+    found[2] = min(found[2], level)
 
 
 def _jobs_phrase(tally: list[int]) -> str:
-    count, first = tally
-    return f"job {first}" if count == 1 else f"{count:,} jobs, e.g. job {first}"
+    """` (1,584 jobs, e.g. job 3)`: which jobs a message is about, as far as that is known."""
+    count, first, level = tally
+    if level == 2:
+        return f" (job {first})" if count == 1 else f" ({count:,} jobs, e.g. job {first})"
+    if level == 1:
+        return " (1 job)" if count == 1 else f" ({count:,} jobs)"
+    return ""
 
 
 def _duplicates(batches: Sequence[Batch], clashes: list[tuple[JobSpec, Origin]],

@@ -31,9 +31,13 @@ class Inputs:
     """The entries of one file parameter as written (`inputs.video` may list several)."""
 
     labels: tuple[str, ...]  # as written: a path or an asset id
-    refs: tuple[InputRef, ...]
+    refs: tuple[InputRef | None, ...]  # None: an entry that cannot be used (its problem is recorded)
     paths: tuple[Path, ...]  # of each entry
     path: Path  # of the parameter
+
+    @property
+    def usable(self) -> bool:
+        return None not in self.refs
 
 
 class InputFiles:
@@ -45,17 +49,16 @@ class InputFiles:
         self.hashes: dict[str, tuple[str, int] | None] = {}
 
     def read(self, param: str, raw: Any, path: Path) -> Inputs | None:
-        """One parameter's entries (a string or a non-empty list of them); None if any is unusable."""
+        """One parameter's entries (a string or a non-empty list of them), each checked; None for an empty list.
+
+        An entry that cannot be used keeps its place with a None ref, so the videos can still be counted."""
         if not isinstance(raw, list):
-            ref = self.ref(param, raw, path)
-            return None if ref is None else Inputs((raw,), (ref,), (path,), path)
+            return Inputs((str(raw),), (self.ref(param, raw, path),), (path,), path)
         if not raw:
             self.report(path, "must be a path, an asset id or a non-empty list of them, not an empty list")
             return None
-        refs = [self.ref(param, item, (*path, i)) for i, item in enumerate(raw)]
-        if any(ref is None for ref in refs):
-            return None
-        return Inputs(tuple(raw), tuple(r for r in refs if r), tuple((*path, i) for i in range(len(raw))), path)
+        refs = tuple(self.ref(param, item, (*path, i)) for i, item in enumerate(raw))
+        return Inputs(tuple(map(str, raw)), refs, tuple((*path, i) for i in range(len(raw))), path)
 
     def ref(self, param: str, item: Any, path: Path) -> InputRef | None:
         if not isinstance(item, str) or not item.strip() or "\x00" in item:
@@ -95,22 +98,25 @@ class InputFiles:
         return digest.hexdigest(), size
 
 
-def pair_videos(inputs: Mapping[str, Inputs], report: Report) -> tuple[Video, ...] | None:
-    """The video axis: each video with its image/conditioningVideo (one for every video, or one per video)."""
+def pair_videos(inputs: Mapping[str, Inputs], report: Report) -> tuple[tuple[Video, ...], bool]:
+    """The video axis: each video with its image/conditioningVideo (one for every video, or one per video).
+
+    Returns the videos and whether they are as written: a list of the wrong length is reported and paired
+    as well as it can be (its last entry repeated or its extra ones left out); an unusable entry is left out
+    of its video's refs."""
     count = len(inputs["video"].refs)
     mismatched = [entries for entries in inputs.values() if len(entries.refs) not in (1, count)]
     for entries in mismatched:
         report(entries.path, f"lists {len(entries.refs)} files but inputs.video lists {count}; "
                              "give one for every video, or one per video")
-    if mismatched:
-        return None
     order = [param for param in FILE_PARAMS if param in inputs]
     videos = []
     for i in range(count):
         picked = {param: min(i, len(inputs[param].refs) - 1) for param in order}
+        usable = [param for param in order if inputs[param].refs[picked[param]] is not None]
         videos.append(Video(
             label=inputs["video"].labels[i],
-            refs=tuple(inputs[param].refs[picked[param]] for param in order),
-            paths={param: inputs[param].paths[picked[param]] for param in order},
+            refs=tuple(ref for param in usable if (ref := inputs[param].refs[picked[param]]) is not None),
+            paths={param: inputs[param].paths[picked[param]] for param in usable},
         ))
-    return tuple(videos)
+    return tuple(videos), not mismatched and all(entries.usable for entries in inputs.values())

@@ -1,7 +1,10 @@
 """Reading one block of the manifest (the top level or one batch) into a `Layer` of checked values.
 
 Each value is checked once, where it is written, against the parameter table in `params`;
-every problem is recorded with its location (`batches[0].sweep.videoStrength[2]`) and line.
+every problem is recorded with its location (`batches[0].sweep.videoStrength[2]`) and line,
+with a hint (`hints`) when a YAML trap is the likely cause. A bad entry inside a list (a sweep
+value, a prompt, a seed) is marked INVALID in place, so the list keeps its length and the jobs
+can still be counted and checked as a whole (`load.merge`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from pipeline.errors import Problem
+from pipeline.manifest import hints
 from pipeline.manifest.expand import Axis, Prompt
 from pipeline.manifest.inputs import InputFiles
 from pipeline.manifest.params import FILE_PARAMS, MODEL_ID, PARAMS, SEED_LIMIT, check_value, suggest, unknown_message
@@ -21,7 +25,8 @@ SEEDS_KEYS = ("count", "from")
 
 
 class _Invalid:
-    """Marks an entry that is written but invalid (its problem is already recorded)."""
+    """Marks an entry that is written but invalid (its problem is already recorded): a value, a whole
+    entry of a block, a prompt's text, an input file."""
 
     def __repr__(self) -> str:
         return "INVALID"
@@ -45,10 +50,11 @@ class Layer:
     model: At | None = None
     inputs: dict[str, Any] = field(default_factory=dict)  # param -> Inputs | None | INVALID
     defaults: dict[str, Any] = field(default_factory=dict)  # name -> At | None | INVALID
-    prompts: Any = None  # tuple[Prompt, ...] | None (not given) | INVALID
-    sweep: dict[str, Any] = field(default_factory=dict)  # name -> Axis | None | INVALID
+    prompts: Any = None  # tuple[Prompt, ...] | None (not given) | INVALID; a bad prompt's text is INVALID
+    sweep: dict[str, Any] = field(default_factory=dict)  # name -> Axis | None | INVALID; bad values INVALID
     zip: dict[str, Any] = field(default_factory=dict)
     seeds: At | None = None  # value: range | tuple[int, ...] | None (null: derived seeds) | INVALID
+    broken: bool = False  # a batch that is not a mapping: nothing in it could be read
 
 
 class Reader:
@@ -61,7 +67,24 @@ class Reader:
         self.files = InputFiles(base_dir, self.error)
 
     def error(self, path: Path, message: str) -> None:
+        if self.tree.is_damaged(path):
+            return  # the YAML value there could not be read as written: that problem is already recorded
         self.problems.append(self.tree.problem(path, message))
+
+    def unknown(self, path: Path, message: str, what: str = "key") -> None:
+        """An unknown key; when it looks like the rest of a text cut at a comma in `{...}`, the hint says so
+        (in place of a suggestion, which would be a guess from a piece of text)."""
+        container: Any = self.tree.value
+        for part in path[:-1]:
+            if isinstance(container, dict):
+                container = container.get(part)
+            else:
+                in_list = isinstance(container, list) and isinstance(part, int) and part < len(container)
+                container = container[part] if in_list else None
+        hint = None
+        if isinstance(container, dict):
+            hint = hints.split_text(container, path[-1], flow=path[:-1] in self.tree.flow)
+        self.error(path, f"unknown {what} {path[-1]!r} ({hint})" if hint else message)
 
     def warn(self, path: Path, message: str) -> None:
         self.warnings.append(self.tree.problem(path, message))
@@ -72,7 +95,7 @@ class Reader:
         for key, raw in doc.items():
             here = (*path, key)
             if key not in allowed:
-                self.error(here, unknown_key(key, allowed))
+                self.unknown(here, unknown_key(key, allowed))
             elif key == "model" and raw is not None:
                 layer.model = At(self.model(raw, here), here)
             elif key == "inputs":
@@ -99,13 +122,16 @@ class Reader:
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            self.error(path, f"must be a mapping ({shape}), not {describe(raw)}")
+            hint = ""
+            if isinstance(raw, str) and ":" in raw and ": " not in raw:
+                hint = " (put a space after the ':' of each key)"
+            self.error(path, f"must be a mapping ({shape}), not {describe(raw)}{hint}")
             return {"": INVALID}
         return {key: read(key, value, (*path, key)) for key, value in raw.items()}
 
     def inputs(self, param: str, raw: Any, path: Path) -> Any:
         if param not in FILE_PARAMS:
-            self.error(path, unknown_key(param, FILE_PARAMS))
+            self.unknown(path, unknown_key(param, FILE_PARAMS))
             return INVALID
         if raw is None:
             return None  # drops an inherited input
@@ -121,7 +147,7 @@ class Reader:
         elif name == "seed":
             self.error(path, "seeds are given with the 'seeds' key")
         elif name not in PARAMS:
-            self.error(path, unknown_message(name))
+            self.unknown(path, unknown_message(name), "parameter")
         else:
             return True
         return False
@@ -132,7 +158,8 @@ class Reader:
             return None  # not sent: the server decides
         value, error, warning = check_value(PARAMS[name], raw)
         if error:
-            self.error(path, error)
+            hint = hints.value_hint(PARAMS[name], raw)
+            self.error(path, f"{error} ({hint})" if hint else error)
             return INVALID
         if warning:
             self.warn(path, warning)
@@ -149,70 +176,80 @@ class Reader:
         return INVALID if value is INVALID else At(value, path)
 
     def axis(self, name: str, raw: Any, path: Path) -> Any:
-        if not self.settable(name, path):
-            return INVALID
+        """The values of one swept or zipped parameter; INVALID in place of each bad or repeated one."""
+        settable = self.settable(name, path)
         if raw is None:
-            return None  # drops an inherited axis
+            return None if settable else INVALID  # null drops an inherited axis
+        paths = tuple((*path, i) for i in range(len(raw))) if isinstance(raw, list) else ()
+        if not settable:
+            return Axis(name, (INVALID,) * len(raw), paths, path) if isinstance(raw, list) and raw else INVALID
         if not isinstance(raw, list) or not raw:
             what = "an empty list" if raw == [] else describe(raw)
             self.error(path, f"must be a non-empty list of values (a single value goes in 'defaults'), not {what}")
             return INVALID
         values = [self.value(name, item, (*path, i)) for i, item in enumerate(raw)]
-        if INVALID in values or self.repeated(values, path, "value"):
-            return INVALID
-        return Axis(name, tuple(values), tuple((*path, i) for i in range(len(raw))), path)
+        for i in self.repeated(values, path, "value"):
+            values[i] = INVALID
+        return Axis(name, tuple(values), paths, path)
 
-    def repeated(self, values: list[Any], path: Path, what: str) -> bool:
-        """Record every value listed twice in one list (prompts: same text and overrides); True if any."""
+    def repeated(self, values: list[Any], path: Path, what: str) -> list[int]:
+        """Record every value listed twice in one list (prompts: same text and overrides); their indices.
+
+        Entries already INVALID (or prompts with an INVALID part) are not compared."""
         first: dict[str, int] = {}
+        found = []
         for i, value in enumerate(values):
+            if value is INVALID or isinstance(value, Prompt) and not _known_prompt(value):
+                continue
             marker = repr((value.text, sorted(value.overrides.items())) if isinstance(value, Prompt) else value)
             if marker in first:
                 shown = value.text if isinstance(value, Prompt) else value
                 self.error((*path, i), f"{what} {shown!r} is listed twice (also {format_path((*path, first[marker]))})")
+                found.append(i)
             first.setdefault(marker, i)
-        return len(first) < len(values)
+        return found
 
     def prompts(self, raw: Any, path: Path) -> Any:
+        """The prompts in order; a bad or repeated one keeps its place with an INVALID text."""
         if isinstance(raw, (str, dict)):
-            found = self.prompt(raw, path)
-            return INVALID if found is None else (found,)
+            return (self.prompt(raw, path),)
         if not isinstance(raw, list) or not raw:
             what = "an empty list" if raw == [] else describe(raw)
             self.error(path, f"must be a non-empty list of prompts (text or {{prompt: ..., <parameter>: ...}}), "
                              f"not {what}")
             return INVALID
-        found = [self.prompt(item, (*path, i)) for i, item in enumerate(raw)]
-        prompts = [p for p in found if p is not None]
-        if len(prompts) < len(found) or self.repeated(prompts, path, "prompt"):
-            return INVALID
+        prompts = [self.prompt(item, (*path, i)) for i, item in enumerate(raw)]
+        for i in self.repeated(prompts, path, "prompt"):
+            prompts[i] = Prompt(INVALID, prompts[i].overrides, prompts[i].path)
         return tuple(prompts)
 
-    def prompt(self, item: Any, path: Path) -> Prompt | None:
-        """Text, or a mapping of `prompt` (the text) and parameter overrides (null unsets a default)."""
+    def prompt(self, item: Any, path: Path) -> Prompt:
+        """Text, or a mapping of `prompt` (the text) and parameter overrides (null unsets a default).
+
+        The text is INVALID if it is bad; so is each bad override."""
         if not isinstance(item, dict):
-            text = self.text(item, path)
-            return None if text is None else Prompt(text, {}, path)
+            return Prompt(self.text(item, path), {}, path)
         if "prompt" not in item:
-            self.error(path, "a prompt given as a mapping needs a 'prompt' key (the text)")
-            return None
-        text, overrides, ok = None, {}, True
+            hint = hints.prompt_mapping(item, PARAMS)
+            message = "a prompt given as a mapping needs a 'prompt' key (the text)"
+            self.error(path, f"{message}; {hint}" if hint else message)
+            if hint:  # a text with ': ' in it, not overrides: nothing more to say about its keys
+                return Prompt(INVALID, {}, path)
+        text, overrides = INVALID, {}
         for key, raw in item.items():
             if key == "prompt":
                 text = self.text(raw, (*path, key))
-                ok = ok and text is not None
                 continue
             found = self.setting(key, raw, (*path, key))
-            ok = ok and found is not INVALID
-            overrides[key] = found.value if isinstance(found, At) else None
-        return Prompt(text, overrides, path) if ok and text is not None else None
+            overrides[key] = found.value if isinstance(found, At) else found  # None unsets, INVALID is bad
+        return Prompt(text, overrides, path)
 
-    def text(self, raw: Any, path: Path) -> str | None:
+    def text(self, raw: Any, path: Path) -> Any:
+        """A prompt's text, or INVALID."""
         if raw is None:
             self.error(path, "a prompt must be text, not null")
-            return None
-        value = self.value("prompt", raw, path)
-        return None if value is INVALID else value
+            return INVALID
+        return self.value("prompt", raw, path)
 
     def seeds(self, raw: Any, path: Path) -> Any:
         """A list of seeds, one seed, {count: N, from: S}, or null (each job's seed derived from its key)."""
@@ -225,25 +262,26 @@ class Reader:
             what = "an empty list" if raw == [] else describe(raw)
             self.error(path, f"must be a list of seeds or {{count: N, from: S}}, not {what}")
             return INVALID
+        if single and 2 <= raw <= MAX_JOBS:
+            self.warn(path, hints.single_seed(raw))
         seeds = []
         for i, item in enumerate([raw] if single else raw):
             value, error, _ = check_value(PARAMS["seed"], item)
             if error:
                 self.error(path if single else (*path, i), f"a seed {error}")
             seeds.append(INVALID if error else int(value))
-        if INVALID in seeds or self.repeated(seeds, path, "seed"):
-            return INVALID
+        for i in self.repeated(seeds, path, "seed"):
+            seeds[i] = INVALID
         return tuple(seeds)
 
     def seed_range(self, raw: dict[str, Any], path: Path) -> Any:
         for key in raw:
             if key not in SEEDS_KEYS:
-                self.error((*path, key), unknown_key(key, SEEDS_KEYS))
+                self.unknown((*path, key), unknown_key(key, SEEDS_KEYS))
+        count, start = _whole(raw.get("count")), _whole(raw.get("from", 0))
         if "count" not in raw:
             self.error(path, "needs 'count' (how many seeds), e.g. {count: 8, from: 1000}")
-            return INVALID
-        count, start = _whole(raw["count"]), _whole(raw.get("from", 0))
-        if count is None or not 1 <= count <= MAX_JOBS:
+        elif count is None or not 1 <= count <= MAX_JOBS:
             self.error((*path, "count"), f"must be a whole number from 1 to {MAX_JOBS:,}, not {describe(raw['count'])}")
         if start is None or start < 0:
             shown = describe(raw.get("from"))
@@ -254,6 +292,10 @@ class Reader:
             self.error(path, f"the seeds run past the largest seed, {SEED_LIMIT}")
             return INVALID
         return range(start, start + count)
+
+
+def _known_prompt(prompt: Prompt) -> bool:
+    return prompt.text is not INVALID and INVALID not in prompt.overrides.values()
 
 
 def _whole(value: Any) -> int | None:

@@ -4,6 +4,12 @@
 expands every job once (to count them and to find duplicates), raising `ManifestError` with
 every located problem. `Manifest.jobs()` then expands again, lazily. Pure: the only I/O is
 reading the manifest and hashing its input files.
+
+One pass finds every problem: the YAML's own (a duplicate key), each value's (layers), each
+input file's, each batch's (merge) and each job's (expand.check_jobs) are all collected before
+anything is raised. A batch with bad parts is still built, with a placeholder for each bad part
+and `Doubts` saying what it does not know, so the checks on whole jobs skip only what rests on
+a bad value.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ManifestError, Problem
-from pipeline.manifest.expand import Axis, Batch, Prompt, check_jobs, expand
-from pipeline.manifest.inputs import pair_videos
+from pipeline.manifest.expand import Axis, Batch, Doubts, Prompt, Video, check_jobs, expand
+from pipeline.manifest.inputs import Inputs, pair_videos
 from pipeline.manifest.layers import INVALID, MAX_JOBS, Layer, Reader
-from pipeline.manifest.params import MODEL_ID
+from pipeline.manifest.params import FILE_PARAMS, MODEL_ID, PARAMS
 from pipeline.spec import InputRef, JobSpec
 from pipeline.yamlpos import Path as DocPath
 from pipeline.yamlpos import describe, format_path, parse, read_capped
@@ -93,32 +99,37 @@ def parse_manifest(text: str, *, path: str | Path) -> Manifest:
     tree = parse(text, source)
     reader = Reader(tree, Path(path).expanduser().absolute().parent)
     if not isinstance(tree.value, dict):
-        raise ManifestError(tree.problem((), "the manifest must be a mapping of keys (name, inputs, prompts, "
-                                             f"sweep, ...), not {describe(tree.value)}"))
+        raise ManifestError([*tree.problems, tree.problem((), "the manifest must be a mapping of keys (name, inputs, "
+                                                              f"prompts, sweep, ...), not {describe(tree.value)}")])
     doc = tree.value
     top = reader.layer(doc, (), TOP_KEYS)
     name = _run_name(reader, doc, path)
     if doc.get("batches") is not None:
-        layers = _batch_layers(reader, doc["batches"])
+        # unreadable `batches`: the top level alone is still checked, as a batch that knows nothing of its own
+        layers = _batch_layers(reader, doc["batches"]) or [(MAIN_BATCH, (), Layer(broken=True))]
     else:
         layers = [(MAIN_BATCH, (), None)]
-    batches = [b for b in (merge(reader, top, own, bname, bpath) for bname, bpath, own in layers) if b is not None]
+    drafts = [merge(reader, top, own, bname, bpath) for bname, bpath, own in layers]
+    batches = [batch for batch, _ in drafts]
     _warn_unused_defaults(reader, batches)
     total = sum(b.job_count for b in batches)
-    if total > MAX_JOBS and not reader.problems:
-        reader.error((), f"the manifest expands to {total:,} jobs; the limit is {MAX_JOBS:,} "
+    over = any(b.job_count > MAX_JOBS for b in batches)
+    if total > MAX_JOBS and not over:
+        at_least = "" if all(doubts.count_known for _, doubts in drafts) else "at least "
+        reader.error((), f"the manifest expands to {at_least}{total:,} jobs; the limit is {MAX_JOBS:,} "
                          "(split it into several manifests)")
-    if reader.problems:
-        raise ManifestError(_in_order(reader.problems))
-    errors, warnings = check_jobs(batches, tree.problem)
-    if errors:
-        raise ManifestError(_in_order(errors))
+    errors, warnings = [], []
+    if total <= MAX_JOBS:  # else too many to walk: the limit is the problem to fix first
+        errors, warnings = check_jobs(batches, tree.problem, [doubts for _, doubts in drafts])
+    warnings = _in_order(reader.warnings + warnings)
+    if tree.problems or reader.problems or errors:
+        raise ManifestError(_in_order(list(dict.fromkeys([*tree.problems, *reader.problems, *errors]))))
     return Manifest(
         name=name,
         path=Path(path).expanduser().absolute(),
         model=top.model.value if top.model is not None else MODEL_ID,  # valid here: no problems were found
         batches=tuple(batches),
-        warnings=tuple(_in_order(reader.warnings + warnings)),
+        warnings=tuple(warnings),
         job_count=total,
     )
 
@@ -141,6 +152,7 @@ def _batch_layers(reader: Reader, raw: object) -> list[tuple[str, DocPath, Layer
         path = ("batches", i)
         if not isinstance(item, dict):
             reader.error(path, f"a batch must be a mapping (name, inputs, prompts, ...), not {describe(item)}")
+            out.append((f"batch-{i}", path, Layer(broken=True)))
             continue
         name = f"batch-{i}"
         if item.get("name") is not None:
@@ -160,11 +172,13 @@ def _name(reader: Reader, value: object, path: DocPath) -> str | None:
     return None
 
 
-def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPath) -> Batch | None:
-    """One batch: the top level with the batch's own block over it; None if it cannot be built.
+def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPath) -> tuple[Batch, Doubts]:
+    """One batch: the top level with the batch's own block over it, and what it does not know.
 
     `inputs`, `defaults`, `sweep` and `zip` merge key by key (the batch wins, null removes);
-    `model`, `prompts` and `seeds` are replaced whole.
+    `model`, `prompts` and `seeds` are replaced whole. A bad part (INVALID, its problem recorded) is
+    left out or stands in as a placeholder (a value as null, a prompt as empty text, a seed as 0), so
+    the batch can still be checked as a whole; the `Doubts` say what that changed.
     """
     layers = [top] if own is None else [top, own]
     inputs, defaults, sweep, zipped = ({k: v for layer in layers for k, v in getattr(layer, part).items()}
@@ -172,34 +186,110 @@ def merge(reader: Reader, top: Layer, own: Layer | None, name: str, path: DocPat
     model = next((layer.model.value for layer in reversed(layers) if layer.model is not None), MODEL_ID)
     prompts = next((layer.prompts for layer in reversed(layers) if layer.prompts is not None), None)
     seeds = next((layer.seeds.value for layer in reversed(layers) if layer.seeds is not None), None)
-    parts = [*inputs.values(), *defaults.values(), *sweep.values(), *zipped.values(), model, prompts, seeds]
-    ok = not any(part is INVALID for part in parts)
+    doubts = _Draft(broken=own is not None and own.broken)
     where = " (here or at the top level)" if own is not None else ""
-    if inputs.get("video") is None and INVALID not in inputs.values():
+    if inputs.get("video") is None and INVALID not in inputs.values() and not doubts.broken:
         reader.error(path, f"no video: set inputs.video{where}")
-        ok = False
-    if prompts is None:
+    if prompts is None and not doubts.broken:
         reader.error(path, f"no prompts: set prompts{where}")
-        ok = False
-    if not ok:
-        return None
+    if model is INVALID:
+        model = doubts.guess(MODEL_ID)
     inputs, defaults, sweep, zipped = ({k: v for k, v in part.items() if v is not None}
                                        for part in (inputs, defaults, sweep, zipped))
-    ok = _check_axes(reader, prompts, sweep, zipped)
-    videos = pair_videos(inputs, reader.error)
-    if not ok or videos is None:
-        return None
-    batch = Batch(name, path, model, videos, prompts, {k: v.value for k, v in defaults.items()},
-                  {k: v.path for k, v in defaults.items()}, tuple(sweep.values()), tuple(zipped.values()), seeds)
+    prompts = _prompts(prompts, path, doubts)
+    sweep, zipped = (_axes(axes, doubts) for axes in (sweep, zipped))
+    _check_axes(reader, prompts, sweep, zipped)
+    rows = min((len(axis.values) for axis in zipped.values()), default=0)
+    if any(len(axis.values) != rows for axis in zipped.values()):  # reported: keep the rows every list has
+        doubts.guess(None, counted=False)
+        zipped = {k: Axis(k, a.values[:rows], a.paths[:rows], a.path) for k, a in zipped.items()}
+    videos = _videos(reader, inputs, doubts)
+    if seeds is INVALID:
+        seeds = doubts.guess(None, counted=False)
+    elif isinstance(seeds, tuple) and INVALID in seeds:
+        seeds = tuple(0 if seed is INVALID else seed for seed in doubts.guess(seeds))
+    for key, value in defaults.items():
+        if value is INVALID:
+            doubts.lack(key)
+    batch = Batch(name, path, model, videos, prompts,
+                  {k: v.value for k, v in defaults.items() if v is not INVALID},
+                  {k: v.path for k, v in defaults.items() if v is not INVALID},
+                  tuple(sweep.values()), tuple(zipped.values()), seeds)
     if batch.job_count > MAX_JOBS:
-        reader.error(path, f"this batch expands to {batch.job_count:,} jobs; the limit is {MAX_JOBS:,}")
-        return None
-    return batch
+        at_least = "" if doubts.count_known else "at least "
+        reader.error(path, f"this batch expands to {at_least}{batch.job_count:,} jobs; the limit is {MAX_JOBS:,}")
+    return batch, doubts.done()
 
 
-def _check_axes(reader: Reader, prompts: tuple[Prompt, ...], sweep: dict[str, Axis], zipped: dict[str, Axis]) -> bool:
+class _Draft:
+    """What `merge` learns a batch does not know, as it puts placeholders in for bad parts."""
+
+    def __init__(self, *, broken: bool) -> None:
+        self.broken = broken  # a batch that is not a mapping: nothing of its own is known
+        self.names: set[str] = set(PARAMS) if broken else set()
+        self.values_known = not broken
+        self.count_known = not broken
+
+    def guess(self, placeholder: Any, *, counted: bool = True) -> Any:
+        """A placeholder for a bad part; `counted=False` when the part sets how many jobs there are."""
+        self.values_known = False
+        self.count_known = self.count_known and counted
+        return placeholder
+
+    def lack(self, name: str) -> None:
+        """Some jobs lack parameter `name`: its value was bad."""
+        self.names.add(name)
+        self.values_known = False
+
+    def done(self) -> Doubts:
+        return Doubts(frozenset(self.names), self.values_known, self.count_known)
+
+
+def _prompts(prompts: Any, path: DocPath, doubts: _Draft) -> tuple[Prompt, ...]:
+    """The prompts with a placeholder for each bad text or override; one placeholder if none could be read."""
+    if prompts is None or prompts is INVALID:
+        return doubts.guess((Prompt("", {}, path),), counted=False)
+    out = []
+    for prompt in prompts:
+        for key, value in prompt.overrides.items():
+            if value is INVALID:
+                doubts.lack(key)
+        text = prompt.text if prompt.text is not INVALID else doubts.guess("")
+        overrides = {k: None if v is INVALID else v for k, v in prompt.overrides.items()}
+        out.append(Prompt(text, overrides, prompt.path))
+    return tuple(out)
+
+
+def _axes(axes: dict[str, Any], doubts: _Draft) -> dict[str, Axis]:
+    """The axes with each bad value as null (not sent); an axis whose list could not be read is left out."""
+    out = {}
+    for key, axis in axes.items():
+        if axis is INVALID:
+            doubts.lack(key)
+            doubts.guess(None, counted=False)
+        elif INVALID in axis.values:
+            doubts.lack(key)
+            out[key] = Axis(key, tuple(None if v is INVALID else v for v in axis.values), axis.paths, axis.path)
+        else:
+            out[key] = axis
+    return out
+
+
+def _videos(reader: Reader, inputs: dict[str, Any], doubts: _Draft) -> tuple[Video, ...]:
+    """The video axis, paired with its image/conditioningVideo; one placeholder if inputs.video is unusable."""
+    usable = {k: v for k, v in inputs.items() if k in FILE_PARAMS and isinstance(v, Inputs)}
+    if len(usable) < len(inputs):
+        doubts.guess(None)
+    if "video" not in usable:
+        return doubts.guess((Video("", (), {}),), counted=False)
+    videos, as_written = pair_videos(usable, reader.error)
+    if not as_written:
+        doubts.guess(None)
+    return videos
+
+
+def _check_axes(reader: Reader, prompts: tuple[Prompt, ...], sweep: dict[str, Axis], zipped: dict[str, Axis]) -> None:
     """Zip lists of equal length, no key both swept and zipped, no prompt override of a swept key."""
-    problems = len(reader.problems)
     for key, axis in zipped.items():
         if key in sweep:
             reader.error(axis.path, f"{key!r} is both swept and zipped (also {format_path(sweep[key].path)})")
@@ -212,7 +302,6 @@ def _check_axes(reader: Reader, prompts: tuple[Prompt, ...], sweep: dict[str, Ax
         for key in prompt.overrides:
             if key in sweep or key in zipped:
                 reader.error((*prompt.path, key), f"{key!r} is set for this prompt and also swept or zipped; keep one")
-    return len(reader.problems) == problems
 
 
 def _warn_unused_defaults(reader: Reader, batches: list[Batch]) -> None:

@@ -2,28 +2,31 @@
 go in each cell. Pure: job records (results.json's `jobs`) in, frozen dataclasses out; no I/O, no HTML.
 
 Rules (the README repeats them):
-- The axes are the keys of the jobs' `swept` (plus `batch` when there are several batches). By default the
-  rows are the axis with the most distinct values and the columns the next one (ties: real parameters
-  before `prompt`/`video`, then first appearance). `seed` is never a default grid axis, except:
+- The axes are the keys of the jobs' `swept` that take more than one value (plus `batch` when there are
+  several batches); `--rows`/`--cols` naming anything else is an InputError listing them. By default the
+  rows are the parameter with the most distinct values and the columns the next one (ties: first
+  appearance); `prompt` and `video` only when fewer than two parameters are swept. `seed` is never a
+  default grid axis, except:
 - a seed study (the only swept axis is `seed`, or every job shares all parameters but the seed) lays out as
   strips: one row per setting, its seeds along the row; with exactly one other axis, the rows are that
   axis and the columns the seeds.
-- Every other axis becomes a group (one grid per combination, under a heading), except `seed` and
-  `prompt`, whose jobs stack inside a cell. Every non-grid axis also gets a filter.
-- Values are ordered as `axes.ordered_values` says (numbers ascending, enums in table order, ...).
+- Every other axis becomes a group (one grid per combination, under a heading, with a filter), except
+  `seed` and `prompt`: those are the cell's axes (`Section.cell`): a cell holds one job per prompt and
+  seed, and the page shows the one its selectors choose (or lays them side by side).
+- Values are in the manifest's order (`axes.manifest_order`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline.report.axes import Record, ordered_values, value_key, value_of
+from pipeline.report.axes import Record, check_axis, manifest_order, manifest_orders, value_key, value_of
 from pipeline.errors import InputError
 from pipeline.manifest.params import FILE_PARAMS, PARAMS
 
-STACKED = ("seed", "prompt")  # never a heading of its own: these stack in a cell
+STACKED = ("prompt", "seed")  # never a heading of its own: a cell's axes, chosen by selectors
 META_AXES = ("batch", "video", "prompt")  # axis names that are not value parameters (and "seed" is)
 SETTING = "setting"  # the row axis of seed strips
 POSITION = "#"  # the column axis of seed strips whose seeds differ from strip to strip
@@ -43,6 +46,11 @@ class Grid:
         """How many jobs the table holds."""
         return sum(len(cell) for row in self.cells for cell in row)
 
+    @property
+    def positions(self) -> tuple[int, ...]:
+        """Every job of the table, row by row."""
+        return tuple(p for row in self.cells for cell in row for p in cell)
+
 
 @dataclass(frozen=True, slots=True)
 class Section:
@@ -56,14 +64,17 @@ class Section:
     companions: Mapping[str, tuple[str, ...]]  # rows/cols axis -> axes it determines (zip partners)
     grids: tuple[Grid, ...]
     row_labels: Mapping[Any, str]  # strips only: setting -> its description
+    cell: tuple[str, ...] = ()  # the cell's own axes (`prompt`, `seed`): one job of each value per cell
 
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """The whole sheet: one section per batch (or one), and a filter for each axis worth one."""
+    """The whole sheet: one section per batch (or one), the cell selectors and the table filters."""
 
     sections: tuple[Section, ...]
-    filters: tuple[tuple[str, tuple[Any, ...]], ...]  # (axis, ordered values) for each <select>
+    filters: tuple[tuple[str, tuple[Any, ...]], ...]  # (axis, values): tables shown (groups, batch)
+    choices: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (axis, values): the job a cell shows
+    swept: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # every axis of the run
 
     @property
     def kind(self) -> str:
@@ -78,18 +89,35 @@ class Layout:
 
 
 def swept_axes(jobs: Sequence[Record]) -> dict[str, tuple[Any, ...]]:
-    """Every axis that takes more than one value, in order of first appearance, with its ordered values."""
+    """Every axis that takes more than one value, in order of first appearance, with its values in the
+    manifest's order."""
+    ordered = [jobs[p] for p in sorted(range(len(jobs)), key=lambda p: _index(jobs[p], p))]
     names: dict[str, None] = {}
-    for job in jobs:
+    for job in ordered:
         names.update(dict.fromkeys(job.get("swept") or ()))
-    if len({job.get("batch") for job in jobs}) > 1:
+    if len({value_key(job.get("batch")) for job in jobs}) > 1:
         names = {"batch": None, **names}
-    out = {}
+    varying = [n for n in names if len({value_key(value_of(job, n)) for job in ordered}) > 1]
+    return manifest_orders(varying, ordered)
+
+
+def constant(jobs: Sequence[Record], positions: Sequence[int], name: str) -> tuple[bool, Any]:
+    """(True, value) when every one of these jobs has the same value on `name`, else (False, None)."""
+    values = {value_key(value_of(jobs[p], name)): value_of(jobs[p], name) for p in positions}
+    return (True, next(iter(values.values()))) if len(values) == 1 else (False, None)
+
+
+def fixed_settings(jobs: Sequence[Record], positions: Sequence[int]) -> tuple[tuple[str, Any], ...]:
+    """Every parameter and input these jobs all share (in the parameter table's order, then the others)."""
+    names = dict.fromkeys(n for n in PARAMS)
+    for p in positions:
+        names.update(dict.fromkeys(jobs[p].get("params") or {}))
+    out = []
     for name in names:
-        values = ordered_values(name, (value_of(job, name) for job in jobs))
-        if len(values) > 1:
-            out[name] = values
-    return out
+        same, value = constant(jobs, positions, name)
+        if same and value is not None:
+            out.append((name, value))
+    return tuple(out)
 
 
 def setting_of(record: Record) -> str:
@@ -122,6 +150,10 @@ def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None 
     if rows is not None and cols is not None and rows == cols:
         raise InputError(f"--rows and --cols are both {rows!r}: choose two different parameters")
     axes = swept_axes(jobs)
+    for flag, name in (("--rows", rows), ("--cols", cols)):
+        if name is not None and name not in axes:
+            same, value = constant(jobs, range(len(jobs)), name)
+            check_axis(name, flag=flag, swept=axes, fixed={name: value} if same else None)
     order = sorted(range(len(jobs)), key=lambda p: _index(jobs[p], p))
     batches: dict[Any, list[int]] = {}
     for p in order:
@@ -131,17 +163,22 @@ def layout(jobs: Sequence[Record], *, rows: str | None = None, cols: str | None 
     else:
         parts = [((), order)]
     sections = tuple(_section(jobs, ps, heading, rows, cols, axes) for heading, ps in parts)
-    everywhere = set.intersection(*({s.rows, s.cols} for s in sections)) if sections else set()
-    return Layout(sections, tuple((n, v) for n, v in axes.items() if n not in everywhere))
+    tables = {n for s in sections for n in s.groups} | ({"batch"} if len(sections) > 1 else set())
+    everyone = range(len(jobs))
+    filters: list[str] = []
+    for name in (n for n in axes if n in tables):  # a zip partner moves with its axis: one filter for both
+        if not any(determines(jobs, everyone, f, name) and determines(jobs, everyone, name, f) for f in filters):
+            filters.append(name)
+    cell = {n for s in sections for n in s.cell}
+    return Layout(sections, tuple((n, axes[n]) for n in filters),
+                  tuple((n, axes[n]) for n in STACKED if n in cell), axes)
 
 
 def _section(jobs: Sequence[Record], positions: list[int], heading: tuple[tuple[str, Any], ...],
              rows: str | None, cols: str | None, every: Mapping[str, tuple[Any, ...]]) -> Section:
-    axes = {}
-    for name, values in every.items():
-        present = {value_key(value_of(jobs[p], name)) for p in positions}
-        if len(present) > 1:
-            axes[name] = tuple(v for v in values if value_key(v) in present)
+    members = [jobs[p] for p in positions]
+    varying = [n for n in every if len({value_key(value_of(job, n)) for job in members}) > 1]
+    axes = {n: every[n] for n in varying} if len(positions) == len(jobs) else manifest_orders(varying, members)
     if rows is None and cols is None and is_seed_study([jobs[p] for p in positions], axes):
         return _strips(jobs, positions, heading)
     candidates = _candidates(axes)
@@ -160,8 +197,9 @@ def _section(jobs: Sequence[Record], positions: list[int], heading: tuple[tuple[
                               and determines(jobs, positions, axis, n)) for axis in (rows, cols) if axis}
     taken = {n for names in companions.values() for n in names} | {rows, cols}
     groups = tuple(n for n in axes if n not in taken and n not in STACKED)
+    cell = tuple(n for n in STACKED if n in axes and n not in (rows, cols))
     return Section("grid", heading, rows, cols, groups, companions,
-                   _grids(jobs, positions, rows, cols, groups, {**every, **axes}), {})
+                   _grids(jobs, positions, rows, cols, groups, axes), {}, cell)
 
 
 def _partner(jobs: Sequence[Record], positions: Sequence[int], axis: str | None, candidates: list[str],
@@ -177,10 +215,11 @@ def _partner(jobs: Sequence[Record], positions: Sequence[int], axis: str | None,
 
 
 def _candidates(axes: Mapping[str, tuple[Any, ...]]) -> list[str]:
-    """Default grid axes, best first: most values; ties go to real parameters, then first appearance."""
+    """Default grid axes, best first: real parameters (most values first, then first appearance), then
+    `prompt`, `video` and `batch` (a cell's prompt is better chosen by its selector when it can be)."""
     order = list(axes)
     names = [n for n in order if n != "seed"]
-    return sorted(names, key=lambda n: (-len(axes[n]), n in META_AXES, order.index(n)))
+    return sorted(names, key=lambda n: (n in META_AXES, -len(axes[n]), order.index(n)))
 
 
 def _values(jobs: Sequence[Record], positions: Sequence[int], name: str | None,
@@ -188,7 +227,8 @@ def _values(jobs: Sequence[Record], positions: Sequence[int], name: str | None,
     if name is None:
         return (None,)
     present = {value_key(value_of(jobs[p], name)) for p in positions}
-    every = axes.get(name) or ordered_values(name, (value_of(jobs[p], name) for p in positions))
+    every = axes.get(name) or manifest_order(name, (jobs[p] for p in sorted(positions,
+                                                                            key=lambda p: _index(jobs[p], p))))
     return tuple(v for v in every if value_key(v) in present)
 
 

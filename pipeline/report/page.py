@@ -20,10 +20,10 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.ledger.results_csv import write_csv
-from pipeline.report.axes import check_axis
 from pipeline.report.grid import layout
 from pipeline.ledger.rundir import load_run, safe_relative
-from pipeline.report.sheet import Media, href, render
+from pipeline.report.sheet import render
+from pipeline.report.tiles import Media, href
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,9 @@ class ReportResult:
 
 def write_report(run_dir: str | Path, *, rows: str | None = None, cols: str | None = None,
                  posters: bool = True, ffmpeg: str | None = None, csv: bool = True) -> ReportResult:
-    """Write `report.html` (and `results.csv`) into the run folder; raise InputError for bad axes or folder."""
+    """Write `report.html` (and `results.csv`) into the run folder; raise InputError for a bad folder, or for
+    `rows`/`cols` naming an axis the run does not sweep."""
     started = time.monotonic()
-    rows = check_axis(rows, flag="--rows") if rows is not None else None
-    cols = check_axis(cols, flag="--cols") if cols is not None else None
     view = load_run(run_dir)
     sheet = layout(view.jobs, rows=rows, cols=cols)
     files = _existing_files(view.run_dir, view.jobs)

@@ -38,9 +38,9 @@ def select_jobs(jobs: Sequence[Mapping[str, Any]], *, keys: Sequence[str] = (),
     if problems:
         raise InputError(problems)
     chosen = [j for j in jobs if j.get("key") in wanted or (failed and j.get("status") == "failed")]
-    if not chosen:
-        raise InputError("nothing to rerun: " + ("no failed jobs in this run" if failed else "no jobs chosen"))
-    return chosen
+    if not chosen and not failed:
+        raise InputError("nothing to rerun: no jobs chosen")
+    return chosen  # empty for --failed alone when nothing failed: not an error (the caller says so)
 
 
 @dataclass(frozen=True, slots=True)

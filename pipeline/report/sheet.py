@@ -1,9 +1,14 @@
-"""The contact sheet as HTML text: one self-contained page (inline CSS and JS from pipeline/report/assets, no network) from a `Layout`.
+"""The contact sheet as HTML text: one self-contained page (inline CSS and JS from pipeline/report/assets, no
+network) from a `Layout`. Pure: records, layout and the poster/existence facts in, a string out.
 
-Pure: records, layout and the poster/existence facts in, a string out. Every piece of user text goes
-through `html.escape` (attributes double-quoted); file links are percent-encoded relative paths that
-cannot leave the run folder; no user text is ever placed inside the <script>. A Content-Security-Policy
-with hashes of our own style and script keeps anything injected from running or reaching the network.
+The page: a header (counts, cost, the axes the run sweeps), a table of contents (a link per batch and
+table), a sticky bar (the prompt and seed a cell shows, or side by side; the table filters; the tile size)
+and the tables. Each table's header tells what it holds fixed and carries its play/pause/scrub controls;
+each row header those of the row. Tiles are compact (`tiles`); the script (`assets/sheet.js`) keeps the
+bar's state in the URL, puts players in the tiles near the screen only, and plays a row or a table on one
+clock. Every piece of user text is escaped (see `tiles`); no user text is ever placed inside the <script>.
+A Content-Security-Policy with hashes of our own style and script keeps anything injected from running or
+reaching the network.
 """
 
 from __future__ import annotations
@@ -11,81 +16,47 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import html
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
-from pipeline.report.axes import value_key, value_of
 from pipeline.ledger.costs import cu
-from pipeline.report.grid import POSITION, SETTING, Grid, Layout, Section
-from pipeline.manifest.params import FILE_PARAMS, PARAMS
-from pipeline.ledger.rundir import safe_relative
+from pipeline.manifest.params import PARAMS
+from pipeline.report.axes import manifest_order, value_key, value_of
+from pipeline.report.grid import POSITION, SETTING, Grid, Layout, Section, constant, fixed_settings
+from pipeline.report.tiles import Media, e, href, number, shown, tile, values_json
+
+__all__ = ["Media", "render", "href", "shown", "cost_text"]
 
 ASSETS = Path(__file__).with_name("assets")
-EAGER_VIDEOS = 12  # the first videos get a src in the markup (play without JS); the rest when scrolled near
 PROMPT_HEADER_CHARS = 160
+TOKEN_CHARS = 40  # longer values are named by their position in the URL
+TILE_SIZES = 5  # the size control's steps (assets/sheet.css gives their widths)
+CELL_KEYS = {"prompt": "p", "seed": "s"}  # a cell axis -> the tile's data attribute holding its value
 
-
-@dataclass(frozen=True, slots=True)
-class Media:
-    """What the page may show of one output file: the link target and its poster, if any."""
-
-    href: str  # percent-encoded relative URL, e.g. ./videos/00003_a-neon-city_s2.mp4
-    poster: str | None
-    name: str
-    bytes: int | None
-
-
-def e(value: Any) -> str:
-    """Text (or a value) escaped for HTML content and double-quoted attributes."""
-    return html.escape(str(value), quote=True)
-
-
-def href(path: str) -> str | None:
-    """A run-folder relative path as a safe relative URL (`./` + percent-encoded), or None if it escapes."""
-    safe = safe_relative(path)
-    if safe is None:
-        return None
-    return "./" + quote(safe.lstrip("/"), safe="/")
-
-
-def shown(name: str | None, value: Any, limit: int | None = None) -> str:
-    """A value as the page shows it: files by base name, booleans lower-case, unset as `unset`."""
-    if value is None:
-        text = "unset"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif name in FILE_PARAMS and isinstance(value, str):
-        text = value.replace("\\", "/").rsplit("/", 1)[-1]
-    else:
-        text = str(value)
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
+Filter = tuple[str, tuple[Any, ...], tuple[str, ...]]  # axis, values, their tokens (URL and <option> values)
 
 
 def render(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Layout,
            media: Callable[[Mapping[str, Any]], list[Media]], *, command: str = "ltx-batch report RUN_DIR") -> str:
     """The whole page. `media(job)` lists the job's playable files (existing, inside the run folder)."""
-    filters = [(name, {value_key(v): i for i, v in enumerate(values)}, values) for name, values in sheet.filters]
-    counter = [0]
-
-    def card(position: int) -> str:
-        return _card(jobs[position], media(jobs[position]), filters, counter)
-
-    body = [_header(run, jobs, sheet, filters, command)]
-    for section in sheet.sections:
-        body.append(_section(section, jobs, card))
+    ordered = sorted(jobs, key=lambda j: j.get("index") if isinstance(j.get("index"), int) else 1 << 62)
+    prompts = sheet.swept.get("prompt") or manifest_order("prompt", ordered)
+    numbers = {value_key(text): i + 1 for i, text in enumerate(prompts)}
+    filters = [(name, values, _tokens(name, values)) for name, values in sheet.filters]
+    page = _Page(jobs, sheet, media, numbers, filters)
+    body = [_header(run, jobs, sheet, command), page.toc(), _bar(sheet, filters, numbers, prompts),
+            '<ol id="prompts" hidden>' + "".join(f"<li>{e(p)}</li>" for p in prompts) + "</ol>", "<main>",
+            *(page.section(s) for s in sheet.sections), "</main>",
+            '<div id="tip" role="tooltip" hidden></div><aside id="info" hidden></aside>']
     style, script = _asset("sheet.css"), _asset("sheet.js")
     csp = ("default-src 'none'; img-src 'self' file: data:; media-src 'self' file:; "
            f"style-src '{_digest(style)}'; script-src '{_digest(script)}'; base-uri 'none'; form-action 'none'")
     name = e(run.get("name") or "run")
     return "\n".join([
-        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!doctype html>", f'<html lang="en" data-size="{_default_size(sheet)}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">',
         '<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,">',
@@ -103,75 +74,237 @@ def _digest(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
-def _header(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Layout,
-            filters: list[tuple[str, dict[tuple[str, Any], int], tuple[Any, ...]]], command: str) -> str:
+def _default_size(sheet: Layout) -> int:
+    """The tile size step the page opens with: larger for narrow tables, smaller for seed strips and wide ones."""
+    if sheet.kind == "strips":
+        return 2
+    widest = max((len(g.col_values) for g in sheet.grids), default=1)
+    return 4 if widest <= 2 else 3 if widest <= 4 else 2
+
+
+def _tokens(name: str, values: Sequence[Any]) -> tuple[str, ...]:
+    """How the URL and the <select> name each value: as shown when short and distinct, else by position."""
+    texts = tuple(shown(name, v) for v in values)
+    if len(set(texts)) == len(texts) and all(len(t) <= TOKEN_CHARS for t in texts):
+        return texts
+    return tuple(str(i + 1) for i in range(len(values)))
+
+
+def _header(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], sheet: Layout, command: str) -> str:
     counts: dict[str, int] = {}
     for job in jobs:
         counts[str(job.get("status"))] = counts.get(str(job.get("status")), 0) + 1
     badges = " ".join(f'<span class="badge b-{e(s)}">{e(s)} {n}</span>' for s, n in sorted(counts.items()))
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    selects = "".join(
-        f'<label>{e(name)} <select data-f="{i}"><option value="">all</option>'
-        + "".join(f'<option value="{j}">{e(shown(name, v, 60))}</option>' for j, v in enumerate(values))
-        + "</select></label>" for i, (name, _, values) in enumerate(filters))
+    swept = " · ".join(f"{e(n)} ({len(v)})" for n, v in sheet.swept.items()) or "none"
     return (f'<header><h1>{e(run.get("name") or "run")}</h1>'
             f'<p class="meta">{len(jobs)} jobs · {badges} · model {e(run.get("model") or "?")} · '
             f'{e(cost_text(jobs))} · made {made}</p>'
-            f'<p class="meta">Other axes: <code>{e(command)} --rows NAME --cols NAME</code></p>'
-            + (f'<form id="filters">{selects}</form>' if filters else "") + "</header>")
+            f'<p class="meta">Swept: {swept}. Another layout: <code>{e(command)} --rows NAME --cols NAME</code> '
+            "with any of these names.</p></header>")
 
 
 def cost_text(jobs: Sequence[Mapping[str, Any]]) -> str:
     """The jobs' recorded cost (every attempt), and how many sent jobs have none recorded."""
     total, missing = 0.0, 0
     for job in jobs:
-        cost, earlier = _number(job.get("cost_cu")), _number(job.get("cost_cu_earlier_attempts"))
+        cost, earlier = number(job.get("cost_cu")), number(job.get("cost_cu_earlier_attempts"))
         total += (cost or 0.0) + (earlier or 0.0)
         missing += cost is None and bool(job.get("job_id"))
     return f"cost {cu(total)}" + (f" ({missing} sent job{'' if missing == 1 else 's'} without a recorded cost)"
                                   if missing else "")
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _bar(sheet: Layout, filters: list[Filter], numbers: Mapping[tuple[str, Any], int],
+         prompts: Sequence[Any]) -> str:
+    """The sticky bar: what a cell shows (one prompt and seed, or side by side), table filters, tile size."""
+    out = ['<form id="bar" autocomplete="off">']
+    for name, values in sheet.choices:
+        if name == "prompt":
+            options = [(str(numbers[value_key(v)]), f"{numbers[value_key(v)]}: {shown(name, v, 70)}") for v in values]
+        else:
+            options = [(shown(name, v), shown(name, v, 40)) for v in values]
+        out.append(f'<span class="pick"><label>{e(name)} <select name="{e(name)}" data-d="{e(options[0][0])}">'
+                   + "".join(f'<option value="{e(v)}">{e(t)}</option>' for v, t in options) + "</select></label>"
+                   f'<label class="side"><input type="checkbox" name="side" value="{e(name)}"> side by side</label>'
+                   "</span>")
+    for name, values, tokens in filters:
+        out.append(f'<label>{e(name)} <select name="{e(name)}" data-d=""><option value="">all</option>'
+                   + "".join(f'<option value="{e(t)}">{e(shown(name, v, 60))}</option>'
+                             for v, t in zip(values, tokens)) + "</select></label>")
+    size = _default_size(sheet)
+    out.append(f'<label>tile size <input type="range" name="size" min="1" max="{TILE_SIZES}" value="{size}" '
+               f'data-d="{size}"></label>')
+    if len(sheet.grids) > 1:
+        out.append('<a href="#toc">contents</a>')
+    out.append('<span class="keys">click a tile: details · space: play/pause</span></form>')
+    return "".join(out)
 
 
-def _section(section: Section, jobs: Sequence[Mapping[str, Any]], card: Callable[[int], str]) -> str:
+class _Page:
+    """The sections and tables, numbered in page order for the contents' links."""
+
+    def __init__(self, jobs: Sequence[Mapping[str, Any]], sheet: Layout,
+                 media: Callable[[Mapping[str, Any]], list[Media]], numbers: Mapping[tuple[str, Any], int],
+                 filters: list[Filter]) -> None:
+        self.jobs, self.sheet, self.media, self.numbers, self.filters = jobs, sheet, media, numbers, filters
+
+    def toc(self) -> str:
+        """A link per batch (section) and per table, with their job counts; nothing for a single table."""
+        if len(self.sheet.grids) < 2:
+            return ""
+        out, table = ['<nav id="toc"><b>Contents</b><ol>'], 0
+        for number_, section in enumerate(self.sheet.sections, 1):
+            title = _title(section.heading) or "all jobs"
+            count = sum(g.job_count for g in section.grids)
+            links = []
+            for grid in section.grids:
+                table += 1
+                name = _title(grid.heading) or e(_axes_plain(section))
+                links.append(f'<li data-t="t{table}"><a href="#t{table}">{name}</a> '
+                             f'<span class="n">{grid.job_count}</span></li>')
+            out.append(f'<li><a href="#s{number_}">{title}</a> <span class="n">{count} jobs · '
+                       f'{_axes_text(section)}</span><ol class="tables">{"".join(links)}</ol></li>')
+        out.append("</ol></nav>")
+        return "".join(out)
+
+    def section(self, section: Section) -> str:
+        number_ = self.sheet.sections.index(section) + 1
+        first_table = sum(len(s.grids) for s in self.sheet.sections[:number_ - 1])
+        title = _title(section.heading)
+        count = sum(g.job_count for g in section.grids)
+        cell = ""
+        if section.cell:
+            cell = " · each cell: one " + " and one ".join(section.cell) + " (chosen above, or side by side)"
+        out = [f'<section class="part" id="s{number_}">', f"<h2>{title}</h2>" if title else "",
+               f'<p class="meta">{count} jobs · {_axes_text(section)}{e(cell)}</p>']
+        for i, grid in enumerate(section.grids, 1):
+            out.append(self.table(section, grid, f"t{first_table + i}"))
+        out.append("</section>")
+        return "".join(out)
+
+    def table(self, section: Section, grid: Grid, ident: str) -> str:
+        jobs, positions = self.jobs, grid.positions
+        shown_axes = {section.rows, section.cols, *section.companions.get(section.rows or "", ()),
+                      *section.companions.get(section.cols or "", ()), *(n for n, _ in grid.heading)}
+        fixed = [(n, v) for n, v in fixed_settings(jobs, positions) if n not in shown_axes]
+        fixed_names = {n for n, _ in fixed}
+        names = dict.fromkeys(PARAMS)
+        for p in positions:
+            names.update(dict.fromkeys(jobs[p].get("params") or {}))
+        varying = [n for n in names if n not in fixed_names and n not in shown_axes and n not in ("prompt", "seed")
+                   and not constant(jobs, positions, n)[0]]
+        tokens = []
+        for name, values, toks in self.filters:
+            same, value = constant(jobs, positions, name)
+            if same:
+                at = {value_key(v): t for v, t in zip(values, toks)}
+                tokens.append((name, at.get(value_key(value), "")))
+        attrs = (f' data-f="{e(urlencode(tokens))}"' if tokens else "") + \
+            (f' data-cell="{e(" ".join(section.cell))}"' if section.cell else "")
+        if grid.heading:
+            attrs += f' data-gx="{values_json(grid.heading)}"'
+        if fixed:
+            attrs += f' data-fx="{values_json(fixed)}"'
+        kind = " strips" if section.kind == "strips" else ""
+        out = [f'<div class="tbl{kind}" id="{ident}"{attrs}><div class="th">',
+               f'<h3>{_title(grid.heading) or e(_axes_plain(section))} <span class="n">{grid.job_count} jobs</span></h3>',
+               _fixed_line(fixed), '<p class="now"></p>', _sync("table"), "</div>"]
+        if section.kind == "strips":
+            out.append(self._strips(section, grid, varying))
+        else:
+            out.append(self._grid(section, grid, varying))
+        out.append("</div>")
+        return "".join(out)
+
+    def _tile(self, position: int, varying: Sequence[str], label: str | None = None) -> str:
+        job = self.jobs[position]
+        number_ = self.numbers.get(value_key(value_of(job, "prompt")), 0)
+        return tile(job, self.media(job), prompt_number=number_, varying=varying, label=label)
+
+    def _grid(self, section: Section, grid: Grid, varying: Sequence[str]) -> str:
+        jobs, rows, cols = self.jobs, section.rows, section.cols
+        corner = f"{e(rows or '')} \\ {e(cols or '')}" if rows or cols else ""
+        heads = "<th></th>"
+        if cols:
+            firsts = [next((cell[0] for row in grid.cells for cell in (row[c],) if cell), None)
+                      for c in range(len(grid.col_values))]
+            heads = "".join(f'<th data-x="{self._axis_json(section, cols, v, first)}">'
+                            f"{_label(section, cols, v, jobs, first)}</th>" for v, first in zip(grid.col_values, firsts))
+        out = [f'<div class="scroll"><table><thead><tr><th class="corner">{corner}</th>{heads}</tr></thead><tbody>']
+        for value, row in zip(grid.row_values, grid.cells):
+            first = next((cell[0] for cell in row if cell), None)
+            label = _label(section, rows, value, jobs, first) if rows else ""
+            cells = "".join('<td><div class="cell">' + "".join(self._tile(p, varying) for p in cell) + "</div></td>"
+                            for cell in row)
+            data = f' data-x="{self._axis_json(section, rows, value, first)}"' if rows else ""
+            out.append(f'<tr{data}><th scope="row">{label}{_sync("row")}</th>{cells}</tr>')
+        out.append("</tbody></table></div>")
+        return "".join(out)
+
+    def _strips(self, section: Section, grid: Grid, varying: Sequence[str]) -> str:
+        """A seed study: one row per setting, its jobs wrapping along the row (never a scrolling strip)."""
+        out = ['<table class="strips"><tbody>']
+        for value, row in zip(grid.row_values, grid.cells):
+            tiles = []
+            for col, cell in zip(grid.col_values, row):
+                for p in cell:
+                    label = f"#{col}" if section.cols == POSITION else shown("seed", value_of(self.jobs[p], "seed"))
+                    tiles.append(self._tile(p, varying, label))
+            out.append(f'<tr><th scope="row">{_label(section, SETTING, value, self.jobs, None)}{_sync("row")}</th>'
+                       f'<td><div class="wrap">{"".join(tiles)}</div></td></tr>')
+        out.append("</tbody></table>")
+        return "".join(out)
+
+    def _axis_json(self, section: Section, axis: str | None, value: Any, first: int | None) -> str:
+        """An axis header's values (its own and its companions') for the details panel."""
+        if axis in (None, "prompt", "seed", SETTING, POSITION):
+            return ""
+        pairs = [(axis, value)]
+        if first is not None:
+            pairs += [(n, value_of(self.jobs[first], n)) for n in section.companions.get(axis or "", ())]
+        return values_json(pairs)
+
+
+def _sync(scope: str) -> str:
+    """Play/pause and scrub controls for a row or a table (the script wires them)."""
+    return (f'<span class="sync"><button type="button" class="play" title="play the {scope} in sync" '
+            f'aria-label="play the {scope}">▶</button><input type="range" class="scrub" min="0" max="1000" value="0" '
+            f'aria-label="scrub the {scope}"><span class="time"></span></span>')
+
+
+def _fixed_line(fixed: Sequence[tuple[str, Any]]) -> str:
+    """The settings a table holds fixed: the chosen ones in the open, model defaults folded away."""
+    if not fixed:
+        return ""
+    chosen = [(n, v) for n, v in fixed if not (n in PARAMS and PARAMS[n].default == v and PARAMS[n].kind != "file")]
+    defaults = [(n, v) for n, v in fixed if (n, v) not in chosen]
+    items = " · ".join(f'{e(n)} <b>{e(shown(n, v, PROMPT_HEADER_CHARS))}</b>' for n, v in chosen)
+    folded = ""
+    if defaults:
+        folded = (f'<details><summary>{len(defaults)} more at the model default</summary>'
+                  + " · ".join(f"{e(n)} {e(shown(n, v, 60))}" for n, v in defaults) + "</details>")
+    return f'<div class="fixed"><span class="k">fixed:</span> {items or "—"}{folded}</div>'
+
+
+def _title(heading: Sequence[tuple[str, Any]]) -> str:
+    return " · ".join(f"{e(n)} {e(shown(n, v, 120))}" for n, v in heading)
+
+
+def _axes_plain(section: Section) -> str:
     if section.kind == "strips":
-        axes = "seed study: one row per setting, " + ("seeds along it" if section.cols == "seed" else
-                                                       "its jobs along it")
-    else:
-        axes = f"rows: <b>{e(section.rows or '—')}</b>, columns: <b>{e(section.cols or '—')}</b>"
-        if section.groups:
-            axes += f"; one table per {e(' × '.join(section.groups))}"
-    title = " · ".join(f"{e(n)} {e(shown(n, v, 120))}" for n, v in section.heading)
-    out = ['<section class="part">', f"<h2>{title}</h2>" if title else "", f'<p class="meta">{axes}</p>']
-    for grid in section.grids:
-        out.append(_grid(grid, section, jobs, card))
-    out.append("</section>")
-    return "".join(out)
+        return "seed study"
+    return f"{section.rows or '—'} × {section.cols or '—'}"
 
 
-def _grid(grid: Grid, section: Section, jobs: Sequence[Mapping[str, Any]], card: Callable[[int], str]) -> str:
-    out = ['<div class="group">']
-    if grid.heading:
-        out.append("<h3>" + " · ".join(f"{e(n)} = {e(shown(n, v, 120))}" for n, v in grid.heading) + "</h3>")
-    rows, cols = section.rows, section.cols
-    corner = f"{e(rows or '')} \\ {e(cols or '')}" if rows or cols else ""
-    heads = "<th></th>"
-    if cols:
-        firsts = [next((cell[0] for row in grid.cells for cell in (row[c],) if cell), None)
-                  for c in range(len(grid.col_values))]
-        heads = "".join(f"<th>{_label(section, cols, v, jobs, first)}</th>"
-                        for v, first in zip(grid.col_values, firsts))
-    out.append(f'<div class="scroll"><table><thead><tr><th class="corner">{corner}</th>{heads}</tr></thead><tbody>')
-    for value, row in zip(grid.row_values, grid.cells):
-        first = next((cell[0] for cell in row if cell), None)
-        label = _label(section, rows, value, jobs, first) if rows else ""
-        cells = "".join("<td>" + "".join(card(p) for p in cell) + "</td>" for cell in row)
-        out.append(f'<tr><th scope="row">{label}</th>{cells}</tr>')
-    out.append("</tbody></table></div></div>")
-    return "".join(out)
+def _axes_text(section: Section) -> str:
+    if section.kind == "strips":
+        return "seed study: one row per setting, " + ("its seeds along it" if section.cols == "seed" else
+                                                      "its jobs along it")
+    text = f"rows: <b>{e(section.rows or '—')}</b>, columns: <b>{e(section.cols or '—')}</b>"
+    if section.groups:
+        text += f"; one table per {e(' × '.join(section.groups))}"
+    return text
 
 
 def _label(section: Section, axis: str | None, value: Any, jobs: Sequence[Mapping[str, Any]],
@@ -185,57 +318,3 @@ def _label(section: Section, axis: str | None, value: Any, jobs: Sequence[Mappin
     for name in section.companions.get(axis or "", ()) if first is not None else ():
         text += f'<span class="also">{e(name)} {e(shown(name, value_of(jobs[first], name), 60))}</span>'
     return text
-
-
-def _card(job: Mapping[str, Any], files: list[Media],
-          filters: list[tuple[str, dict[tuple[str, Any], int], tuple[Any, ...]]], counter: list[int]) -> str:
-    status = str(job.get("status") or "pending")
-    data = "".join(f' data-f{i}="{index.get(value_key(value_of(job, name)), "")}"'
-                   for i, (name, index, _) in enumerate(filters))
-    out = [f'<article class="card c-{e(status)}"{data}>']
-    if files:
-        first = files[0]
-        counter[0] += 1
-        eager = counter[0] <= EAGER_VIDEOS
-        poster = f' poster="{e(first.poster)}"' if first.poster else ""
-        source = f'preload="metadata" src="{e(first.href)}"' if eager else f'preload="none" data-src="{e(first.href)}"'
-        out.append(f'<video controls {source} muted playsinline{poster}></video>')
-    else:
-        what = {"downloaded": "file missing on disk", "succeeded": "rendered, not downloaded yet"}.get(status, status)
-        out.append(f'<div class="empty">{e(what)}</div>')
-    out.append(f'<p class="prompt">{e(job.get("prompt") or "")}</p>')
-    index = job.get("index")
-    cost = _number(job.get("cost_cu"))
-    out.append(f'<p class="line"><span class="badge b-{e(status)}">{e(status)}</span> '
-               f'#{e(index if index is not None else "?")} · seed {e(_or(job.get("seed"), "?"))}'
-               + (f' · <span class="cost">{e(cu(cost))}</span>' if cost is not None else "") + "</p>")
-    if job.get("error") or job.get("error_kind"):
-        kind = f"{job.get('error_kind')}: " if job.get("error_kind") else ""
-        out.append(f'<p class="error">{e(kind)}{e(job.get("error") or "")}</p>')
-    if job.get("hint"):
-        out.append(f'<p class="hint">hint: {e(job.get("hint"))}</p>')
-    for f in files:
-        size = f" · {f.bytes / 1e6:.1f} MB" if isinstance(f.bytes, int) else ""
-        out.append(f'<p class="file"><a href="{e(f.href)}">{e(f.name)}</a>{size}</p>')
-    out.append(_details(job))
-    out.append("</article>")
-    return "".join(out)
-
-
-def _or(value: Any, fallback: str) -> Any:
-    return fallback if value is None else value
-
-
-def _details(job: Mapping[str, Any]) -> str:
-    params = job.get("params") or {}
-    rows = [(name, params[name]) for name in PARAMS if name in params and name != "prompt"]
-    rows += [(name, value) for name, value in params.items() if name not in PARAMS]
-    for ref in job.get("inputs") or ():
-        rows.append((str(ref.get("param")), ref.get("path") or ref.get("asset_id")))
-    rows += [("job id", job.get("job_id")), ("key", job.get("key")), ("batch", job.get("batch")),
-             ("trace id", job.get("trace_id"))]
-    earlier = _number(job.get("cost_cu_earlier_attempts"))
-    if earlier:
-        rows.append(("earlier attempts", cu(earlier)))
-    items = "".join(f"<dt>{e(n)}</dt><dd>{e(shown(None, v))}</dd>" for n, v in rows if v is not None)
-    return f"<details><summary>parameters</summary><dl>{items}</dl></details>"

@@ -8,13 +8,15 @@ grouped by reason, unknown-POST jobs, time spent running, API requests, and what
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, PipelineError
 from pipeline.ledger.replay import (
     DOWNLOADED,
     FAILED,
@@ -32,8 +34,12 @@ from pipeline.ledger.replay import (
 from pipeline.report.liveness import run_activity
 from pipeline.ledger.results import iso
 from pipeline.ledger.rundir import lost_files
+from pipeline.manifest.load import Manifest, load_manifest
 
 KEY_PREFIX_CHARS = 12
+SUBMITTING = "submitting"  # a running session's POST awaiting its answer (the journal says unknown until it comes)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,7 @@ class RunStatus:
     elapsed_s: float
     api_requests: int
     failures: tuple[FailureGroup, ...]
-    unknown: tuple[JobRef, ...]
+    unknown: tuple[JobRef, ...]  # sent, answer lost (the job may exist on the server, paid)
     stalled: tuple[JobRef, ...]  # submitted jobs whose polling gave up (job_timeout_s): still on the server
     pacing: SessionPacing | None  # the last session's 429s and sending rate
     resume: ResumePlan
@@ -100,10 +106,17 @@ class RunStatus:
     cost: Spend = field(default_factory=Spend)  # the run's cost so far, every session and attempt
     strays: tuple[tuple[str, str], ...] = ()  # (server job id, key): a second job made for one body, kept
     strays_saved: int = 0  # of the strays, those whose outputs run --download-strays saved
+    submitting: tuple[JobRef, ...] = ()  # a running session's POSTs awaiting their answer (not unknown: not lost)
+    limit: Mapping[str, Any] | None = None  # the last session was run --limit: what it picked (Limit.to_json)
 
 
 def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
     """Replay the run folder's journal into a RunStatus; InputError (exit 2) when there is no journal."""
+    return run_status_and_state(run_dir, now=now)[0]
+
+
+def run_status_and_state(run_dir: str | Path, *, now: float | None = None) -> tuple[RunStatus, LedgerState]:
+    """`run_status`, and the replayed journal it comes from (for `job_entries`)."""
     path = Path(run_dir).expanduser()
     journal = path / JOURNAL_NAME
     if not journal.is_file():
@@ -112,7 +125,7 @@ def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
                          "(give the folder `ltx-batch run` wrote, e.g. out/<manifest name>)")
     state, sessions = replay_sessions(journal)
     return summarize(path, state, now=time.time() if now is None else now, sessions=sessions,
-                     torn_tail=_ends_mid_line(journal))
+                     torn_tail=_ends_mid_line(journal)), state
 
 
 def replay_sessions(path: Path) -> tuple[LedgerState, list[tuple[float, float]]]:
@@ -149,6 +162,9 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         spans[-1] = (spans[-1][0], max(spans[-1][1], now))
     elapsed_s = sum(max(0.0, end - start) for start, end in spans)
     jobs = list(state.jobs.values())
+    session_t = float(last.get("t", 0.0))
+    submitting = tuple(_ref(j) for j in jobs if activity == "running" and _submitting(j, session_t))
+    counts[UNKNOWN] -= len(submitting)
     plan = ResumePlan(
         poll=sum(1 for j in jobs if j.to_poll),
         download=sum(1 for j in jobs if j.to_download),
@@ -163,14 +179,71 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
     return RunStatus(
         run_dir=str(run_dir), name=str(last.get("name") or run_dir.name), manifest=last.get("manifest"),
         activity=activity, pid=pid, stop_reason=state.stopped, sessions=len(state.runs), job_count=job_count,
-        known=known, counts={s: counts[s] for s in STATES}, started_at=iso(state.first_at),
+        known=known, counts={**{s: counts[s] for s in STATES}, SUBMITTING: len(submitting)},
+        started_at=iso(state.first_at),
         updated_at=iso(state.last_at),
         elapsed_s=round(elapsed_s, 3),
         api_requests=state.api_requests, failures=_failures(jobs),
-        unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN),
+        unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN and not (activity == "running"
+                                                                          and _submitting(j, session_t))),
         stalled=tuple(_ref(j) for j in jobs if j.polling_gave_up),
         pacing=state.session_pacing, resume=plan, torn_tail=torn_tail, cost=replace(state.spend),
-        strays=tuple(sorted(state.strays.items())), strays_saved=sum(1 for j in state.strays if j in state.stray_files))
+        strays=tuple(sorted(state.strays.items())), strays_saved=sum(1 for j in state.strays if j in state.stray_files),
+        submitting=submitting, limit=_limit_of(last))
+
+
+def _limit_of(run_event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    options = run_event.get("options")
+    limit = options.get("limit") if isinstance(options, dict) else None
+    return limit if isinstance(limit, dict) else None
+
+
+def _submitting(job: JobState, session_t: float) -> bool:
+    """A POST the running session sent and still awaits: its intent is of this session and no answer came
+    (a lost one is journaled, "answer-lost"); older intents without an answer are unknown."""
+    return job.state == UNKNOWN and job.error is None and job.intent_at is not None and job.intent_at >= session_t
+
+
+def job_entries(status: RunStatus, state: LedgerState) -> Iterator[dict[str, Any]]:
+    """One plain record per job, lazily: the run's manifest's jobs in order when it can be read (the ones never
+    sent as pending), then the jobs the journal knows that it does not have (`in_manifest` false); the
+    journal's jobs alone when it cannot be read (`in_manifest` null)."""
+    submitting = {ref.key for ref in status.submitting}
+    manifest = _manifest(status.manifest)
+    seen: set[str] = set()
+    for spec in manifest.jobs() if manifest is not None else ():
+        seen.add(spec.key)
+        job = state.jobs.get(spec.key)
+        yield _entry(spec.key, spec.index, spec.batch, job, in_manifest=True, submitting=spec.key in submitting)
+    for key, job in state.jobs.items():
+        if key not in seen:
+            yield _entry(key, job.index, job.batch, job, in_manifest=False if manifest is not None else None,
+                         submitting=key in submitting)
+
+
+def _manifest(path: str | None) -> Manifest | None:
+    """The run's manifest (as the last session's run event names it), or None when it cannot be read."""
+    if not path:
+        return None
+    try:
+        return load_manifest(path)
+    except (PipelineError, OSError) as exc:
+        log.warning("the run's manifest %s cannot be read (%s): jobs never sent are not listed", path, exc)
+        return None
+
+
+def _entry(key: str, index: int | None, batch: str | None, job: JobState | None, *, in_manifest: bool | None,
+           submitting: bool) -> dict[str, Any]:
+    return {
+        "key": key, "index": index, "batch": batch, "in_manifest": in_manifest,
+        "status": SUBMITTING if submitting else job.state if job is not None else PENDING,
+        "job_id": job.job_id if job else None, "server_status": job.server_status if job else None,
+        "error": job.error if job else None, "error_kind": job.error_kind if job else None,
+        "hint": job.hint if job else None, "trace_id": job.trace_id if job else None,
+        "cost_cu": job.cost_cu if job else None,
+        "attempts": {"submit": job.submit_attempts if job else 0, "download": job.download_attempts if job else 0},
+        "files": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in job.files.values()] if job else [],
+    }
 
 
 def _ref(job: JobState) -> JobRef:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.ledger.costs import spend_text
 from pipeline.ledger.replay import DOWNLOADED, FAILED, FINISHED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, count_in
-from pipeline.report.status import JobRef, ResumePlan, RunStatus
+from pipeline.report.status import SUBMITTING, JobRef, ResumePlan, RunStatus
 
 SHOWN_PER_GROUP = 10
 SHOWN_GROUPS = 20
@@ -51,13 +51,19 @@ def status_text(status: RunStatus) -> str:
     total = sum(c.values())
     lines = [
         f"run {status.name}: {activity}" + (f"; manifest {status.manifest}" if status.manifest else ""),
-        f"jobs: {total} — " + ", ".join(f"{c[s]} {s}" for s in (DOWNLOADED, FAILED, UNKNOWN, SUBMITTED,
-                                                                  SUCCEEDED, PENDING)),
+        f"jobs: {total} — " + ", ".join(f"{c[s]} {s}" for s in (DOWNLOADED, FAILED, UNKNOWN, SUBMITTING,
+                                                                  SUBMITTED, SUCCEEDED, PENDING)
+                                          if s != SUBMITTING or c[s]),
         f"elapsed: {duration_text(status.elapsed_s)} running, in {status.sessions} session{_s(status.sessions)}"
         + (f" (first event {status.started_at}, last {status.updated_at})" if status.started_at else ""),
         f"API requests: {status.api_requests}" + _per_job(status),
         f"cost: {spend_text(status.cost)}",
     ]
+    if status.limit is not None:
+        limit = status.limit
+        lines.append(f"limited: the last session ran with --limit {limit.get('limit')}"
+                     f"{' --spread' if limit.get('spread') else ''} ({limit.get('chosen')} of {limit.get('of')} jobs); "
+                     "the same command without --limit sends the rest")
     pacing = status.pacing
     if pacing is not None and (pacing.throttled or pacing.rate_cuts):
         lowered = (f"; 429s lowered the sending rate {pacing.rate_cuts} time{_s(pacing.rate_cuts)}, to as low as "

@@ -162,6 +162,7 @@ class RunContext:
     downloading: int = 0  # downloads under way right now
     downloaded_bytes: int = 0
     reconciling: str | None = None  # while lost POSTs wait to be looked up on the server: why, for the user
+    posting: set[str] = field(default_factory=set)  # keys whose POST awaits its answer: submitting, not unknown
 
     def waits(self) -> tuple[str, ...]:
         """Why the run is waiting right now, in words for the user (progress, log, journal for `status`)."""

@@ -17,6 +17,7 @@ from pipeline import __version__
 from pipeline.api.client import ApiClient
 from pipeline.config import Settings
 from pipeline.run.context import RunnableManifest, StopFlags
+from pipeline.run.limit import Limit
 from pipeline.ledger.costs import spend_text
 from pipeline.ledger.replay import (
     DOWNLOADED,
@@ -62,6 +63,9 @@ class RunSummary:
     spend: Spend = field(default_factory=Spend)  # the run's cost so far (every session, every attempt)
     failure_notes: dict[str, str] = field(default_factory=dict)  # key -> "hint: ...; trace id ..." of a failure
     reconcile_requests: int = 0  # of api_requests, those spent asking the server about lost POSTs
+    retryable: int = 0  # failed jobs only --retry-failed sends again (not those whose download or upload failed)
+    limit: Limit | None = None  # run --limit: the jobs it picked
+    chosen_counts: dict[str, int] | None = None  # with a limit: the picked jobs by state
 
     @property
     def requests_per_job(self) -> float:
@@ -81,32 +85,41 @@ class Tally:
     journal_only: int  # jobs the journal knows that the current manifest no longer has
     failure_notes: dict[str, str] = field(default_factory=dict)  # key -> the failure's hint and trace id, if any
     spend: Spend = field(default_factory=Spend)  # the run's cost (the journal's, every session and attempt)
+    retryable: int = 0  # failed jobs --retry-failed would send again (a failed download or upload is retried anyway)
+    limit: Limit | None = None  # run --limit: the jobs it picked
+    chosen_counts: dict[str, int] | None = None  # with a limit: the picked jobs by state
 
 
-def tally(keys: Iterable[str], ledger: LedgerState) -> Tally:
-    """The manifest's jobs (`keys`, every job's key by index: the run's roster) by their state in `ledger`."""
+def tally(keys: Iterable[str], ledger: LedgerState, limit: Limit | None = None) -> Tally:
+    """The manifest's jobs (`keys`, every job's key by index: the run's roster) by their state in `ledger`;
+    with a limit, also the jobs it picked."""
     counts = dict.fromkeys(STATES, 0)
+    chosen = dict.fromkeys(STATES, 0) if limit is not None else None
     failures: list[tuple[int | None, str, str]] = []
     unknown: list[tuple[int | None, str]] = []
     stalled: list[tuple[int | None, str, str]] = []
     not_found: list[tuple[int | None, str, str]] = []
     notes: dict[str, str] = {}
     jobs = ledger.jobs
-    seen = 0
+    seen = retryable = 0
     for index, key in enumerate(keys):
         job = jobs.get(key)
         seen += job is not None
         state = job.state if job is not None else PENDING
         counts[state] += 1
+        if limit is not None and chosen is not None and limit(index):
+            chosen[state] += 1
         if state == FAILED:
             failures.append((index, key, (job.error if job else None) or "unknown error"))
             if job is not None and (note := failure_note(job.hint, job.trace_id)):
                 notes[key] = note
+            retryable += job is not None and job.generation_failed
         elif state == UNKNOWN:
             unknown.append((index, key))
         elif job is not None and job.polling_gave_up:
             (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((index, key, job.job_id or "?"))
-    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes, replace(ledger.spend))
+    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes, replace(ledger.spend),
+                 retryable, limit, chosen)
 
 
 def failure_note(hint: str | None, trace_id: str | None) -> str:
@@ -145,6 +158,7 @@ def run_record(manifest: RunnableManifest, state: LedgerState, settings: Setting
         "jobs_without_cost": state.spend.unpriced,  # sent, no cost recorded (nor estimated)
         "cost_cu_failed_jobs": round(state.spend.failed_cu, 6),  # part of cost_cu: jobs that failed on the server
         "max_cost_cu": settings.max_cost_cu or None,
+        "limit": None if ending.limit is None else {**ending.limit.to_json(), "chosen_counts": ending.chosen_counts},
     }
 
 
@@ -163,19 +177,22 @@ def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, sta
         status = EXIT_INTERRUPTED
     elif stop.reason in ("auth", "credits", "access", "budget"):
         status = EXIT_STOPPED
-    elif ending.counts[DOWNLOADED] == manifest.job_count:
-        status = EXIT_OK
+    elif ending.counts[DOWNLOADED] == manifest.job_count or (
+            ending.chosen_counts is not None and ending.chosen_counts[DOWNLOADED] == sum(ending.chosen_counts.values())):
+        status = EXIT_OK  # with --limit: every job it picked
     else:
         status = EXIT_FAILED
     return RunSummary(run_dir, status, ending.counts, manifest.job_count, time.monotonic() - started,
                       api.requests, api.throttled, stop.reason, stop.message, ending.failures, ending.unknown,
                       ending.stalled, ending.not_found,
                       api.pacing.cuts, api.pacing.lowest_per_s if api.pacing.cuts else None,
-                      settings.max_requests_per_s, ending.spend, ending.failure_notes, api.reconcile_requests)
+                      settings.max_requests_per_s, ending.spend, ending.failure_notes, api.reconcile_requests,
+                      ending.retryable, ending.limit, ending.chosen_counts)
 
 
-def summary_text(summary: RunSummary, *, resume_command: str) -> str:
-    """The final lines printed after a run."""
+def summary_text(summary: RunSummary, *, resume_command: str, full_command: str | None = None) -> str:
+    """The final lines printed after a run; `full_command` is the command without --limit (the rest of a
+    limited run)."""
     c = summary.counts
     lines = [f"{c[DOWNLOADED]}/{summary.total} downloaded, {c[FAILED]} failed, {c[UNKNOWN]} unknown, "
              f"{count_in(c, UNFINISHED)} unfinished; wall {summary.wall_s:.1f}s; "
@@ -196,6 +213,9 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
                      + (f" ({note})" if note else ""))
     if len(summary.failures) > 20:
         lines.append(f"  ... and {len(summary.failures) - 20} more failures (see results.json)")
+    if summary.retryable:
+        retry = resume_command if " --retry-failed" in f"{resume_command} " else f"{resume_command} --retry-failed"
+        lines.append(f"to send the {summary.retryable} failed job(s) again (each job made is paid): {retry}")
     if summary.unknown:
         lines.append(f"{len(summary.unknown)} job(s) were sent but their answer was lost; they may exist on the "
                      f"server (paid). Check your Scenario account, then rerun with --resubmit-unknown to send "
@@ -213,6 +233,16 @@ def summary_text(summary: RunSummary, *, resume_command: str) -> str:
                   for i, k, job_id in summary.not_found[:20]]
     if summary.message and summary.stopped != "interrupted":
         lines.append(f"stopped: {summary.message}")
-    if summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or count_in(c, UNFINISHED):
+    picked = summary.chosen_counts
+    if summary.limit is not None and picked is not None:
+        lines.append(f"limited run ({summary.limit.describe()}): {picked[DOWNLOADED]:,}/{sum(picked.values()):,} "
+                     f"of them downloaded")
+    unfinished = count_in(c, UNFINISHED)
+    if picked is not None and summary.exit_status not in (EXIT_INTERRUPTED, EXIT_STOPPED) \
+            and not count_in(picked, UNFINISHED):
+        if unfinished:
+            lines.append(f"to run the rest ({unfinished:,} job{'' if unfinished == 1 else 's'}; nothing is sent "
+                         f"twice): {full_command or resume_command}")
+    elif summary.exit_status in (EXIT_INTERRUPTED, EXIT_STOPPED) or unfinished:
         lines.append(f"to resume: {resume_command}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from pipeline.api.client import ApiClient
 from pipeline.api.budget import SUBMIT
 from pipeline.run.context import RunContext
 from pipeline.ledger.costs import cu, parse_price, price_class, verdict
-from pipeline.errors import AuthError, CreditsError, ModelAccessRestricted, PipelineError, RunHalted
+from pipeline.errors import ApiError, AuthError, CreditsError, ModelAccessRestricted, PipelineError, RunHalted
 from pipeline.ledger.replay import JOURNAL_NAME, replay
 from pipeline.spec import InputRef, JobSpec
 
@@ -59,22 +59,27 @@ async def within_budget(ctx: RunContext, spec: JobSpec, body: Mapping[str, Any])
 
     The job's estimate is the last known cost of its price class (a charge recorded in the journal, or an
     earlier dry run), else one dry run now. True: the job fits, and a "priced" event records its estimate (so
-    an answer lost for it still counts). False: submitting has stopped (budget reached, the job could not be
-    priced, or the run stopped meanwhile); the job stays pending. No await between the check and the caller's
+    an answer lost for it still counts). A dry run that cannot reach the API waits for it, as a POST would.
+    False: submitting has stopped (budget reached, the job could not be priced, or the run stopped meanwhile);
+    the job stays pending. No await between the check and the caller's
     intent, so concurrent submit workers never both take the last of the budget."""
     state = ctx.journal.state
     kind = price_class(spec)
-    estimate = state.prices.get(kind)
-    if estimate is None:
+    while (estimate := state.prices.get(kind)) is None:
         try:
             estimate = await dry_run(ctx.api, spec.model, body)
         except RunHalted:
             return False
         except PipelineError as exc:
+            if isinstance(exc, ApiError) and exc.status == 0:  # no connection: wait for the API as a POST would
+                if await ctx.api.connectivity.wait_up(ctx.stop.no_more_submits):
+                    continue
+                return False  # submitting stopped while the API was away
             if not ctx.stop.no_more_submits.is_set():  # the first reason to stop is the one told
                 _refused(ctx, spec, exc)
             return False
         log.info("%s: a dry run prices jobs like it at %s", where(spec), cu(estimate))
+        break
     if ctx.stop.no_more_submits.is_set():
         return False  # stopped while we priced
     answer = verdict(state.spend, state.prices, estimate_cu=estimate, max_cost_cu=ctx.settings.max_cost_cu)

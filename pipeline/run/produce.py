@@ -1,8 +1,8 @@
 """The producer side of a run: what the journal says to resume, the input uploads, and the manifest's new jobs.
 
 `feed` sends submitted jobs to the poller and paid ones to the downloaders, uploads each distinct input once,
-walks the manifest lazily (the run's one walk, through its `Roster`) for jobs that need a POST and runs the
-submit workers; then it closes `submitted`.
+goes through the run's `Roster` for the jobs that need a POST (building only those) and runs the submit
+workers; then it closes `submitted`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pipeline.ledger.replay import DOWNLOADED, PENDING, SUBMITTED, SUCCEEDED, UN
 from pipeline.ledger.rundir import lost_files
 from pipeline.run.roster import Roster
 from pipeline.spec import InputRef, JobSpec
+from pipeline.run.limit import Limit
 from pipeline.run.strays import download_strays as fetch_strays
 from pipeline.run.submit import send_job, submit
 from pipeline.api.uploads import upload_input
@@ -34,9 +35,11 @@ RECONCILE_PASSES = 10  # lost POSTs reconciled again after a pass that resent so
 async def feed(ctx: RunContext, manifest: RunnableManifest, roster: Roster,
                to_submit: asyncio.Queue[JobSpec | None], submitted: asyncio.Queue[Submission | None],
                finished: asyncio.Queue[Completion | None], *,
-               retry_failed: bool, resubmit_unknown: bool, download_strays: bool = False) -> None:
-    """Reconcile unknown jobs, resume what the journal knows, upload the manifest's inputs, walk the roster
-    to produce and submit, reconcile the POSTs this run lost; then close `submitted`."""
+               retry_failed: bool, resubmit_unknown: bool, download_strays: bool = False,
+               chosen: Limit | None = None) -> None:
+    """Reconcile unknown jobs, resume what the journal knows, upload the manifest's inputs, produce the jobs
+    that need a POST (from the roster) and submit them, reconcile the POSTs this run lost; then close
+    `submitted`."""
     session_started = time.time()
     unknown = [key for key, job in ctx.journal.state.jobs.items() if job.state == UNKNOWN]
     if unknown:  # lost answers of earlier sessions: adopt what the server made, send again what it did not
@@ -47,8 +50,8 @@ async def feed(ctx: RunContext, manifest: RunnableManifest, roster: Roster,
     async with asyncio.TaskGroup() as group:
         group.create_task(_resume(ctx, resumable, submitted, finished))
         group.create_task(_produce(ctx, roster, to_submit, retry_failed=retry_failed,
-                                   resubmit_unknown=resubmit_unknown))
-        not_uploaded = await _upload_inputs(ctx, manifest)
+                                   resubmit_unknown=resubmit_unknown, chosen=chosen))
+        not_uploaded = await _upload_inputs(ctx, manifest, roster, chosen)
         for _ in range(SUBMIT_WORKERS):
             group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
     await _settle_lost_posts(ctx, roster, submitted, since=session_started)
@@ -84,22 +87,27 @@ async def _settle_lost_posts(ctx: RunContext, roster: Roster, submitted: asyncio
         for key in found.adopted:
             ctx.in_flight.force()
             await submitted.put(Submission(key, str(ctx.journal.state.jobs[key].job_id), loop.time()))
-        if found.not_created:  # the producer's walk is whole: it stops early only when submitting stops
+        if found.not_created:
             for spec in roster.specs_of(set(found.not_created)):
                 await send_job(ctx, spec, spec.body(ctx.journal.state.uploads), submitted)
         if not found.adopted and not found.not_created:
             return  # the listing failed, or nothing could be decided: they stay unknown, with the reason
 
 
-async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest) -> dict[str, str]:
-    """Upload each distinct local input once (by content hash); reuse ids the journal remembers.
+async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest, roster: Roster,
+                         chosen: Limit | None = None) -> dict[str, str]:
+    """Upload each distinct local input once (by content hash); reuse ids the journal remembers; a limited run
+    (`chosen`) only the inputs of the jobs it picks.
 
     Returns why each input that could not be uploaded was not (sha256 -> message): the jobs that need it
     fail with that message, the others go on. Credentials refused halt the run; no credits stop submitting.
     """
     uploads, upload_ids = ctx.journal.state.uploads, ctx.journal.state.upload_ids
     not_uploaded: dict[str, str] = {}
+    needed = None if chosen is None else {ref.sha256 for spec in chosen.jobs(roster) for ref in spec.inputs}
     for ref in manifest.input_files():
+        if needed is not None and ref.sha256 not in needed:
+            continue
         if ref.sha256 in uploads or ref.sha256 in not_uploaded or ref.sha256 is None or ref.path is None:
             continue
         if ctx.stop.no_more_submits.is_set():
@@ -164,23 +172,24 @@ async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: 
 
 
 async def _produce(ctx: RunContext, roster: Roster, to_submit: asyncio.Queue[JobSpec | None], *,
-                   retry_failed: bool, resubmit_unknown: bool) -> None:
-    """Walk the manifest lazily (the run's walk: the roster notes every key) and queue every job that needs a
-    POST; then close the queue."""
+                   retry_failed: bool, resubmit_unknown: bool, chosen: Limit | None = None) -> None:
+    """Queue every job that needs a POST, in index order (a limited run: of the jobs it picks); then close the
+    queue. Each is judged by its key (the roster's) and built only when it is sent (decoded, not hashed)."""
     state = ctx.journal.state
-    for spec in roster.walk():
+    picked = enumerate(roster) if chosen is None else ((index, roster[index]) for index in chosen.indices)
+    for index, key in picked:
         if ctx.stop.no_more_submits.is_set():
             break
-        job = state.jobs.get(spec.key)
+        job = state.jobs.get(key)
         if job is not None and job.state != PENDING:
             if job.state == UNKNOWN and resubmit_unknown:
-                await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
+                await ctx.journal.write("reset", key=key, why="resubmit-unknown")
             elif job.upload_failed:  # never sent, so never paid: try again
-                await ctx.journal.write("reset", key=spec.key, why="retry-upload")
+                await ctx.journal.write("reset", key=key, why="retry-upload")
             elif job.generation_failed and retry_failed:
-                await ctx.journal.write("reset", key=spec.key, why="retry-failed")
+                await ctx.journal.write("reset", key=key, why="retry-failed")
             else:
                 continue
-        await to_submit.put(spec)
+        await to_submit.put(roster.spec(index))
     for _ in range(SUBMIT_WORKERS):
         await to_submit.put(None)

@@ -1,10 +1,11 @@
 """The run's one walk over its manifest's jobs, and what it leaves behind: every job's key, 32 bytes a job.
 
-A run expands its manifest (builds each `JobSpec`, hashes its key) once. The producer pulls the jobs from
-`Roster.walk()`, which notes each key as it hands the job out; `complete()` walks the jobs the producer did
-not reach (it stops early when submitting stops). What comes after reads the roster instead of expanding
-again: the tally (each job's index and key), the records of results.json (`specs()`: each job decoded
-again from its index, its key taken from here, not hashed) and the lost POSTs sent again (`specs_of`).
+A run expands its manifest (builds each `JobSpec`, hashes its key) once: `Roster.walk()` hands the jobs
+out and notes each key as it goes (the run opens with it, counting how its jobs stand). Afterwards the
+roster serves what the run needs of its jobs without expanding again: their keys by index (the producer
+looks each up in the journal, the tally counts them), and the jobs themselves where a consumer needs them
+whole (`jobs`, `spec`, `specs_of`: decoded again from their index, keys taken from here, not hashed): the
+jobs to POST, the records of results.json, the lost POSTs sent again.
 """
 
 from __future__ import annotations
@@ -37,15 +38,21 @@ class Roster(Sequence[str]):
         for _ in self.walk():
             pass
 
-    def specs(self) -> Iterator[JobSpec]:
-        """Every walked job again, in order: decoded from its index, its key from here (no hashing)."""
-        return self._manifest.jobs(0, len(self), keys=self)
+    def jobs(self, start: int = 0, stop: int | None = None) -> Iterator[JobSpec]:
+        """The walked jobs with index in [start, stop), in order: decoded again from the manifest by index,
+        their keys from here (no hashing)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        return self._manifest.jobs(start, stop, keys=self)
+
+    def spec(self, index: int) -> JobSpec:
+        """The job of this index (decoded as `jobs`)."""
+        return next(self.jobs(index, index + 1))
 
     def specs_of(self, keys: Collection[str]) -> Iterator[JobSpec]:
-        """The walked jobs whose key is one of `keys`, in index order (decoded as `specs`)."""
+        """The walked jobs whose key is one of `keys`, in index order (decoded as `jobs`)."""
         for index, key in enumerate(self):
             if key in keys:
-                yield from self._manifest.jobs(index, index + 1, keys=self)
+                yield self.spec(index)
 
     def __len__(self) -> int:
         return len(self._digests) // DIGEST_BYTES

@@ -7,8 +7,9 @@ under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second sig
 cancels at once. The journal is valid at every instant; results.json is rewritten at
 the end whatever happened.
 
-The run walks its manifest once: the producer pulls the jobs through the `Roster`, which keeps every
-job's key (32 bytes a job); the tally, results.json and the summary are made from it and the journal.
+The run walks its manifest once, at the start (how its jobs stand, for the opening lines), through a
+`Roster` that keeps every job's key (32 bytes a job); the producer, the tally and results.json read the
+roster and the journal, building a job again from its index (not hashing it) only where they need it whole.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,16 @@ from pipeline.ledger.replay import JOURNAL_NAME
 from pipeline.ledger.results import records
 from pipeline.run.outcome import RunSummary, run_record, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
-from pipeline.run.progress import Progress
+from pipeline.ledger.standing import standing
+from pipeline.run.limit import Limit
+from pipeline.run.progress import Progress, opening_lines
 from pipeline.api.retry import backoff_s
 from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.run.produce import SUBMIT_WORKERS, feed
 from pipeline.run.roster import Roster
 from pipeline.spec import JobSpec
 
-__all__ = ["RunOptions", "RunSummary", "run_manifest", "summary_text"]
+__all__ = ["RunOptions", "RunSummary", "run_lock", "run_manifest", "summary_text"]
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +64,14 @@ class RunOptions:
     manifest_path: str = ""
     on_finish: Callable[[Path], Any] | None = None  # e.g. write the HTML report
     freeze_long_lived: bool = False  # the process's own run: keep start-up objects out of GC (see gcpause)
+    limit: Limit | None = None  # run --limit: send only the jobs it picks (the rest stay pending)
+    lock_held: bool = False  # the caller holds run_lock(run_dir) already (the CLI, before the emulator starts)
 
 
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One process per run folder: a second concurrent run would pay twice."""
+    """One process per run folder: a second concurrent run would pay twice. The CLI takes it before it starts
+    anything (the emulator), so a refusal is all a second run prints; it then says so (`RunOptions.lock_held`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     handle = (run_dir / ".lock").open("a")
     try:
@@ -83,7 +89,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 async def run_manifest(manifest: RunnableManifest, settings: Settings, credentials: Credentials,
                        run_dir: Path, options: RunOptions) -> RunSummary:
     """Run (or resume) every job of the manifest into `run_dir`; never raises for one job's failure."""
-    with run_lock(run_dir):
+    with nullcontext() if options.lock_held else run_lock(run_dir):
         journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
         if options.freeze_long_lived:
             log.debug("%d start-up objects (modules, the replayed journal) kept out of GC", freeze_long_lived())
@@ -109,22 +115,28 @@ def _our_error(group: BaseExceptionGroup) -> BaseException:
 async def _run(manifest: RunnableManifest, settings: Settings, credentials: Credentials, run_dir: Path,
                options: RunOptions, journal: Journal) -> RunSummary:
     started = time.monotonic()
+    roster = Roster(manifest)  # every job's key by index, noted by the run's one walk over the manifest: this one
+    opening = standing(roster.walk(), journal.state, retry_failed=options.retry_failed,
+                       resubmit_unknown=options.resubmit_unknown, chosen=options.limit)
+    roster.complete()  # (standing walked every job; from here on the roster holds them all)
+    for text in opening_lines(opening, run_dir=run_dir, resuming=bool(journal.state.runs), limit=options.limit):
+        log.info("%s", text)
     await journal.write("run", manifest=options.manifest_path, name=manifest.name, model=manifest.model,
                         api_base_url=settings.api_base_url, job_count=manifest.job_count,
                         tool_version=__version__, pid=os.getpid(),
                         options={"retry_failed": options.retry_failed,
-                                 "resubmit_unknown": options.resubmit_unknown})
+                                 "resubmit_unknown": options.resubmit_unknown,
+                                 **({"limit": options.limit.to_json()} if options.limit else {})})
     stop = StopFlags()
     journal.on_disk_full = lambda message: stop.halt("storage", message)
     budget = RequestBudget(settings.max_requests_per_s, halted=stop.halted)
     in_flight = InFlight(settings.max_in_flight_jobs)
     stop.on_stop_submitting.append(in_flight.close)
     connector = aiohttp.TCPConnector(limit=max(32, settings.download_workers + 2 * SUBMIT_WORKERS + 8))
-    roster = Roster(manifest)  # the run's one walk over the manifest: the producer pulls it, the end completes it
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
         api = ApiClient(session, settings, credentials, budget)
         ctx = RunContext(settings, journal, api, session, run_dir, in_flight, stop)
-        progress = Progress(ctx, manifest.job_count, mode=options.progress)
+        progress = Progress(ctx, opening.scope, mode=options.progress)
         try:
             await _supervise(ctx, manifest, roster, options, progress)
         finally:
@@ -133,10 +145,9 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                 journal.write_now("end", reason=stop.reason)
             except JournalError as exc:  # what it holds is valid; the error itself surfaces from the stages
                 log.error("%s", exc)
-            roster.complete()  # the jobs the producer did not reach (it stopped early)
-            ending = tally(roster, journal.state)
+            ending = tally(roster, journal.state, options.limit)
             save_results(run_dir, run_record(manifest, journal.state, settings, started, api, stop, ending),
-                         records(roster.specs(), journal.state, journal=journal.path))
+                         records(roster.jobs(), journal.state, journal=journal.path))
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
     return summarize(run_dir, manifest, settings, started, api, stop, ending)
@@ -221,7 +232,7 @@ async def _stages(ctx: RunContext, manifest: RunnableManifest, roster: Roster, o
     async with asyncio.TaskGroup() as group:
         group.create_task(feed(ctx, manifest, roster, to_submit, submitted, finished,
                                retry_failed=options.retry_failed, resubmit_unknown=options.resubmit_unknown,
-                               download_strays=options.download_strays))
+                               download_strays=options.download_strays, chosen=options.limit))
         group.create_task(poll(ctx, submitted, finished, downloaders=ctx.settings.download_workers))
         for _ in range(ctx.settings.download_workers):
             group.create_task(download(ctx, finished))

@@ -75,12 +75,17 @@ async def _send(ctx: RunContext, spec: JobSpec, body: dict[str, object], submitt
     attempt = ctx.journal.state.job(spec.key).submit_attempts + 1
     post = PostState()
     try:
-        await ctx.journal.write("intent", key=spec.key, attempt=attempt, spec=spec.to_json(), request=body,
-                                file=claim_output_path(spec, ctx.journal.state.paths))
-        job = await ctx.api.submit(spec.model, body, post=post)
+        ctx.posting.add(spec.key)  # journaled unknown from the intent on, but shown as submitting until answered
+        try:
+            await ctx.journal.write("intent", key=spec.key, attempt=attempt, spec=spec.to_json(), request=body,
+                                    file=claim_output_path(spec, ctx.journal.state.paths))
+            job = await ctx.api.submit(spec.model, body, post=post)
+        finally:
+            ctx.posting.discard(spec.key)
     except SubmitOutcomeUnknown as exc:
         log.warning("job %d (%s): %s; it may exist on the server: not resent (see --resubmit-unknown)",
                     spec.index, spec.key[:12], exc)
+        await ctx.journal.write("answer-lost", key=spec.key, error=str(exc))  # unknown, not submitting (status)
         await ctx.in_flight.release()
         return False
     except RunHalted as exc:  # every attempt so far was refused, and the run stops before the next one
