@@ -8,49 +8,59 @@ the same ones. The first run writes N outputs of 54 kB (1.1 GB at 20,000 jobs) i
 removed at the end; --first-run-both also makes the baseline's own first run (its RSS), in a second folder.
 
     python tests/bench/bench_resume.py --baseline b1769dc                  # 20,000 jobs, 3 rounds
-    python tests/bench/bench_resume.py --baseline b1769dc --jobs 100000 --rounds 1 --first-run-both
+    python tests/bench/bench_resume.py --baseline b1769dc --baseline main  # against two trees
+    python tests/bench/bench_resume.py --baseline main --jobs 100000 --rounds 1 --first-run-both
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import statistics
+import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from benchlib import ROOT, api_requests, emulator, machine, run_client, seed_manifest, source_tree, table
 
 FAST_POLLING = {"poll_first_delay_s": 0.05, "poll_min_interval_s": 0.02, "poll_max_interval_s": 0.5}
-VOLATILE = ("updated_at", "session_wall_s", "sessions", "api_requests", "api_requests_per_finished_job")
+DIGEST = """
+import hashlib, json, sys
+from pathlib import Path
+run_dir = Path(sys.argv[1])
+results = json.loads((run_dir / "results.json").read_text())
+digest = hashlib.sha256(json.dumps([results["schema"], results["jobs"]], sort_keys=True).encode())
+digest.update((run_dir / "results.csv").read_bytes())
+print(digest.hexdigest()[:12])
+"""
 
 
 def written(run_dir: Path) -> str:
-    """A digest of what a resume wrote that must not depend on the tree: results.json's jobs and run record
-    (but for times and session counts) and the whole of results.csv."""
-    results = json.loads((run_dir / "results.json").read_text())
-    run = {k: v for k, v in results["run"].items() if k not in VOLATILE}
-    digest = hashlib.sha256(json.dumps([results["schema"], run, results["jobs"]], sort_keys=True).encode())
-    digest.update((run_dir / "results.csv").read_bytes())
-    return digest.hexdigest()[:12]
+    """A digest of what a resume wrote that must not depend on the tree: results.json's jobs and the whole of
+    results.csv (the run record holds times, and fields newer trees added). Read in a child process: a forked
+    client starts from this process's peak RSS, so this one must stay small."""
+    done = subprocess.run([sys.executable, "-c", DIGEST, str(run_dir)], capture_output=True, text=True, check=True,
+                          timeout=600)
+    return done.stdout.strip()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3, help="resumes per tree (alternating)")
-    parser.add_argument("--baseline", metavar="REF", required=True, help="git ref of the tree to compare with")
+    parser.add_argument("--baseline", metavar="REF", action="append", required=True,
+                        help="git ref of a tree to compare with (repeat for several)")
     parser.add_argument("--max-in-flight", type=int, default=64)
-    parser.add_argument("--first-run-both", action="store_true", help="also the baseline's own first run")
+    parser.add_argument("--first-run-both", action="store_true", help="also each baseline's own first run (its RSS)")
     args = parser.parse_args()
     print(machine())
     rows: list[dict[str, Any]] = []
-    with source_tree(args.baseline) as baseline, tempfile.TemporaryDirectory(prefix="ltx-bench-resume-") as tmp, \
-            emulator(job_time_s=0.01, max_running_jobs=args.jobs) as server:
-        trees = {"this tree": ROOT, args.baseline: baseline}
+    with ExitStack() as stack:
+        trees = {"this tree": ROOT, **{ref: stack.enter_context(source_tree(ref)) for ref in args.baseline}}
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ltx-bench-resume-"))
+        server = stack.enter_context(emulator(job_time_s=0.01, max_running_jobs=args.jobs))
         manifest = seed_manifest(Path(tmp), args.jobs, name="resume")
         out = Path(tmp) / "out"
 
@@ -67,7 +77,8 @@ def main() -> int:
 
         rows.append(client("this tree", "run", out, **FAST_POLLING))
         if args.first_run_both:
-            rows.append(client(args.baseline, "run", Path(tmp) / "out-baseline", **FAST_POLLING))
+            for ref in args.baseline:
+                rows.append(client(ref, "run", Path(tmp) / f"out-{ref}", **FAST_POLLING))
         digests: dict[str, set[str]] = {label: set() for label in trees}
         order = list(trees)
         for round_ in range(args.rounds):
@@ -78,8 +89,10 @@ def main() -> int:
                for label in trees}
     print(f"{args.jobs:,} jobs; {args.rounds} no-op resume(s) per tree, alternating")
     print(table(rows, ["client", "step", "exit", "wall_s", "cpu_s", "peak_rss_mib", "api_requests", "jobs_created"]))
-    new, old = statistics.median(resumes["this tree"]), statistics.median(resumes[args.baseline])
-    print(f"no-op resume, median wall: this tree {new:.2f} s, {args.baseline} {old:.2f} s: {new / old:.2f}x")
+    new = statistics.median(resumes["this tree"])
+    for ref in args.baseline:
+        old = statistics.median(resumes[ref])
+        print(f"no-op resume, median wall: this tree {new:.2f} s, {ref} {old:.2f} s: {new / old:.2f}x")
     same = len(set().union(*digests.values())) == 1
     print(f"results.json jobs and results.csv identical across trees: {'yes' if same else 'NO'} {digests}")
     return 0 if same else 1
