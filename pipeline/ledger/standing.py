@@ -70,7 +70,7 @@ def standing(specs: Iterable[JobSpec], state: LedgerState, *, retry_failed: bool
         current = job.state if job is not None else PENDING
         counts[current] += 1
         if job is not None:
-            seen.add(spec.key)
+            seen.add(job.key)  # the journal's own key string: the set holds no copies
         sends = chosen is None or chosen(spec.index)  # a limited run sends only the jobs it picks
         picked += sends
         if current == SUBMITTED:
