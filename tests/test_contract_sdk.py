@@ -167,8 +167,9 @@ async def test_generate_jobs_and_outputs(sdk: AsyncScenario, server: EmulatorSer
         if current.status == "success":
             break
         await asyncio.sleep(0.01)
-    assert seen == ["pending", "queued", "warming-up", "in-progress", "finalizing", "success"]
-    assert [m.status for m in current.status_history] == seen and current.updated_at == current.status_history[-1].date
+    every = ["pending", "queued", "warming-up", "in-progress", "finalizing", "success"]
+    assert seen == [s for s in every if s in seen] and seen[-1] == "success"  # a loaded machine may miss a short one
+    assert [m.status for m in current.status_history] == every and current.updated_at == current.status_history[-1].date
     assert current.metadata.asset_ids and len(current.metadata.asset_ids) == 1
 
     status, raw = await raw_json(sdk.jobs.with_raw_response.list(page_size=1, type="custom"))

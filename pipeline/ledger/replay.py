@@ -28,11 +28,14 @@ SUCCEEDED = "succeeded"  # the server says success; outputs not all downloaded y
 DOWNLOADED = "downloaded"  # every output file is on disk, verified
 FAILED = "failed"  # rejected, failed on the server, or its download gave up
 STATES = (PENDING, UNKNOWN, SUBMITTED, SUCCEEDED, DOWNLOADED, FAILED)
+FINISHED = (DOWNLOADED, FAILED)  # nothing more happens to these (but with --retry-failed)
+UNFINISHED = (PENDING, SUBMITTED, SUCCEEDED)  # a resume carries these on (unknown ones wait for --resubmit-unknown)
 
 # why a session stopped polling a submitted job (its error_kind; it stays submitted, polled again next run)
 POLL_TIMEOUT = "poll-timeout"  # still running after job_timeout_s
 POLL_NOT_FOUND = "poll-not-found"  # the server answered 404 for a job it created for us
 UPLOAD_FAILED = "upload"  # error_kind of a job never sent because an input of it could not be uploaded
+DOWNLOAD_FAILED = "download"  # error_kind of a rendered (paid) job whose outputs could not be downloaded
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
@@ -84,6 +87,28 @@ class JobState:
     def upload_failed(self) -> bool:
         """Failed without being sent (an input of it could not be uploaded): never paid, so a run tries again."""
         return self.state == FAILED and self.error_kind == UPLOAD_FAILED
+
+    @property
+    def download_failed(self) -> bool:
+        """Rendered (so paid) with its outputs known, but their download gave up: never sent again; a resume
+        fetches them again."""
+        return self.state == FAILED and self.error_kind == DOWNLOAD_FAILED and bool(self.asset_ids)
+
+    @property
+    def generation_failed(self) -> bool:
+        """Failed at the generation itself (refused when sent, or failed on the server), not at an upload or a
+        download of ours: only --retry-failed sends it again."""
+        return self.state == FAILED and self.error_kind not in (UPLOAD_FAILED, DOWNLOAD_FAILED)
+
+    @property
+    def to_poll(self) -> bool:
+        """On the server (a job id) with no outcome yet: a resume polls it."""
+        return self.state == SUBMITTED and bool(self.job_id)
+
+    @property
+    def to_download(self) -> bool:
+        """Rendered with its outputs known and not all on disk: a resume downloads them."""
+        return self.state == SUCCEEDED and bool(self.asset_ids)
 
     @property
     def polling_gave_up(self) -> bool:
@@ -159,6 +184,11 @@ class LedgerState:
     def counts(self) -> dict[str, int]:
         """Jobs the journal knows, by state (kept current event by event)."""
         return dict(self.by_state)
+
+
+def count_in(counts: Mapping[str, int], states: tuple[str, ...]) -> int:
+    """How many of the jobs counted by state (`counts`) are in one of `states` (FINISHED, UNFINISHED)."""
+    return sum(counts.get(state, 0) for state in states)
 
 
 def apply(state: LedgerState, event: Mapping[str, Any]) -> None:

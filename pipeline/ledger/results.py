@@ -92,10 +92,12 @@ def _request(spec: JobSpec | None, job: JobState | None, uploads: Mapping[str, s
 def records(specs: Iterable[JobSpec], state: LedgerState, *, journal: Path | None = None) -> Iterable[dict[str, Any]]:
     """Every job's record: the manifest's jobs first, then journal-only jobs (specs read back from `journal`
     when the state did not keep them)."""
-    seen: set[str] = set()
+    seen: set[str] = set()  # of the journal's jobs, those in `specs` (the journal's own key strings: no copies)
     for spec in specs:
-        seen.add(spec.key)
-        yield job_record(spec, state.jobs.get(spec.key), state.uploads)
+        job = state.jobs.get(spec.key)
+        if job is not None:
+            seen.add(job.key)
+        yield job_record(spec, job, state.uploads)
     missing = {k for k, j in state.jobs.items() if k not in seen and j.spec is None}
     intents = intents_of(journal, missing) if journal is not None else {}
     for key, job in state.jobs.items():

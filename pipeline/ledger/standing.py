@@ -70,7 +70,7 @@ def standing(specs: Iterable[JobSpec], state: LedgerState, *, retry_failed: bool
         current = job.state if job is not None else PENDING
         counts[current] += 1
         if job is not None:
-            seen.add(spec.key)
+            seen.add(job.key)  # the journal's own key string: the set holds no copies
         sends = chosen is None or chosen(spec.index)  # a limited run sends only the jobs it picks
         picked += sends
         if current == SUBMITTED:
@@ -81,7 +81,8 @@ def standing(specs: Iterable[JobSpec], state: LedgerState, *, retry_failed: bool
             not_chosen += 1
         elif current == PENDING or (job is not None and job.upload_failed and sends):
             new += 1
-        elif sends and ((current == UNKNOWN and resubmit_unknown) or (current == FAILED and retry_failed)):
+        elif sends and ((current == UNKNOWN and resubmit_unknown) or (job is not None and job.generation_failed
+                                                                     and retry_failed)):
             new += 1
             resent += 1
         elif current == FAILED:
@@ -104,7 +105,7 @@ def standing(specs: Iterable[JobSpec], state: LedgerState, *, retry_failed: bool
 
 def _paid_not_on_disk(job: JobState) -> bool:
     """Rendered (paid) but its outputs are not all on disk: a run downloads it, never sends it again."""
-    return job.state == SUCCEEDED or (job.state == FAILED and job.error_kind == "download" and bool(job.asset_ids))
+    return job.state == SUCCEEDED or job.download_failed
 
 
 def _active(job: JobState | None) -> bool:

@@ -152,10 +152,12 @@ class Origin:
         return self.batch.default_paths.get(name, self.batch.path)
 
 
-def expand(batches: Sequence[Batch], start: int = 0, stop: int | None = None) -> Iterator[tuple[JobSpec, Origin]]:
+def expand(batches: Sequence[Batch], start: int = 0, stop: int | None = None, *,
+           keys: Sequence[str] | None = None) -> Iterator[tuple[JobSpec, Origin]]:
     """The jobs with index in [start, stop), in expansion order, each with where its values come from.
 
     Any job can be built from its index alone (a mixed-radix decode), so a slice costs only its length.
+    `keys`, every job's key by index from an earlier walk (a run's roster), spares hashing them again.
     """
     offset = 0
     for batch in batches:
@@ -180,8 +182,9 @@ def expand(batches: Sequence[Batch], start: int = 0, stop: int | None = None) ->
             else:
                 seed = None  # a model that takes no seed
             full = dict(sorted(params.items() if seed is None else {**params, "seed": seed}.items()))
-            yield JobSpec(offset + local, batch.name, job_key(batch.model, full, refs), batch.model, full, refs,
-                          swept), origin
+            index = offset + local
+            key = keys[index] if keys is not None else job_key(batch.model, full, refs)
+            yield JobSpec(index, batch.name, key, batch.model, full, refs, swept), origin
         offset += count
 
 

@@ -20,7 +20,7 @@ a bad value.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,11 @@ class Manifest:
     warnings: tuple[Problem, ...]
     job_count: int
 
-    def jobs(self, start: int = 0, stop: int | None = None) -> Iterator[JobSpec]:
-        """The jobs with index in [start, stop) (default: all), in expansion order, built one at a time."""
-        for job, _ in expand(self.batches, start, stop):
+    def jobs(self, start: int = 0, stop: int | None = None, *, keys: Sequence[str] | None = None) -> Iterator[JobSpec]:
+        """The jobs with index in [start, stop) (default: all), in expansion order, built one at a time.
+
+        `keys` (every job's key by index, from an earlier walk: a run's roster) spares hashing them again."""
+        for job, _ in expand(self.batches, start, stop, keys=keys):
             yield job
 
     def input_files(self) -> list[InputRef]:

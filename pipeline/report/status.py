@@ -23,8 +23,6 @@ from pipeline.ledger.replay import (
     JOURNAL_NAME,
     PENDING,
     STATES,
-    SUBMITTED,
-    SUCCEEDED,
     UNKNOWN,
     JobState,
     LedgerState,
@@ -168,14 +166,14 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
     submitting = tuple(_ref(j) for j in jobs if activity == "running" and _submitting(j, session_t))
     counts[UNKNOWN] -= len(submitting)
     plan = ResumePlan(
-        poll=sum(1 for j in jobs if j.state == SUBMITTED and j.job_id),
-        download=sum(1 for j in jobs if j.state == SUCCEEDED and j.asset_ids),
-        redownload_failed=sum(1 for j in jobs if _download_failed(j)),
+        poll=sum(1 for j in jobs if j.to_poll),
+        download=sum(1 for j in jobs if j.to_download),
+        redownload_failed=sum(1 for j in jobs if j.download_failed),
         refetch_lost=len(lost_files(run_dir, ((j.key, r.path, r.bytes, r.mtime_ns, r.sha256) for j in jobs
                                             if j.state == DOWNLOADED for r in j.files.values()))),
         submit=counts[PENDING] + sum(1 for j in jobs if j.upload_failed),
         leave_unknown=counts[UNKNOWN],
-        leave_failed=sum(1 for j in jobs if j.state == FAILED and not _download_failed(j) and not j.upload_failed),
+        leave_failed=sum(1 for j in jobs if j.generation_failed),
         job_count=job_count,
     )
     return RunStatus(
@@ -246,10 +244,6 @@ def _entry(key: str, index: int | None, batch: str | None, job: JobState | None,
         "attempts": {"submit": job.submit_attempts if job else 0, "download": job.download_attempts if job else 0},
         "files": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in job.files.values()] if job else [],
     }
-
-
-def _download_failed(job: JobState) -> bool:
-    return job.state == FAILED and job.error_kind == "download" and bool(job.asset_ids)
 
 
 def _ref(job: JobState) -> JobRef:

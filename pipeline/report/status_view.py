@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pipeline.ledger.costs import spend_text
-from pipeline.ledger.replay import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
+from pipeline.ledger.replay import DOWNLOADED, FAILED, FINISHED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN, count_in
 from pipeline.report.status import SUBMITTING, JobRef, ResumePlan, RunStatus
 
 SHOWN_PER_GROUP = 10
@@ -127,7 +127,7 @@ def duration_text(seconds: float) -> str:
 
 
 def _per_job(status: RunStatus) -> str:
-    finished = status.counts[DOWNLOADED] + status.counts[FAILED]
+    finished = count_in(status.counts, FINISHED)
     return f" ({status.api_requests / finished:.2f} per finished job)" if finished else ""
 
 

@@ -3,9 +3,10 @@
 `runner` builds the stages and shuts them down in order. A job flows `produce` (resume from the
 journal, uploads, the manifest's new jobs) -> `submit` (intent, POST, jobId) -> `poll` (with
 `schedule`, pure) -> `download` (with `storage`, the output files). Beside them: `context` (what the
-stages share), `adopt` and `reconcile` (lost POSTs matched with the server's job listing), `strays`,
-`pricing` (dry runs and the --max-cost gate), `shutdown` (signals), `progress` (what the user
-sees), `limit` (the jobs a run --limit N sends) and `outcome` (the tally, results.json and the summary).
+stages share), `roster` (the run's one walk over the manifest, and every job's key it leaves),
+`adopt` and `reconcile` (lost POSTs matched with the server's job listing), `strays`, `pricing`
+(dry runs and the --max-cost gate), `shutdown` (signals), `progress` (what the user sees), `limit`
+(the jobs a run --limit N sends) and `outcome` (the tally, results.json and the summary).
 
 May import: the top-level modules, `pipeline.manifest`, `pipeline.api` and `pipeline.ledger`.
 """

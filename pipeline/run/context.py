@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -27,7 +27,8 @@ class RunnableManifest(Protocol):
     @property
     def parameters(self) -> tuple[tuple[str, ...], tuple[str, ...]]: ...  # value and file inputs of its models
 
-    def jobs(self, start: int = 0, stop: int | None = None) -> Iterator[JobSpec]: ...
+    def jobs(self, start: int = 0, stop: int | None = None, *,
+             keys: Sequence[str] | None = None) -> Iterator[JobSpec]: ...
 
     def input_files(self) -> list[InputRef]: ...
 

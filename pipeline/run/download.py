@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline.run.context import Completion, RunContext
 from pipeline.errors import ApiError, AuthError, PipelineError, RunHalted, TransientApiError
 from pipeline.api.retry import backoff_s
+from pipeline.ledger.replay import DOWNLOAD_FAILED
 from pipeline.run.storage import VIDEOS_DIR, Saved, StorageError, UrlExpired, download as stream_download
 from pipeline.run.storage import part_path, safe_path
 
@@ -44,7 +45,7 @@ async def _save_job(ctx: RunContext, item: Completion) -> None:
         relative = part_path(first, part)
         error = await _save_asset(ctx, item.key, asset_id, relative, safe_path(ctx.run_dir, relative))
         if error is not None:
-            await ctx.journal.write("failed", key=item.key, reason="download", error=error)
+            await ctx.journal.write("failed", key=item.key, reason=DOWNLOAD_FAILED, error=error)
             log.warning("job %s: download of %s gave up: %s (a resume tries again)", state.index, asset_id, error)
             return
 

@@ -1,9 +1,14 @@
-"""How a run ended: the tally of the manifest's jobs, the results.json record, the exit status and the summary."""
+"""How a run ended: the tally of the manifest's jobs, the results.json record, the exit status and the summary.
+
+Each is made from what the run already holds (the roster's keys, the journal's state): none expands the
+manifest again.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,20 +19,21 @@ from pipeline.config import Settings
 from pipeline.run.context import RunnableManifest, StopFlags
 from pipeline.run.limit import Limit
 from pipeline.ledger.costs import spend_text
-from pipeline.ledger.journal import Journal
 from pipeline.ledger.replay import (
     DOWNLOADED,
     FAILED,
+    FINISHED,
     JOURNAL_NAME,
     PENDING,
     POLL_NOT_FOUND,
     STATES,
-    SUBMITTED,
-    SUCCEEDED,
+    UNFINISHED,
     UNKNOWN,
+    LedgerState,
     Spend,
+    count_in,
 )
-from pipeline.ledger.results import iso, records, write_results
+from pipeline.ledger.results import iso, write_results
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +69,13 @@ class RunSummary:
 
     @property
     def requests_per_job(self) -> float:
-        finished = self.counts.get(DOWNLOADED, 0) + self.counts.get(FAILED, 0)
+        finished = count_in(self.counts, FINISHED)
         return self.api_requests / finished if finished else 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """The manifest's jobs by state (one pass over the manifest), and the ones that need a word."""
+    """The manifest's jobs by state, and the ones that need a word."""
 
     counts: dict[str, int]
     failures: list[tuple[int | None, str, str]]
@@ -84,7 +90,9 @@ class Tally:
     chosen_counts: dict[str, int] | None = None  # with a limit: the picked jobs by state
 
 
-def tally(manifest: RunnableManifest, journal: Journal, limit: Limit | None = None) -> Tally:
+def tally(keys: Iterable[str], ledger: LedgerState, limit: Limit | None = None) -> Tally:
+    """The manifest's jobs (`keys`, every job's key by index: the run's roster) by their state in `ledger`;
+    with a limit, also the jobs it picked."""
     counts = dict.fromkeys(STATES, 0)
     chosen = dict.fromkeys(STATES, 0) if limit is not None else None
     failures: list[tuple[int | None, str, str]] = []
@@ -92,27 +100,26 @@ def tally(manifest: RunnableManifest, journal: Journal, limit: Limit | None = No
     stalled: list[tuple[int | None, str, str]] = []
     not_found: list[tuple[int | None, str, str]] = []
     notes: dict[str, str] = {}
-    jobs = journal.state.jobs
+    jobs = ledger.jobs
     seen = retryable = 0
-    for spec in manifest.jobs():
-        job = jobs.get(spec.key)
+    for index, key in enumerate(keys):
+        job = jobs.get(key)
         seen += job is not None
         state = job.state if job is not None else PENDING
         counts[state] += 1
-        if limit is not None and chosen is not None and limit(spec.index):
+        if limit is not None and chosen is not None and limit(index):
             chosen[state] += 1
         if state == FAILED:
-            failures.append((spec.index, spec.key, (job.error if job else None) or "unknown error"))
+            failures.append((index, key, (job.error if job else None) or "unknown error"))
             if job is not None and (note := failure_note(job.hint, job.trace_id)):
-                notes[spec.key] = note
-            retryable += job is not None and job.error_kind != "download" and not job.upload_failed
+                notes[key] = note
+            retryable += job is not None and job.generation_failed
         elif state == UNKNOWN:
-            unknown.append((spec.index, spec.key))
+            unknown.append((index, key))
         elif job is not None and job.polling_gave_up:
-            (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((spec.index, spec.key,
-                                                                                 job.job_id or "?"))
-    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes,
-                 replace(journal.state.spend), retryable, limit, chosen)
+            (not_found if job.error_kind == POLL_NOT_FOUND else stalled).append((index, key, job.job_id or "?"))
+    return Tally(counts, failures, unknown, stalled, not_found, len(jobs) - seen, notes, replace(ledger.spend),
+                 retryable, limit, chosen)
 
 
 def failure_note(hint: str | None, trace_id: str | None) -> str:
@@ -121,10 +128,10 @@ def failure_note(hint: str | None, trace_id: str | None) -> str:
     return "; ".join(parts)
 
 
-def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings, started: float,
-                api: ApiClient, stop: StopFlags, ending: Tally) -> dict[str, Any]:
-    state = journal.state
-    finished = ending.counts[DOWNLOADED] + ending.counts[FAILED]
+def run_record(manifest: RunnableManifest, state: LedgerState, settings: Settings, started: float,
+               api: ApiClient, stop: StopFlags, ending: Tally) -> dict[str, Any]:
+    """The "run" part of results.json: what was run, where, its counts, requests and cost."""
+    finished = count_in(ending.counts, FINISHED)
     return {
         "name": manifest.name,
         "manifest": state.runs[-1].get("manifest") if state.runs else None,
@@ -157,17 +164,17 @@ def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings,
     }
 
 
-def save_results(run_dir: Path, manifest: RunnableManifest, journal: Journal, settings: Settings,
-                   started: float, api: ApiClient, stop: StopFlags, ending: Tally) -> None:
+def save_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]]) -> None:
+    """Write results.json and results.csv; a failure is logged, not raised (the journal holds everything)."""
     try:
-        write_results(run_dir, run_record(manifest, journal, settings, started, api, stop, ending),
-                      records(manifest.jobs(), journal.state, journal=journal.path))
+        write_results(run_dir, run, jobs)
     except OSError as exc:  # the journal still holds everything; `status` and the next run rebuild it
         log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
 
 
 def summarize(run_dir: Path, manifest: RunnableManifest, settings: Settings, started: float, api: ApiClient,
               stop: StopFlags, ending: Tally) -> RunSummary:
+    """What the run achieved and its exit status."""
     if stop.reason == "interrupted":
         status = EXIT_INTERRUPTED
     elif stop.reason in ("auth", "credits", "access", "budget"):
@@ -190,7 +197,7 @@ def summary_text(summary: RunSummary, *, resume_command: str, full_command: str 
     limited run)."""
     c = summary.counts
     lines = [f"{c[DOWNLOADED]}/{summary.total} downloaded, {c[FAILED]} failed, {c[UNKNOWN]} unknown, "
-             f"{c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]} unfinished; wall {summary.wall_s:.1f}s; "
+             f"{count_in(c, UNFINISHED)} unfinished; wall {summary.wall_s:.1f}s; "
              f"{summary.api_requests} API requests ({summary.requests_per_job:.2f} per finished job"
              + (f"; {summary.reconcile_requests} to reconcile lost POSTs" if summary.reconcile_requests else "")
              + f"), {summary.throttled} throttled (429)",
@@ -232,9 +239,9 @@ def summary_text(summary: RunSummary, *, resume_command: str, full_command: str 
     if summary.limit is not None and picked is not None:
         lines.append(f"limited run ({summary.limit.describe()}): {picked[DOWNLOADED]:,}/{sum(picked.values()):,} "
                      f"of them downloaded")
-    unfinished = c[PENDING] + c[SUBMITTED] + c[SUCCEEDED]
+    unfinished = count_in(c, UNFINISHED)
     if picked is not None and summary.exit_status not in (EXIT_INTERRUPTED, EXIT_STOPPED) \
-            and not picked[PENDING] + picked[SUBMITTED] + picked[SUCCEEDED]:
+            and not count_in(picked, UNFINISHED):
         if unfinished:
             lines.append(f"to run the rest ({unfinished:,} job{'' if unfinished == 1 else 's'}; nothing is sent "
                          f"twice): {full_command or resume_command}")

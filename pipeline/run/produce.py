@@ -1,7 +1,8 @@
 """The producer side of a run: what the journal says to resume, the input uploads, and the manifest's new jobs.
 
 `feed` sends submitted jobs to the poller and paid ones to the downloaders, uploads each distinct input once,
-walks the manifest lazily for jobs that need a POST and runs the submit workers; then it closes `submitted`.
+goes through the run's `Roster` for the jobs that need a POST (building only those) and runs the submit
+workers; then it closes `submitted`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pipeline.run.adopt import reconcile
 from pipeline.api.budget import sleep_unless
 from pipeline.run.context import Completion, RunContext, RunnableManifest, Submission
 from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
-from pipeline.ledger.replay import DOWNLOADED, FAILED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
+from pipeline.ledger.replay import DOWNLOADED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.ledger.rundir import lost_files
+from pipeline.run.roster import Roster
 from pipeline.spec import InputRef, JobSpec
 from pipeline.run.limit import Limit
 from pipeline.run.strays import download_strays as fetch_strays
@@ -30,34 +32,35 @@ SUBMIT_WORKERS = 4
 RECONCILE_PASSES = 10  # lost POSTs reconciled again after a pass that resent some (and may have lost more)
 
 
-async def feed(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None],
-               submitted: asyncio.Queue[Submission | None], finished: asyncio.Queue[Completion | None], *,
+async def feed(ctx: RunContext, manifest: RunnableManifest, roster: Roster,
+               to_submit: asyncio.Queue[JobSpec | None], submitted: asyncio.Queue[Submission | None],
+               finished: asyncio.Queue[Completion | None], *,
                retry_failed: bool, resubmit_unknown: bool, download_strays: bool = False,
                chosen: Limit | None = None) -> None:
-    """Reconcile unknown jobs, resume what the journal knows, upload inputs, produce and submit, reconcile
-    the POSTs this run lost; then close `submitted`."""
+    """Reconcile unknown jobs, resume what the journal knows, upload the manifest's inputs, produce the jobs
+    that need a POST (from the roster) and submit them, reconcile the POSTs this run lost; then close
+    `submitted`."""
     session_started = time.time()
     unknown = [key for key, job in ctx.journal.state.jobs.items() if job.state == UNKNOWN]
     if unknown:  # lost answers of earlier sessions: adopt what the server made, send again what it did not
         await reconcile(ctx.api, ctx.journal, unknown, settle_s=ctx.settings.reconcile_settle_s)
     # what to resume is decided now, before any submit can change a job's state
     resumable = [(key, job.state) for key, job in ctx.journal.state.jobs.items()
-                 if job.state in (SUBMITTED, SUCCEEDED, DOWNLOADED)
-                 or (job.state == FAILED and job.error_kind == "download")]
+                 if job.state in (SUBMITTED, SUCCEEDED, DOWNLOADED) or job.download_failed]
     async with asyncio.TaskGroup() as group:
         group.create_task(_resume(ctx, resumable, submitted, finished))
-        group.create_task(_produce(ctx, manifest, to_submit, retry_failed=retry_failed,
+        group.create_task(_produce(ctx, roster, to_submit, retry_failed=retry_failed,
                                    resubmit_unknown=resubmit_unknown, chosen=chosen))
-        not_uploaded = await _upload_inputs(ctx, manifest, chosen)
+        not_uploaded = await _upload_inputs(ctx, manifest, roster, chosen)
         for _ in range(SUBMIT_WORKERS):
             group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
-    await _settle_lost_posts(ctx, manifest, submitted, since=session_started)
+    await _settle_lost_posts(ctx, roster, submitted, since=session_started)
     if download_strays:
         await fetch_strays(ctx)
     await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
 
 
-async def _settle_lost_posts(ctx: RunContext, manifest: RunnableManifest, submitted: asyncio.Queue[Submission | None],
+async def _settle_lost_posts(ctx: RunContext, roster: Roster, submitted: asyncio.Queue[Submission | None],
                              *, since: float) -> None:
     """The POSTs whose answers were lost (in this run, or too recently for the reconciling at its start): once
     the API answers and they are old enough to be sure, adopt the jobs the server made (polled and downloaded
@@ -85,15 +88,14 @@ async def _settle_lost_posts(ctx: RunContext, manifest: RunnableManifest, submit
             ctx.in_flight.force()
             await submitted.put(Submission(key, str(ctx.journal.state.jobs[key].job_id), loop.time()))
         if found.not_created:
-            again = set(found.not_created)
-            for spec in manifest.jobs():
-                if spec.key in again:
-                    await send_job(ctx, spec, spec.body(ctx.journal.state.uploads), submitted)
+            for spec in roster.specs_of(set(found.not_created)):
+                await send_job(ctx, spec, spec.body(ctx.journal.state.uploads), submitted)
         if not found.adopted and not found.not_created:
             return  # the listing failed, or nothing could be decided: they stay unknown, with the reason
 
 
-async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest, chosen: Limit | None = None) -> dict[str, str]:
+async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest, roster: Roster,
+                         chosen: Limit | None = None) -> dict[str, str]:
     """Upload each distinct local input once (by content hash); reuse ids the journal remembers; a limited run
     (`chosen`) only the inputs of the jobs it picks.
 
@@ -102,7 +104,7 @@ async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest, chosen: Li
     """
     uploads, upload_ids = ctx.journal.state.uploads, ctx.journal.state.upload_ids
     not_uploaded: dict[str, str] = {}
-    needed = None if chosen is None else {ref.sha256 for spec in chosen.jobs(manifest) for ref in spec.inputs}
+    needed = None if chosen is None else {ref.sha256 for spec in chosen.jobs(roster) for ref in spec.inputs}
     for ref in manifest.input_files():
         if needed is not None and ref.sha256 not in needed:
             continue
@@ -154,10 +156,10 @@ async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: 
     lost = await asyncio.to_thread(lost_files, ctx.run_dir, recorded)
     for key, _ in resumable:
         job = jobs[key]
-        if job.state == SUBMITTED and job.job_id:
+        if job.to_poll:
             ctx.in_flight.force()
-            await submitted.put(Submission(key, job.job_id, loop.time()))
-        elif job.state == FAILED and job.error_kind == "download" and job.asset_ids:
+            await submitted.put(Submission(key, str(job.job_id), loop.time()))
+        elif job.download_failed:
             await ctx.journal.write("retry-download", key=key)
             await finished.put(Completion(key, tuple(job.asset_ids)))
         elif job.state in (SUCCEEDED, DOWNLOADED):
@@ -165,28 +167,29 @@ async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: 
                 if (key, asset_id) in lost:
                     log.warning("job %s: %s is missing or changed on disk; fetching it again", key[:12], record.path)
                     await ctx.journal.write("file-lost", key=key, asset_id=asset_id)
-            if job.state == SUCCEEDED and job.asset_ids:
+            if job.to_download:
                 await finished.put(Completion(key, tuple(job.asset_ids)))
 
 
-async def _produce(ctx: RunContext, manifest: RunnableManifest, to_submit: asyncio.Queue[JobSpec | None], *,
+async def _produce(ctx: RunContext, roster: Roster, to_submit: asyncio.Queue[JobSpec | None], *,
                    retry_failed: bool, resubmit_unknown: bool, chosen: Limit | None = None) -> None:
-    """Walk the manifest lazily (a limited run: the jobs it picks) and queue every job that needs a POST; then
-    close the queue."""
+    """Queue every job that needs a POST, in index order (a limited run: of the jobs it picks); then close the
+    queue. Each is judged by its key (the roster's) and built only when it is sent (decoded, not hashed)."""
     state = ctx.journal.state
-    for spec in manifest.jobs() if chosen is None else chosen.jobs(manifest):
+    picked = enumerate(roster) if chosen is None else ((index, roster[index]) for index in chosen.indices)
+    for index, key in picked:
         if ctx.stop.no_more_submits.is_set():
             break
-        job = state.jobs.get(spec.key)
+        job = state.jobs.get(key)
         if job is not None and job.state != PENDING:
             if job.state == UNKNOWN and resubmit_unknown:
-                await ctx.journal.write("reset", key=spec.key, why="resubmit-unknown")
+                await ctx.journal.write("reset", key=key, why="resubmit-unknown")
             elif job.upload_failed:  # never sent, so never paid: try again
-                await ctx.journal.write("reset", key=spec.key, why="retry-upload")
-            elif job.state == FAILED and retry_failed and job.error_kind != "download":
-                await ctx.journal.write("reset", key=spec.key, why="retry-failed")
+                await ctx.journal.write("reset", key=key, why="retry-upload")
+            elif job.generation_failed and retry_failed:
+                await ctx.journal.write("reset", key=key, why="retry-failed")
             else:
                 continue
-        await to_submit.put(spec)
+        await to_submit.put(roster.spec(index))
     for _ in range(SUBMIT_WORKERS):
         await to_submit.put(None)

@@ -6,6 +6,10 @@ credentials refused, the disk unwritable) stops submitting and polling and gives
 under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second signal
 cancels at once. The journal is valid at every instant; results.json is rewritten at
 the end whatever happened.
+
+The run walks its manifest once, at the start (how its jobs stand, for the opening lines), through a
+`Roster` that keeps every job's key (32 bytes a job); the producer, the tally and results.json read the
+roster and the journal, building a job again from its index (not hashing it) only where they need it whole.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.gcpause import freeze_long_lived
 from pipeline.ledger.journal import Journal, JournalError
 from pipeline.ledger.replay import JOURNAL_NAME
-from pipeline.run.outcome import RunSummary, save_results, summarize, summary_text, tally
+from pipeline.ledger.results import records
+from pipeline.run.outcome import RunSummary, run_record, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
 from pipeline.ledger.standing import standing
 from pipeline.run.limit import Limit
@@ -41,6 +46,7 @@ from pipeline.run.progress import Progress, opening_lines
 from pipeline.api.retry import backoff_s
 from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.run.produce import SUBMIT_WORKERS, feed
+from pipeline.run.roster import Roster
 from pipeline.spec import JobSpec
 
 __all__ = ["RunOptions", "RunSummary", "run_lock", "run_manifest", "summary_text"]
@@ -109,8 +115,10 @@ def _our_error(group: BaseExceptionGroup) -> BaseException:
 async def _run(manifest: RunnableManifest, settings: Settings, credentials: Credentials, run_dir: Path,
                options: RunOptions, journal: Journal) -> RunSummary:
     started = time.monotonic()
-    opening = standing(manifest.jobs(), journal.state, retry_failed=options.retry_failed,
+    roster = Roster(manifest)  # every job's key by index, noted by the run's one walk over the manifest: this one
+    opening = standing(roster.walk(), journal.state, retry_failed=options.retry_failed,
                        resubmit_unknown=options.resubmit_unknown, chosen=options.limit)
+    roster.complete()  # (standing walked every job; from here on the roster holds them all)
     for text in opening_lines(opening, run_dir=run_dir, resuming=bool(journal.state.runs), limit=options.limit):
         log.info("%s", text)
     await journal.write("run", manifest=options.manifest_path, name=manifest.name, model=manifest.model,
@@ -130,26 +138,27 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
         ctx = RunContext(settings, journal, api, session, run_dir, in_flight, stop)
         progress = Progress(ctx, opening.scope, mode=options.progress)
         try:
-            await _supervise(ctx, manifest, options, progress)
+            await _supervise(ctx, manifest, roster, options, progress)
         finally:
             try:
                 journal.write_now("requests", **_request_figures(ctx))
                 journal.write_now("end", reason=stop.reason)
             except JournalError as exc:  # what it holds is valid; the error itself surfaces from the stages
                 log.error("%s", exc)
-            ending = tally(manifest, journal, options.limit)
-            save_results(run_dir, manifest, journal, settings, started, api, stop, ending)
+            ending = tally(roster, journal.state, options.limit)
+            save_results(run_dir, run_record(manifest, journal.state, settings, started, api, stop, ending),
+                         records(roster.jobs(), journal.state, journal=journal.path))
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
     return summarize(run_dir, manifest, settings, started, api, stop, ending)
 
 
-async def _supervise(ctx: RunContext, manifest: RunnableManifest, options: RunOptions,
+async def _supervise(ctx: RunContext, manifest: RunnableManifest, roster: Roster, options: RunOptions,
                      progress: Progress) -> None:
     """Own every task in one TaskGroup; wire the signals to a staged shutdown."""
     loop = asyncio.get_running_loop()
     async with asyncio.TaskGroup() as group:
-        stages = group.create_task(_stages(ctx, manifest, options))
+        stages = group.create_task(_stages(ctx, manifest, roster, options))
         reporter = group.create_task(progress.run())
         snapshots = group.create_task(_record_requests(ctx))
         prober = group.create_task(_probe_while_down(ctx))
@@ -215,15 +224,15 @@ def _request_figures(ctx: RunContext) -> dict[str, Any]:
             "lowest_sending_per_s": round(api.pacing.lowest_per_s, 3), "waits": list(ctx.waits())}
 
 
-async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptions) -> None:
+async def _stages(ctx: RunContext, manifest: RunnableManifest, roster: Roster, options: RunOptions) -> None:
     in_flight = ctx.settings.max_in_flight_jobs
     to_submit: asyncio.Queue[JobSpec | None] = asyncio.Queue(maxsize=SUBMIT_WORKERS * 2)
     submitted: asyncio.Queue[Submission | None] = asyncio.Queue(maxsize=in_flight + SUBMIT_WORKERS)
     finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
     async with asyncio.TaskGroup() as group:
-        group.create_task(feed(ctx, manifest, to_submit, submitted, finished, retry_failed=options.retry_failed,
-                               resubmit_unknown=options.resubmit_unknown, download_strays=options.download_strays,
-                               chosen=options.limit))
+        group.create_task(feed(ctx, manifest, roster, to_submit, submitted, finished,
+                               retry_failed=options.retry_failed, resubmit_unknown=options.resubmit_unknown,
+                               download_strays=options.download_strays, chosen=options.limit))
         group.create_task(poll(ctx, submitted, finished, downloaders=ctx.settings.download_workers))
         for _ in range(ctx.settings.download_workers):
             group.create_task(download(ctx, finished))
