@@ -58,16 +58,18 @@ class Connectivity:
         self.down_since = None
 
     async def wait_up(self, give_up: asyncio.Event) -> bool:
-        """Until the API is up (True), or `give_up` is set first (False)."""
-        if not self.down:
-            return True
-        waiters = {asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(give_up.wait())}
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        return not self.down
+        """Until the API is up (True), or `give_up` is set first (False). An answer followed by another failure
+        before this task wakes keeps it waiting: False means `give_up`, never a flap (callers then give up)."""
+        while self.down:
+            if give_up.is_set():
+                return False
+            waiters = {asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(give_up.wait())}
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        return True
 
     async def changed(self) -> None:
         """Until the state changes (for the prober)."""
