@@ -37,6 +37,7 @@ class Job:
     hint: str | None = None  # metadata.hint
     cost_cu: float = 0.0
     warmup: bool = False  # reports an unknown status while queued and warming up (the unknown-status fault)
+    stale_update: bool = False  # its status changes do not move its updatedAt (the stale-update fault)
     pad_bytes: int = 0
     queued_s: float | None = None
     started_s: float | None = None
@@ -59,7 +60,7 @@ class JobView:
 
     status: str
     progress: float
-    updated_s: float
+    updated_s: float  # when the status began (updatedAt), unless changes do not move it (stale_update)
 
 
 def history(job: Job, *, unknown_status: str) -> list[tuple[str, float]]:
@@ -87,7 +88,13 @@ def history(job: Job, *, unknown_status: str) -> list[tuple[str, float]]:
 
 
 def view(job: Job, now_s: float, *, unknown_status: str) -> JobView:
-    """The status, progress (0..1) and last-change time of a job at `now_s` (after `advance(now_s)`)."""
+    """The status, progress (0..1) and last-change time of a job at `now_s` (after `advance(now_s)`); a job hit
+    by the stale-update fault keeps its creation time as its last change."""
+    seen = _view(job, now_s, unknown_status=unknown_status)
+    return JobView(seen.status, seen.progress, job.created_s) if job.stale_update else seen
+
+
+def _view(job: Job, now_s: float, *, unknown_status: str) -> JobView:
     marks = [mark for mark in history(job, unknown_status=unknown_status) if mark[1] <= now_s] or [
         ("pending", job.created_s)]
     status, since_s = marks[-1]

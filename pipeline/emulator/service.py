@@ -119,7 +119,8 @@ class Emulator(Guards, Library):
         low = max(0.0, knobs.job_time_s - knobs.job_time_spread_s)
         run_s = self._dice.stream("timing").uniform(low, knobs.job_time_s + knobs.job_time_spread_s)
         job = Job(self._dice.new_id("job"), model_id, body, params, self.now_s(), run_s, self._dice.new_id("asset"),
-                  cost_cu=cost, warmup=self.fault("unknown_status"), pad_bytes=knobs.output_pad_bytes)
+                  cost_cu=cost, warmup=self.fault("unknown_status"), pad_bytes=knobs.output_pad_bytes,
+                  stale_update=self.fault("stale_update"))
         if self.fault("job_failure"):
             job.fate, (job.error, job.hint) = "failure", self._dice.stream("job_failure").choice(JOB_FAILURES)
         elif self.fault("job_canceled"):
@@ -156,7 +157,8 @@ class Emulator(Guards, Library):
         """The job as `GET /v1/jobs/{jobId}` (or, `listed`, a `GET /v1/jobs` row) shows it now."""
         return job_json(job, self.now_s(), iso=self.clock.iso, unknown_status=self._knobs.unknown_status,
                         author_id=self.author_id, owner_id=self.owner_id,
-                        with_input=not listed or self._knobs.list_rows_with_input)
+                        with_input=not listed or self._knobs.list_rows_with_input,
+                        with_results=not listed or self._knobs.list_rows_with_results)
 
     def list_jobs(self, query: MultiMapping[str]) -> dict[str, Any]:
         """`GET /v1/jobs`: one page of the account's jobs (ErrorReply 400 for a bad query)."""
@@ -173,7 +175,8 @@ class Emulator(Guards, Library):
             rows.append(Row(shown["jobId"], "upload", shown["status"], self.clock.wall_s(upload.completed_s or 0),
                             self.clock.wall_s(upload.status(now_s)[1])))
         page, token = select(rows, checked, author_id=self.author_id, now_s=self.clock.wall_s(now_s),
-                             newest_first=self._knobs.jobs_list_order == "newest")
+                             newest_first=self._knobs.jobs_list_order == "newest",
+                             short_pages=self._knobs.list_short_pages)
         out: dict[str, Any] = {"jobs": [self.job_answer(row.job_id, listed=True) for row in page]}
         if token is not None:
             out["nextPaginationToken"] = token

@@ -102,6 +102,7 @@ class RunStatus:
     cost: Spend = field(default_factory=Spend)  # the run's cost so far, every session and attempt
     strays: tuple[tuple[str, str], ...] = ()  # (server job id, key): a second job made for one body, kept
     strays_saved: int = 0  # of the strays, those whose outputs run --download-strays saved
+    poll_fallback: str | None = None  # why the last session fell back from the job listing to polling each job
 
 
 def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
@@ -172,7 +173,8 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         unknown=tuple(_ref(j) for j in jobs if j.state == UNKNOWN),
         stalled=tuple(_ref(j) for j in jobs if j.polling_gave_up),
         pacing=state.session_pacing, resume=plan, torn_tail=torn_tail, cost=replace(state.spend),
-        strays=tuple(sorted(state.strays.items())), strays_saved=sum(1 for j in state.strays if j in state.stray_files))
+        strays=tuple(sorted(state.strays.items())), strays_saved=sum(1 for j in state.strays if j in state.stray_files),
+        poll_fallback=state.poll_mode_why)
 
 
 def _download_failed(job: JobState) -> bool:

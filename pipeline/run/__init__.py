@@ -1,8 +1,9 @@
 """One run of a manifest: the stages a job passes through, in one TaskGroup.
 
 `runner` builds the stages and shuts them down in order. A job flows `produce` (resume from the
-journal, uploads, the manifest's new jobs) -> `submit` (intent, POST, jobId) -> `poll` (with
-`schedule`, pure) -> `download` (with `storage`, the output files). Beside them: `context` (what the
+journal, uploads, the manifest's new jobs) -> `submit` (intent, POST, jobId) -> `poll` (the jobs on
+`tracking`'s board, watched with the job listing by `watch`, with `cursor` and `schedule`, pure) ->
+`resolve` (download URLs in batches) -> `download` (with `storage`, the output files). Beside them: `context` (what the
 stages share), `adopt` and `reconcile` (lost POSTs matched with the server's job listing), `strays`,
 `pricing` (dry runs and the --max-cost gate), `shutdown` (signals), `progress` (what the user
 sees) and `outcome` (the tally, results.json and the summary).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -40,10 +40,11 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A job that succeeded: download its outputs."""
+    """A job that succeeded: download its outputs (`urls`: those already resolved, by asset id)."""
 
     key: str
     asset_ids: tuple[str, ...]
+    urls: Mapping[str, str] = field(default_factory=dict)
 
 
 class InFlight:
@@ -161,6 +162,7 @@ class RunContext:
     downloading: int = 0  # downloads under way right now
     downloaded_bytes: int = 0
     reconciling: str | None = None  # while lost POSTs wait to be looked up on the server: why, for the user
+    polling: str | None = None  # once the run fell back from the job listing to polling each job: why
 
     def waits(self) -> tuple[str, ...]:
         """Why the run is waiting right now, in words for the user (progress, log, journal for `status`)."""
@@ -173,4 +175,6 @@ class RunContext:
             waits.append(self.reconciling)
         if self.in_flight.limited_by is not None:
             waits.append(f"at most {self.in_flight.cap} in flight: {self.in_flight.limited_by}")
+        if self.polling is not None:
+            waits.append(self.polling)
         return tuple(waits)

@@ -140,6 +140,8 @@ def run_record(manifest: RunnableManifest, journal: Journal, settings: Settings,
         "jobs_without_cost": state.spend.unpriced,  # sent, no cost recorded (nor estimated)
         "cost_cu_failed_jobs": round(state.spend.failed_cu, 6),  # part of cost_cu: jobs that failed on the server
         "max_cost_cu": settings.max_cost_cu or None,
+        "poll_mode": state.poll_mode,  # feed (the job listing) or per-job, at the end of this session
+        "poll_mode_why": state.poll_mode_why,  # why this session fell back to polling each job, if it did
     }
 
 

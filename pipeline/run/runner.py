@@ -1,6 +1,6 @@
 """One run: build the budget, queues and stages inside one TaskGroup, resume from the journal, shut down in order.
 
-Flow: uploads → producer → submit workers → poller → downloaders; every queue is
+Flow: uploads → producer → submit workers → poller → URL batches → downloaders; every queue is
 bounded; each stage closes the next by sending None. A halt (the first SIGINT/SIGTERM,
 credentials refused, the disk unwritable) stops submitting and polling and gives what is
 under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second signal
@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from pipeline import __version__
-from pipeline.api.client import ApiClient
+from pipeline.api.client import MAX_BULK_ASSETS, ApiClient
 from pipeline.api.budget import RequestBudget
 from pipeline.config import Credentials, Settings
 from pipeline.run.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
@@ -35,6 +35,7 @@ from pipeline.ledger.journal import Journal, JournalError
 from pipeline.ledger.replay import JOURNAL_NAME
 from pipeline.run.outcome import RunSummary, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
+from pipeline.run.resolve import resolve
 from pipeline.run.progress import Progress
 from pipeline.api.retry import backoff_s
 from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
@@ -209,10 +210,12 @@ async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptio
     in_flight = ctx.settings.max_in_flight_jobs
     to_submit: asyncio.Queue[JobSpec | None] = asyncio.Queue(maxsize=SUBMIT_WORKERS * 2)
     submitted: asyncio.Queue[Submission | None] = asyncio.Queue(maxsize=in_flight + SUBMIT_WORKERS)
-    finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
+    finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=MAX_BULK_ASSETS)  # a get-bulk's worth
+    to_download: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
     async with asyncio.TaskGroup() as group:
         group.create_task(feed(ctx, manifest, to_submit, submitted, finished, retry_failed=options.retry_failed,
                                resubmit_unknown=options.resubmit_unknown, download_strays=options.download_strays))
-        group.create_task(poll(ctx, submitted, finished, downloaders=ctx.settings.download_workers))
+        group.create_task(poll(ctx, submitted, finished, downloaders=1))
+        group.create_task(resolve(ctx, finished, to_download, downloaders=ctx.settings.download_workers))
         for _ in range(ctx.settings.download_workers):
-            group.create_task(download(ctx, finished))
+            group.create_task(download(ctx, to_download))
