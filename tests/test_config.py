@@ -160,3 +160,13 @@ def test_credentials_never_shown() -> None:
     credentials = load_credentials({"SCENARIO_API_KEY": "key-123", "SCENARIO_API_SECRET": "secret-456"})
     assert "key-123" not in repr(credentials) and "secret-456" not in repr(credentials)
     assert credentials.secrets == ("key-123", "secret-456")
+
+
+def test_poll_mode_takes_one_of_its_words() -> None:
+    """poll_mode is auto (the default), feed or per-job; another word is a located error with a suggestion."""
+    assert load_settings(environ={}).poll_mode == "auto"
+    assert load_settings(environ={"LTX_BATCH_POLL_MODE": "per-job"}).poll_mode == "per-job"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"LTX_BATCH_POLL_MODE": "perjob"})
+    assert "poll_mode" in str(caught.value) and "auto, feed, per-job" in str(caught.value)
+    assert "did you mean 'per-job'" in str(caught.value) and "environment" in str(caught.value)

@@ -77,9 +77,10 @@ class EmulatorKnobs:
     list_rows_with_results: bool = _knob(True, "GET /v1/jobs rows carry metadata.assetIds, error and hint "
                                                "(unconfirmed; off: they do not, fetch the job)")
     jobs_list_order: str = _knob("newest", "GET /v1/jobs order (unconfirmed): newest or oldest first")
-    list_short_pages: bool = _knob(False, "GET /v1/jobs pages hold at most half of pageSize rows while more follow "
-                                          "(scenario-sdk: a page can hold fewer jobs than pageSize while "
-                                          "nextPaginationToken is set)")
+    list_short_pages: bool = _knob(False, "GET /v1/jobs pages hold fewer rows than pageSize while more follow: "
+                                          "none on the first page, half on the others (scenario-sdk: a page can "
+                                          "hold fewer jobs than pageSize, or none, while nextPaginationToken is "
+                                          "set)")
     list_jobs_refused: int | None = _knob(None, "GET /v1/jobs answers this 4xx status (a key that may not list "
                                                 "jobs; none: it lists)")
     unknown_status: str = _knob("rescheduling", "status word reported by jobs hit by the unknown-status fault")

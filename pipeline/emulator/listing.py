@@ -8,8 +8,8 @@ repeated), `hideResults`, `authorId`, `workflowId`, and two date filters:
 `updatedAfter` only with one of them (rows by update date); with `authorId` or
 `hideResults=false` and no date filter, only the last 30 days are listed.
 The sort direction is unconfirmed: the `jobs_list_order` knob picks it. scenario-sdk's `jobs.list`
-says a page can hold fewer jobs than `pageSize` while `nextPaginationToken` is set: the
-`list_short_pages` knob makes every page but the last hold half.
+says a page can hold fewer jobs than `pageSize`, or none, while `nextPaginationToken` is set:
+the `list_short_pages` knob makes the first page empty and the others hold half.
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def parse_query(query: MultiMapping[str]) -> JobQuery:
 
 def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float, newest_first: bool,
            short_pages: bool = False) -> tuple[list[Row], str | None]:
-    """One page of rows and the token of the next page (None: this is the last). `short_pages`: a page
-    holds at most half of `pageSize` rows while more follow (scenario-sdk says a page may)."""
+    """One page of rows and the token of the next page (None: this is the last). `short_pages`: the first page
+    holds no row and the others at most half of `pageSize` while more follow (scenario-sdk says a page may)."""
     def key(row: Row) -> float:
         return row.updated_s if query.by_update else row.created_s
 
@@ -114,6 +114,8 @@ def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float
         mark = query.after
         picked = [row for row in picked if ((key(row), row.job_id) < mark if newest_first else
                                             (key(row), row.job_id) > mark)]
+    if short_pages and query.after is None and picked:  # a first page with no row, more to follow
+        return [], _encode((key(picked[0]), "\uffff" if newest_first else ""))  # just before the first row
     size = max(1, query.page_size // 2) if short_pages else query.page_size
     page = picked[:size]
     more = len(picked) > size

@@ -165,15 +165,15 @@ class Emulator(Guards, Library):
         checked = parse_query(query)
         self._sync()
         now_s, unknown = self.now_s(), self._knobs.unknown_status
+        stamp = self.clock.stamp_s  # dates compared as they are shown: to the millisecond
         rows = []
         for job in self._board:
             seen = view(job, now_s, unknown_status=unknown)
-            rows.append(Row(job.job_id, "custom", seen.status, self.clock.wall_s(job.created_s),
-                            self.clock.wall_s(seen.updated_s)))
+            rows.append(Row(job.job_id, "custom", seen.status, stamp(job.created_s), stamp(seen.updated_s)))
         for upload in self.uploads.completed():
             shown = self.job_answer(upload.job_id or "", listed=True)
-            rows.append(Row(shown["jobId"], "upload", shown["status"], self.clock.wall_s(upload.completed_s or 0),
-                            self.clock.wall_s(upload.status(now_s)[1])))
+            rows.append(Row(shown["jobId"], "upload", shown["status"], stamp(upload.completed_s or 0),
+                            stamp(upload.status(now_s)[1])))
         page, token = select(rows, checked, author_id=self.author_id, now_s=self.clock.wall_s(now_s),
                              newest_first=self._knobs.jobs_list_order == "newest",
                              short_pages=self._knobs.list_short_pages)

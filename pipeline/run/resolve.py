@@ -1,8 +1,8 @@
 """Download URLs resolved in batches, between the poller and the downloaders.
 
 The outputs of finished jobs are looked up with `POST /v1/assets/get-bulk` (of the originals), up to 200
-asset ids a request: a batch leaves as soon as 200 ids wait, or `GATHER_S` after its first one arrived
-(never waiting long to fill it). The downloaders then take the jobs with their URLs. An id the answer
+asset ids a request: a batch leaves as soon as 200 ids wait, `GATHER_S` after its first one arrived
+(never waiting long to fill it), or at once when no more can come (the poller is done, the run halts). The downloaders then take the jobs with their URLs. An id the answer
 leaves out, a batch that failed, and a URL that answers 403 (expired) when downloaded are resolved again
 one by one (`GET /v1/assets/{id}`, in `download`). URLs last at least 24 h (api-notes "Outputs").
 """
@@ -19,7 +19,7 @@ from pipeline.run.context import Completion, RunContext
 
 log = logging.getLogger(__name__)
 
-GATHER_S = 0.1  # a batch waits at most this long for more ids after its first
+GATHER_S = 1.0  # a batch waits at most this long for more ids after its first (none once the poller is done)
 
 
 async def resolve(ctx: RunContext, finished: asyncio.Queue[Completion | None],

@@ -96,8 +96,9 @@ EAGER_BUDGET_REQUESTS = 3.0  # ... nor more often than once every this many requ
 
 
 def feed_interval(model: DurationModel, timing: PollTiming, *, eager: bool, requests_per_s: float) -> float:
-    """Seconds from one job listing to the next: `feed_interval_s`; while jobs wait for an in-flight place,
-    `eager_late_fraction` of a typical job's time, but no more than a third of the request budget."""
+    """Seconds from one job listing to the next: `feed_interval_s`; `eager` (jobs wait for an in-flight place,
+    or the last job sent may be done), `eager_late_fraction` of a typical job's time, but no more often than every
+    third request of the budget."""
     if not eager:
         return timing.feed_interval_s
     typical = model.quantile(0.5)

@@ -46,6 +46,7 @@ class Board:
 
     jobs: dict[str, Tracked] = field(default_factory=dict)
     intake_done: bool = False
+    last_submitted_at: float = 0.0  # loop time of the latest submission tracked
     _heap: list[tuple[float, int, Tracked]] = field(default_factory=list)
     _seq: itertools.count = field(default_factory=itertools.count)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # the dispatcher: the heap or the board changed
@@ -54,6 +55,7 @@ class Board:
 
     def track(self, job: Tracked) -> None:
         self.jobs[job.job_id] = job
+        self.last_submitted_at = max(self.last_submitted_at, job.submitted_at)
         self._tracking.set()
         self._wake.set()
 

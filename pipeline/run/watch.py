@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 
 from pipeline.api.answers import JobView, iso_z
-from pipeline.api.budget import POLL
+from pipeline.api.budget import SUBMIT
 from pipeline.api.listing import list_jobs
 from pipeline.errors import ApiError, AuthError, RunHalted, TransientApiError
 from pipeline.run.context import Completion, RunContext
@@ -78,7 +78,10 @@ class Watch:
             started = loop.time()
             await self._list()
             while self.active:
-                interval_s = feed_interval(ctx.durations, self._timing, eager=ctx.in_flight.waiting > 0,
+                # sooner while a finish noticed late leaves a place idle, or ends the run late: jobs wait for an
+                # in-flight place, or every job has been sent and the last one sent may be done
+                eager = ctx.in_flight.waiting > 0 or self._last_may_be_done(loop.time())
+                interval_s = feed_interval(ctx.durations, self._timing, eager=eager,
                                            requests_per_s=ctx.api.pacing.current_per_s)
                 left_s = started + interval_s - loop.time()
                 if left_s <= 0:
@@ -86,12 +89,20 @@ class Watch:
                 if await self._board.quiet_within(min(left_s, RECHECK_S)):
                     return
 
+    def _last_may_be_done(self, now: float) -> bool:
+        """Every job has been sent, and the last one sent has run as long as a typical job."""
+        typical_s = self._ctx.durations.quantile(0.5)
+        return self._board.intake_done and now >= self._board.last_submitted_at + (
+            typical_s if typical_s is not None else self._timing.first_delay_s)
+
     async def _list(self) -> None:
         """One listing, every page, applied to the tracked jobs."""
         ctx = self._ctx
         params = {"type": "custom", "updatedAfter": iso_z(self.cursor.after_s), "hideResults": "false"}
         try:
-            rows = await list_jobs(ctx.api, params, priority=POLL, retries=ctx.settings.max_retries)
+            # one request an interval that frees the in-flight places of every finished job: it goes with the
+            # submissions, before polls and lookups (else a run that keeps the budget busy would starve it)
+            rows = await list_jobs(ctx.api, params, priority=SUBMIT, retries=ctx.settings.max_retries)
         except AuthError as exc:
             if exc.status == 401:
                 ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
