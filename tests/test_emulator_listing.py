@@ -101,3 +101,19 @@ async def test_short_pages_still_list_every_row_once(emulator_factory: Any, http
     assert sorted(row["jobId"] for row in rows) == sorted(ids)
     stamps = [stamp_s(row["updatedAt"]) for row in rows]  # by update date, in the order asked
     assert stamps == sorted(stamps, reverse=order == "newest")
+
+
+def test_board_finds_recent_changes_without_looking_at_every_job() -> None:
+    """A listing of recent changes looks only at the unfinished jobs and those that ended since (a job's last
+    change is never after its end); one of recent creations only at the jobs created since."""
+    from pipeline.emulator.jobs import Job, JobBoard
+
+    board = JobBoard(max_running=2)
+    jobs = [Job(f"job_{i}", "m", {}, {}, float(i), 1.5, f"asset_{i}") for i in range(6)]
+    for job in jobs:
+        board.add(job, job.created_s)  # created at 0..5 s; each runs 1.5 s, two at a time
+    board.advance(6.0)
+    ended = {job.job_id: job.finished_s for job in jobs if job.finished_s is not None}
+    assert ended == {"job_0": 1.5, "job_1": 2.5, "job_2": 3.5, "job_3": 4.5, "job_4": 5.5}
+    assert {job.job_id for job in board.changed_since(3.0)} == {"job_2", "job_3", "job_4", "job_5"}
+    assert [job.job_id for job in board.created_since(3.0)] == ["job_4", "job_5"]

@@ -107,7 +107,7 @@ def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float
               and (not query.types or row.job_type in query.types)
               and query.workflow_id is None
               and (query.author_id is None or query.author_id == author_id)
-              and (since is None or key(row) > since)
+              and (since is None or (key(row) > since and _shown(key(row)) != since))
               and (not windowed or key(row) > now_s - WINDOW_S)]
     picked.sort(key=lambda row: (key(row), row.job_id), reverse=newest_first)
     if query.after is not None:
@@ -120,6 +120,14 @@ def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float
     page = picked[:size]
     more = len(picked) > size
     return page, (_encode((key(page[-1]), page[-1].job_id)) if more else None)
+
+
+def _shown(unix_s: float) -> float:
+    """A date as the API shows it (to the millisecond, as `clock.iso` writes it). A row whose shown date is the
+    filter's is not after it: a row's own date given back as `updatedAfter` does not list it again. Rows are
+    sorted by their exact time."""
+    stamp = datetime.fromtimestamp(unix_s, UTC)
+    return stamp.replace(microsecond=stamp.microsecond // 1000 * 1000).timestamp()
 
 
 def _page_size(text: str | None) -> int:
