@@ -127,3 +127,20 @@ async def test_lost_posts_are_found_through_short_and_empty_pages(tmp_path: Path
     assert summary.exit_status == 0 and summary.counts["downloaded"] == 4 and not summary.unknown
     assert server.emulator.stats()["jobs_created"] == 4
     await check_consistent(summary.run_dir, server, expect_jobs=4)
+
+
+async def test_jobs_of_an_earlier_session_are_polled_at_once_and_prove_nothing(tmp_path: Path,
+                                                                              emulator_factory) -> None:
+    """A resumed run polls the jobs an earlier session sent at once (they may have ended before its first
+    listing); finding them done is no sign that the listing missed them: the run keeps the listing."""
+    server = await emulator_factory(job_time_s=0.5, job_time_spread_s=0, fault_stale_update_rate=1.0)
+    manifest = write_manifest(tmp_path, prompts=4)
+    first = await run(manifest, server, tmp_path / "out", job_timeout_s=0.1)  # every job left submitted
+    assert first.counts["submitted"] == JOBS
+    server.emulator.configure(fault_stale_update_rate=0.0)
+    summary = await run(manifest, server, tmp_path / "out")
+    assert summary.exit_status == 0 and summary.counts["downloaded"] == JOBS
+    assert routes(server)["GET /v1/jobs/{jobId}"] >= JOBS  # each polled once on resuming
+    record = json.loads((summary.run_dir / "results.json").read_text())["run"]
+    assert record["poll_mode"] == "feed" and record["poll_mode_why"] is None
+    await check_consistent(summary.run_dir, server, expect_jobs=JOBS)

@@ -35,6 +35,7 @@ class Tracked:
     updated_s: float | None = None  # updatedAt of the last answer (Unix time)
     checks: int = 0  # polls of its own while the listing is followed (it stayed silent too long)
     fetch: bool = False  # the listing showed it finished without its results: it is fetched by id
+    earlier: bool = False  # sent in an earlier session (its end may predate this session's listings)
     due_at: float = float("inf")  # loop time of its next poll of its own
     polling: bool = False  # a poll worker is asking for it now
     done: bool = False

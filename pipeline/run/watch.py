@@ -61,12 +61,14 @@ class Watch:
         loop = asyncio.get_running_loop()
         state = self._ctx.journal.state.jobs.get(job.key)
         intent_s = state.intent_at if state is not None else None
-        if intent_s is None or intent_s < self.session_start_s:  # sent before this session's listings began
-            self._board.schedule(job, loop.time())
-            return
+        job.earlier = intent_s is None or intent_s < self.session_start_s  # sent before this session's listings
         seen = self._strangers.pop(job.job_id, None)
-        if seen is not None:
+        if seen is not None:  # listed before its POST's answer reached us (or before a resume tracked it)
             await self._apply(job, seen)
+            if job.done or not job.earlier:
+                return
+        if job.earlier:  # it may have ended before this session's first listing: ask it at once
+            self._board.schedule(job, loop.time())
             return
         await again(self._ctx, self._board, job, verify_delay(self._ctx.durations, self._timing, checks=0))
 
@@ -173,8 +175,8 @@ class Watch:
     async def polled_final(self, job: Tracked, view: JobView) -> None:
         """A job's own poll found it finished: if the listing should have shown that already, count it missed
         (with `auto`, enough of them make the run fall back)."""
-        if job.fetch or not self.cursor.missed(view.updated_s):
-            return
+        if job.fetch or job.earlier or not self.cursor.missed(view.updated_s):
+            return  # the listing showed it finished, or it may have ended before this session's listings
         self.missed += 1
         log.info("job %s: found %s by its own poll, but the job listing never showed it (%d such job(s))",
                  job.job_id, view.status, self.missed)
