@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.api.answers import iso_z, stamp_s
 from pipeline.emulator import EmulatorServer
+from pipeline.emulator.jobs import Job, JobBoard
 from emulator_helpers import AUTH, FAST_UPLOADS, call, finished, job, new_job, upload
 
 CUSTOM = {"type": "custom", "hideResults": "false", "pageSize": "100"}
@@ -106,14 +107,12 @@ async def test_short_pages_still_list_every_row_once(emulator_factory: Any, http
 def test_board_finds_recent_changes_without_looking_at_every_job() -> None:
     """A listing of recent changes looks only at the unfinished jobs and those that ended since (a job's last
     change is never after its end); one of recent creations only at the jobs created since."""
-    from pipeline.emulator.jobs import Job, JobBoard
-
     board = JobBoard(max_running=2)
-    jobs = [Job(f"job_{i}", "m", {}, {}, float(i), 1.5, f"asset_{i}") for i in range(6)]
-    for job in jobs:
-        board.add(job, job.created_s)  # created at 0..5 s; each runs 1.5 s, two at a time
+    made = [Job(f"job_{i}", "m", {}, {}, float(i), 1.5, f"asset_{i}") for i in range(6)]
+    for one in made:
+        board.add(one, one.created_s)  # created at 0..5 s; each runs 1.5 s, two at a time
     board.advance(6.0)
-    ended = {job.job_id: job.finished_s for job in jobs if job.finished_s is not None}
+    ended = {one.job_id: one.finished_s for one in made if one.finished_s is not None}
     assert ended == {"job_0": 1.5, "job_1": 2.5, "job_2": 3.5, "job_3": 4.5, "job_4": 5.5}
-    assert {job.job_id for job in board.changed_since(3.0)} == {"job_2", "job_3", "job_4", "job_5"}
-    assert [job.job_id for job in board.created_since(3.0)] == ["job_4", "job_5"]
+    assert {one.job_id for one in board.changed_since(3.0)} == {"job_2", "job_3", "job_4", "job_5"}
+    assert [one.job_id for one in board.created_since(3.0)] == ["job_4", "job_5"]
