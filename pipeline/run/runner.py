@@ -210,9 +210,11 @@ async def _stages(ctx: RunContext, manifest: RunnableManifest, options: RunOptio
     in_flight = ctx.settings.max_in_flight_jobs
     to_submit: asyncio.Queue[JobSpec | None] = asyncio.Queue(maxsize=SUBMIT_WORKERS * 2)
     submitted: asyncio.Queue[Submission | None] = asyncio.Queue(maxsize=in_flight + SUBMIT_WORKERS)
-    # room for every job: the poller must never wait for the downloads (it frees the in-flight places), and
-    # the URL lookups yield to submissions, so while the budget is full of POSTs the finished jobs wait here
-    finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=max(MAX_BULK_ASSETS, manifest.job_count))
+    # room for every job (the manifest's, and the journal's it no longer has): the poller must never wait for the
+    # downloads (it frees the in-flight places), and the URL lookups yield to submissions, so while the budget
+    # is full of POSTs the finished jobs wait here
+    jobs = manifest.job_count + len(ctx.journal.state.jobs)
+    finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=max(MAX_BULK_ASSETS, jobs))
     to_download: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
     async with asyncio.TaskGroup() as group:
         group.create_task(feed(ctx, manifest, to_submit, submitted, finished, retry_failed=options.retry_failed,
