@@ -30,6 +30,9 @@ class Settings:
     poll_first_delay_s: float
     poll_min_interval_s: float
     poll_max_interval_s: float
+    poll_mode: str  # how finished jobs are noticed: "feed" (the job listing), "per-job" (each job polled), "auto"
+    feed_interval_s: float  # one job listing this often (more often while jobs wait for an in-flight place)
+    feed_overlap_s: float  # each listing starts this long before the newest update the last one saw
     job_timeout_s: float
     download_workers: int
     connect_timeout_s: float
@@ -65,8 +68,9 @@ class Credentials:
 
 _TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)] for f in fields(Settings)}
 _MAY_BE_ZERO = ("shutdown_grace_s", "max_retries", "poll_first_delay_s", "job_timeout_s", "max_cost_cu",
-                "reconcile_settle_s", "model_schema_max_age_s")
+                "reconcile_settle_s", "model_schema_max_age_s", "feed_overlap_s")
 _MAY_BE_EMPTY = ("project_id",)
+_CHOICES: dict[str, tuple[str, ...]] = {"poll_mode": ("auto", "feed", "per-job")}
 
 
 def _coerce(name: str, value: Any, source: str | None, where: str | None = None) -> Any:
@@ -79,6 +83,11 @@ def _coerce(name: str, value: Any, source: str | None, where: str | None = None)
             return ""
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(Problem(where, f"must be a non-empty string, not {value!r}", source=source))
+        allowed = _CHOICES.get(name)
+        if allowed is not None and value.strip() not in allowed:
+            hint = did_you_mean(value.strip(), list(allowed))
+            raise ConfigError(Problem(where, f"must be one of {', '.join(allowed)}, not {value!r}"
+                                      + (f" (did you mean {hint!r}?)" if hint else ""), source=source))
         return value.strip()
     if isinstance(value, bool):
         raise ConfigError(Problem(where, f"must be a number, not {value!r}", source=source))

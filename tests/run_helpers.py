@@ -19,7 +19,8 @@ CREDENTIALS = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET)
 
 FAST: dict[str, Any] = {
     "max_requests_per_s": 200.0, "max_in_flight_jobs": 16, "poll_first_delay_s": 0.1,
-    "poll_min_interval_s": 0.05, "poll_max_interval_s": 0.5, "download_workers": 4,
+    "poll_min_interval_s": 0.05, "poll_max_interval_s": 0.5, "feed_interval_s": 0.05, "feed_overlap_s": 0.05,
+    "download_workers": 4,
     "backoff_base_s": 0.02, "backoff_max_s": 0.2, "max_retries": 12, "shutdown_grace_s": 2.0,
     "request_timeout_s": 10.0, "connect_timeout_s": 2.0, "download_timeout_s": 20.0, "reconcile_settle_s": 1.0,
 }

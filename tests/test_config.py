@@ -180,3 +180,13 @@ def test_problems_name_the_flag_or_variable_the_user_typed(environ: dict[str, st
         load_settings(overrides=overrides, environ=environ, flags=flags)
     assert str(caught.value).startswith(text), str(caught.value)
     assert "max_requests_per_s" not in str(caught.value) and "environment:" not in str(caught.value)
+
+
+def test_poll_mode_takes_one_of_its_words() -> None:
+    """poll_mode is auto (the default), feed or per-job; another word is a located error with a suggestion."""
+    assert load_settings(environ={}).poll_mode == "auto"
+    assert load_settings(environ={"LTX_BATCH_POLL_MODE": "per-job"}).poll_mode == "per-job"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"LTX_BATCH_POLL_MODE": "perjob"})
+    assert "LTX_BATCH_POLL_MODE" in str(caught.value) and "auto, feed, per-job" in str(caught.value)
+    assert "did you mean 'per-job'" in str(caught.value) and "environment" in str(caught.value)

@@ -86,6 +86,19 @@ async def raw_json(call: Any) -> tuple[int, Any]:
     return response.status_code, await response.json()
 
 
+async def every_page(sdk: AsyncScenario, **params: Any) -> list[list[dict[str, Any]]]:
+    """The raw pages of one jobs.list, following nextPaginationToken until it is absent."""
+    pages, token = [], None
+    while True:
+        status, raw = await raw_json(sdk.jobs.with_raw_response.list(**params, **({"pagination_token": token}
+                                                                                   if token else {})))
+        assert status == 200
+        pages.append(raw["jobs"])
+        token = raw.get("nextPaginationToken")
+        if not token:
+            return pages
+
+
 async def put_part(url: str, data: bytes) -> httpx.Response:
     """PUT a part to its presigned URL as S3 wants it: Content-Type and Content-Length, no Authorization."""
     async with httpx.AsyncClient() as plain:
@@ -210,6 +223,44 @@ async def test_failed_job_carries_error_and_hint(emulator_factory: Any) -> None:
                 break
             await asyncio.sleep(0.01)
     assert job.status == "failure" and job.metadata.error and job.metadata.hint
+
+
+@pytest.mark.parametrize("knobs", [{}, {"list_rows_with_results": False, "fault_stale_update_rate": 1.0,
+                                      "list_short_pages": True, "jobs_list_order": "oldest"}])
+async def test_the_feed_listing_and_get_bulk(emulator_factory: Any, knobs: dict[str, Any]) -> None:
+    """What the feed sends, through the SDK: jobs.list(type=custom, updated_after, hide_results=False,
+    page_size=100) rows (also without results, with a stale updatedAt, in short pages) and
+    assets.get_bulk(original_assets=True) answers, strictly in the SDK's types. Pages are followed by their
+    tokens as `jobs.list`'s docstring says ("keep paginating until it is absent"): the SDK's own paginator
+    stops at an empty page (its `has_next_page`), which that same docstring says may come before the end."""
+    server = await emulator_factory(**{**KNOBS, "max_running_jobs": 4, **knobs})
+    async with AsyncScenario(api_key=EMULATOR_API_KEY, api_secret=EMULATOR_API_SECRET,
+                             base_url=server.url + "/v1", max_retries=0, _strict_response_validation=True) as sdk:
+        video = await upload_video(sdk, CLIP)
+        ids = [(await sdk.generate.run_model(MODEL_ID, body={"prompt": "x", "video": video, "seed": seed})).job.job_id
+               for seed in range(3)]
+        since = (await sdk.jobs.retrieve(ids[-1])).job.created_at
+        before = "2000-01-01T00:00:00.000Z"
+        for _ in range(300):
+            done = [(await sdk.jobs.retrieve(job_id)).job for job_id in ids]
+            if all(job.status == "success" for job in done):
+                break
+            await asyncio.sleep(0.01)
+        pages = await every_page(sdk, type="custom", updated_after=before, hide_results=False, page_size=100)
+        listed = [strictly(JobListResponse, row) for page in pages for row in page]
+        recent = [row["jobId"] for page in await every_page(sdk, type="custom", updated_after=since,
+                                                            hide_results=False) for row in page]
+        outputs = [asset for job in done for asset in job.metadata.asset_ids or []]
+        status, raw = await raw_json(sdk.assets.with_raw_response.get_bulk(asset_ids=outputs, original_assets=True))
+        bulk = strictly(AssetGetBulkResponse, raw)
+    assert sorted(row.job_id for row in listed) == sorted(ids) and all(row.status == "success" for row in listed)
+    if not knobs:
+        assert len(pages) == 1 and all(row.metadata.asset_ids for row in listed)
+        assert sorted(recent) == sorted(ids)  # each one's end moved its updatedAt past the last one's creation
+    else:
+        assert [len(page) for page in pages] == [0, 3]  # an empty first page with a token, then the rows
+        assert all(row.metadata.asset_ids is None for row in listed) and recent == []  # updatedAt never moved
+    assert [asset.id for asset in bulk.assets] == outputs and all(asset.url for asset in bulk.assets)
 
 
 async def test_model_retrieve(sdk: AsyncScenario) -> None:

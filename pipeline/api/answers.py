@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pipeline.errors import (
@@ -43,6 +43,7 @@ class JobView:
     duration_s: float | None  # updatedAt - createdAt on a final job, when the server gives both
     hint: str | None = None  # metadata.hint: what to do about the failure
     cost_cu: float | None = None  # Creative Units: the generate answer's creativeUnitsCost, a job's billing.cuCost
+    updated_s: float | None = None  # updatedAt as Unix time (the job listing is followed by it)
 
 
 CREDITS_WORDS = re.compile(r"credit|spending (cap|limit)|\b(cu|creative units?) (cap|limit|budget)|budget (exceeded|reached)",
@@ -148,7 +149,7 @@ def parse_job(data: Any) -> JobView:
         cost = _number(data.get("creativeUnitsCost"))
     return JobView(job["jobId"], job["status"].lower(), progress, tuple(assets),
                    None if error is None else _text(error), _duration(job),
-                   None if hint is None else _text(hint), cost)
+                   None if hint is None else _text(hint), cost, stamp_s(job.get("updatedAt")))
 
 
 def _text(value: Any) -> str:
@@ -184,3 +185,20 @@ def _duration(job: Mapping[str, Any]) -> float | None:
     except (KeyError, ValueError, TypeError):  # TypeError: one date with a zone, the other without
         return None
     return seconds if seconds >= 0 else None
+
+
+def stamp_s(value: Any) -> float | None:
+    """An ISO 8601 date of the API as Unix time (a date without a zone is UTC); None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def iso_z(unix_s: float) -> str:
+    """Unix time as the API writes dates: ISO 8601 UTC with milliseconds and a `Z`."""
+    stamp = datetime.fromtimestamp(unix_s, timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from pipeline.api.uploads import upload_input
 log = logging.getLogger(__name__)
 
 MAX_API_BODY_BYTES = 4 * 1024 * 1024  # an API answer larger than this is refused as malformed
+MAX_BULK_ASSETS = 200  # api-notes "Outputs": get-bulk answers at most 200 assets
 THROTTLED_RETRIES_FACTOR = 10  # a call waits out up to 10 x max_retries 429s before giving up
 
 # errors from aiohttp after the request may have reached the server: every client error but a failed
@@ -110,6 +111,11 @@ class ApiClient:
         return self._settings.api_base_url
 
     @property
+    def max_retries(self) -> int:
+        """How often a failed (or malformed) answer is asked for again (the max_retries setting)."""
+        return self._settings.max_retries
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         """The shared HTTP session, for requests outside the API (CDN downloads, presigned upload parts)."""
         return self._session
@@ -151,6 +157,22 @@ class ApiClient:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise BadResponse(200, f"asset {asset_id} answer lacks a download url")
         return url
+
+    async def asset_urls(self, asset_ids: Sequence[str]) -> dict[str, str]:
+        """The current download URLs of up to 200 assets in one request (`POST /v1/assets/get-bulk`, of the
+        originals: `originalAssets=true`, in the query as scenario-sdk sends it). An id the answer leaves out
+        (or gives no usable URL) is missing from the mapping: resolve it on its own (`asset_url`)."""
+        if len(asset_ids) > MAX_BULK_ASSETS:
+            raise ValueError(f"get-bulk takes at most {MAX_BULK_ASSETS} asset ids, not {len(asset_ids)}")
+        data = await self._call("POST", "/v1/assets/get-bulk", LOOKUP, body={"assetIds": list(asset_ids)},
+                                params={"originalAssets": "true"})
+        assets = data.get("assets") if isinstance(data, dict) else None
+        if not isinstance(assets, list):
+            raise BadResponse(200, "the get-bulk answer lacks an `assets` list")
+        wanted = set(asset_ids)
+        return {asset["id"]: asset["url"] for asset in assets
+                if isinstance(asset, dict) and asset.get("id") in wanted and isinstance(asset.get("url"), str)
+                and asset["url"].startswith(("http://", "https://"))}
 
     async def probe(self) -> None:
         """One cheap request (the newest job of the account), no retry: tells `connectivity` whether the API

@@ -34,6 +34,13 @@ class LoopClock:
         assert self._epoch is not None
         return self._epoch[0] + (loop_s - self._epoch[1])
 
+    def loop_s(self, wall_s: float) -> float:
+        """A Unix time as a loop-clock instant."""
+        if self._epoch is None:
+            self.now_s()
+        assert self._epoch is not None
+        return self._epoch[1] + (wall_s - self._epoch[0])
+
     def wall_ms(self, loop_s: float) -> int:
         """A loop-clock instant as Unix time in whole milliseconds."""
         return int(self.wall_s(loop_s) * 1000)

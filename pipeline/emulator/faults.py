@@ -12,7 +12,7 @@ Where each fault applies (the `/_emulator/*` routes never see any):
   created, then the connection is reset before the reply.
 - `truncate`: `GET /_cdn/{token}` only: full `Content-Length`, about half the
   body, then the connection closes.
-- `job_failure`, `job_canceled`, `unknown_status`: drawn once per job when it is created.
+- `job_failure`, `job_canceled`, `unknown_status`, `stale_update`: drawn once per job when it is created.
 - `upload_failure`: drawn once per upload when it is completed: it ends `failed`.
 """
 

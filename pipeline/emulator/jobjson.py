@@ -2,7 +2,8 @@
 
 `metadata.input` is the request's parameters plus `modelId` and a key the server adds
 (`numOutputs`), as api-notes "Jobs" says; listed rows leave it out unless the
-`list_rows_with_input` knob is on (whether they carry it is unconfirmed).
+`list_rows_with_input` knob is on (whether they carry it is unconfirmed). They carry the
+results (`assetIds`, `error`, `hint`) unless the `list_rows_with_results` knob is off (unconfirmed too).
 
 A completed multipart upload is a job too, of type `upload` (the notes list `upload`
 among the job types of `GET /v1/jobs`; the SDK's `Upload` has a `jobId`): `in-progress`
@@ -28,15 +29,16 @@ def job_input(job: Job) -> dict[str, Any]:
 
 
 def job_json(job: Job, now_s: float, *, iso: Callable[[float], str | None], unknown_status: str, author_id: str,
-             owner_id: str, with_input: bool = True) -> dict[str, Any]:
+             owner_id: str, with_input: bool = True, with_results: bool = True) -> dict[str, Any]:
     """The job as `GET /v1/jobs/{jobId}` shows it at `now_s` (after the board advanced to `now_s`)."""
     seen = view(job, now_s, unknown_status=unknown_status)
     metadata: dict[str, Any] = {}
     if with_input:
         metadata["input"] = job_input(job)
-    if seen.status == "success":
+    final = seen.status if with_results else None  # listed rows may leave the results out
+    if final == "success":
         metadata["assetIds"] = [job.output_asset_id]
-    elif seen.status in ("failure", "canceled"):
+    elif final in ("failure", "canceled"):
         metadata["assetIds"] = []
         metadata["error"] = job.error
         if job.hint is not None:

@@ -11,7 +11,9 @@ the same however rarely anyone looks. Pure: the caller passes the clock.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ class Job:
     hint: str | None = None  # metadata.hint
     cost_cu: float = 0.0
     warmup: bool = False  # reports an unknown status while queued and warming up (the unknown-status fault)
+    stale_update: bool = False  # its status changes do not move its updatedAt (the stale-update fault)
     pad_bytes: int = 0
     queued_s: float | None = None
     started_s: float | None = None
@@ -59,7 +62,7 @@ class JobView:
 
     status: str
     progress: float
-    updated_s: float
+    updated_s: float  # when the status began (updatedAt), unless changes do not move it (stale_update)
 
 
 def history(job: Job, *, unknown_status: str) -> list[tuple[str, float]]:
@@ -87,7 +90,13 @@ def history(job: Job, *, unknown_status: str) -> list[tuple[str, float]]:
 
 
 def view(job: Job, now_s: float, *, unknown_status: str) -> JobView:
-    """The status, progress (0..1) and last-change time of a job at `now_s` (after `advance(now_s)`)."""
+    """The status, progress (0..1) and last-change time of a job at `now_s` (after `advance(now_s)`); a job hit
+    by the stale-update fault keeps its creation time as its last change."""
+    seen = _view(job, now_s, unknown_status=unknown_status)
+    return JobView(seen.status, seen.progress, job.created_s) if job.stale_update else seen
+
+
+def _view(job: Job, now_s: float, *, unknown_status: str) -> JobView:
     marks = [mark for mark in history(job, unknown_status=unknown_status) if mark[1] <= now_s] or [
         ("pending", job.created_s)]
     status, since_s = marks[-1]
@@ -111,6 +120,9 @@ class JobBoard:
         self._arrivals: list[tuple[float, int, Job]] = []  # (queued time, tie-breaker, job)
         self._waiting: deque[Job] = deque()
         self._ends: list[tuple[float, int, Job]] = []  # (end time, tie-breaker, job)
+        self._created: list[float] = []  # creation times, in the order of `_jobs` (never decreasing)
+        self._ended: list[Job] = []  # finished jobs in the order they ended
+        self._ended_s: list[float] = []  # ... and when
         self._seq = 0
         self.peak_running = 0
         self.peak_in_flight = 0
@@ -142,10 +154,22 @@ class JobBoard:
         """The job with this id (call `advance` first for a current timeline)."""
         return self._jobs.get(job_id)
 
+    def created_since(self, since_s: float) -> list[Job]:
+        """The jobs created after `since_s` (loop time), without looking at the others."""
+        start = bisect.bisect_right(self._created, since_s)
+        return list(itertools.islice(self._jobs.values(), start, None))
+
+    def changed_since(self, since_s: float) -> list[Job]:
+        """Every job that may have changed after `since_s` (loop time): the unfinished ones and those that ended
+        since (a job's last change is never after its end), without looking at the others."""
+        ended = self._ended[bisect.bisect_right(self._ended_s, since_s):]
+        return [*(job for _, _, job in self._arrivals), *self._waiting, *(job for _, _, job in self._ends), *ended]
+
     def add(self, job: Job, now_s: float, *, pending_s: float = 0.0) -> list[Job]:
         """A new job at `now_s`, queued after `pending_s`; returns the jobs that finished up to then (as `advance`)."""
         finished = self.advance(now_s)
         self._jobs[job.job_id] = job
+        self._created.append(job.created_s)
         self._seq += 1
         heapq.heappush(self._arrivals, (now_s + pending_s, self._seq, job))
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -164,6 +188,8 @@ class JobBoard:
                 _, _, job = heapq.heappop(self._ends)
                 job.finished_s = end_s
                 finished.append(job)
+                self._ended.append(job)
+                self._ended_s.append(end_s)
                 self._fill(end_s)
             else:
                 _, _, job = heapq.heappop(self._arrivals)

@@ -17,7 +17,7 @@ EMULATOR_API_SECRET = "emulator-secret"
 
 FAULT_KINDS: tuple[str, ...] = (
     "5xx", "reset", "truncate", "job_failure", "job_canceled", "lost_response", "credits", "bad_json",
-    "unknown_status", "upload_failure",
+    "unknown_status", "upload_failure", "stale_update",
 )
 """Fault kinds; the knob for kind `k` is `fault_{k}_rate` and `/_emulator/stats` counts it under `faults[k]`."""
 
@@ -74,7 +74,13 @@ class EmulatorKnobs:
     error_message_key: str = _knob("error", "where error bodies put the message: error, message, reason or detail")
     list_rows_with_input: bool = _knob(False, "GET /v1/jobs rows carry metadata.input (unconfirmed; off: they do "
                                               "not, fetch the job)")
+    list_rows_with_results: bool = _knob(True, "GET /v1/jobs rows carry metadata.assetIds, error and hint "
+                                               "(unconfirmed; off: they do not, fetch the job)")
     jobs_list_order: str = _knob("newest", "GET /v1/jobs order (unconfirmed): newest or oldest first")
+    list_short_pages: bool = _knob(False, "GET /v1/jobs pages hold fewer rows than pageSize while more follow: "
+                                          "none on the first page, half on the others (scenario-sdk: a page can "
+                                          "hold fewer jobs than pageSize, or none, while nextPaginationToken is "
+                                          "set)")
     list_jobs_refused: int | None = _knob(None, "GET /v1/jobs answers this 4xx status (a key that may not list "
                                                 "jobs; none: it lists)")
     unknown_status: str = _knob("rescheduling", "status word reported by jobs hit by the unknown-status fault")
@@ -88,6 +94,8 @@ class EmulatorKnobs:
     fault_bad_json_rate: float = _knob(0.0, "API request answered 200 with a non-JSON or wrong-shape body")
     fault_unknown_status_rate: float = _knob(0.0, "job that reports `unknown_status` while queued and warming up")
     fault_upload_failure_rate: float = _knob(0.0, "completed upload that ends 'failed' with an errorMessage")
+    fault_stale_update_rate: float = _knob(0.0, "job whose status changes do not move its updatedAt (it stays at its "
+                                                "creation date): a listing by update date never shows it finish")
     seed: int = _knob(0, "seed of every random stream (fault draws, run times, ids)")
 
     def __post_init__(self) -> None:

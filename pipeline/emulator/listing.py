@@ -7,7 +7,9 @@ repeated), `hideResults`, `authorId`, `workflowId`, and two date filters:
 `createdAfter` only without status/type/types/workflowId (rows by creation date),
 `updatedAfter` only with one of them (rows by update date); with `authorId` or
 `hideResults=false` and no date filter, only the last 30 days are listed.
-The sort direction is unconfirmed: the `jobs_list_order` knob picks it.
+The sort direction is unconfirmed: the `jobs_list_order` knob picks it. scenario-sdk's `jobs.list`
+says a page can hold fewer jobs than `pageSize`, or none, while `nextPaginationToken` is set:
+the `list_short_pages` knob makes the first page empty and the others hold half.
 """
 
 from __future__ import annotations
@@ -91,9 +93,10 @@ def parse_query(query: MultiMapping[str]) -> JobQuery:
     return out
 
 
-def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float,
-           newest_first: bool) -> tuple[list[Row], str | None]:
-    """One page of rows and the token of the next page (None: this is the last)."""
+def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float, newest_first: bool,
+           short_pages: bool = False) -> tuple[list[Row], str | None]:
+    """One page of rows and the token of the next page (None: this is the last). `short_pages`: the first page
+    holds no row and the others at most half of `pageSize` while more follow (scenario-sdk says a page may)."""
     def key(row: Row) -> float:
         return row.updated_s if query.by_update else row.created_s
 
@@ -104,16 +107,27 @@ def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float
               and (not query.types or row.job_type in query.types)
               and query.workflow_id is None
               and (query.author_id is None or query.author_id == author_id)
-              and (since is None or key(row) > since)
+              and (since is None or (key(row) > since and _shown(key(row)) != since))
               and (not windowed or key(row) > now_s - WINDOW_S)]
     picked.sort(key=lambda row: (key(row), row.job_id), reverse=newest_first)
     if query.after is not None:
         mark = query.after
         picked = [row for row in picked if ((key(row), row.job_id) < mark if newest_first else
                                             (key(row), row.job_id) > mark)]
-    page = picked[:query.page_size]
-    more = len(picked) > query.page_size
+    if short_pages and query.after is None and picked:  # a first page with no row, more to follow
+        return [], _encode((key(picked[0]), "\uffff" if newest_first else ""))  # just before the first row
+    size = max(1, query.page_size // 2) if short_pages else query.page_size
+    page = picked[:size]
+    more = len(picked) > size
     return page, (_encode((key(page[-1]), page[-1].job_id)) if more else None)
+
+
+def _shown(unix_s: float) -> float:
+    """A date as the API shows it (to the millisecond, as `clock.iso` writes it). A row whose shown date is the
+    filter's is not after it: a row's own date given back as `updatedAfter` does not list it again. Rows are
+    sorted by their exact time."""
+    stamp = datetime.fromtimestamp(unix_s, UTC)
+    return stamp.replace(microsecond=stamp.microsecond // 1000 * 1000).timestamp()
 
 
 def _page_size(text: str | None) -> int:

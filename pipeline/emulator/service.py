@@ -23,7 +23,7 @@ from pipeline.emulator.jobjson import job_input, job_json, upload_job_json
 from pipeline.emulator.jobs import Job, JobBoard, view
 from pipeline.emulator.knobs import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorKnobs, apply_changes
 from pipeline.emulator.library import Library
-from pipeline.emulator.listing import Row, parse_query, select
+from pipeline.emulator.listing import JobQuery, Row, parse_query, select
 from pipeline.emulator.pricing import cost_answer, price_cu
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.stats import Stats
@@ -119,7 +119,8 @@ class Emulator(Guards, Library):
         low = max(0.0, knobs.job_time_s - knobs.job_time_spread_s)
         run_s = self._dice.stream("timing").uniform(low, knobs.job_time_s + knobs.job_time_spread_s)
         job = Job(self._dice.new_id("job"), model_id, body, params, self.now_s(), run_s, self._dice.new_id("asset"),
-                  cost_cu=cost, warmup=self.fault("unknown_status"), pad_bytes=knobs.output_pad_bytes)
+                  cost_cu=cost, warmup=self.fault("unknown_status"), pad_bytes=knobs.output_pad_bytes,
+                  stale_update=self.fault("stale_update"))
         if self.fault("job_failure"):
             job.fate, (job.error, job.hint) = "failure", self._dice.stream("job_failure").choice(JOB_FAILURES)
         elif self.fault("job_canceled"):
@@ -156,28 +157,40 @@ class Emulator(Guards, Library):
         """The job as `GET /v1/jobs/{jobId}` (or, `listed`, a `GET /v1/jobs` row) shows it now."""
         return job_json(job, self.now_s(), iso=self.clock.iso, unknown_status=self._knobs.unknown_status,
                         author_id=self.author_id, owner_id=self.owner_id,
-                        with_input=not listed or self._knobs.list_rows_with_input)
+                        with_input=not listed or self._knobs.list_rows_with_input,
+                        with_results=not listed or self._knobs.list_rows_with_results)
 
     def list_jobs(self, query: MultiMapping[str]) -> dict[str, Any]:
         """`GET /v1/jobs`: one page of the account's jobs (ErrorReply 400 for a bad query)."""
         checked = parse_query(query)
         self._sync()
         now_s, unknown = self.now_s(), self._knobs.unknown_status
+        stamp = self.clock.wall_s
         rows = []
-        for job in self._board:
+        for job in self._candidates(checked):
             seen = view(job, now_s, unknown_status=unknown)
-            rows.append(Row(job.job_id, "custom", seen.status, self.clock.wall_s(job.created_s),
-                            self.clock.wall_s(seen.updated_s)))
+            rows.append(Row(job.job_id, "custom", seen.status, stamp(job.created_s), stamp(seen.updated_s)))
         for upload in self.uploads.completed():
             shown = self.job_answer(upload.job_id or "", listed=True)
-            rows.append(Row(shown["jobId"], "upload", shown["status"], self.clock.wall_s(upload.completed_s or 0),
-                            self.clock.wall_s(upload.status(now_s)[1])))
+            rows.append(Row(shown["jobId"], "upload", shown["status"], stamp(upload.completed_s or 0),
+                            stamp(upload.status(now_s)[1])))
         page, token = select(rows, checked, author_id=self.author_id, now_s=self.clock.wall_s(now_s),
-                             newest_first=self._knobs.jobs_list_order == "newest")
+                             newest_first=self._knobs.jobs_list_order == "newest",
+                             short_pages=self._knobs.list_short_pages)
         out: dict[str, Any] = {"jobs": [self.job_answer(row.job_id, listed=True) for row in page]}
         if token is not None:
             out["nextPaginationToken"] = token
         return out
+
+    def _candidates(self, query: JobQuery) -> list[Job] | JobBoard:
+        """The jobs a listing with a date filter can show, found without looking at every job (`select` filters
+        them exactly): a listing of recent changes stays cheap however many jobs the account has."""
+        margin_s = 0.01  # dates are shown to the millisecond: take a little more, `select` decides
+        if query.created_after_s is not None:
+            return self._board.created_since(self.clock.loop_s(query.created_after_s) - margin_s)
+        if query.updated_after_s is not None:
+            return self._board.changed_since(self.clock.loop_s(query.updated_after_s) - margin_s)
+        return self._board
 
     def _sync(self) -> None:
         self._account(self._board.advance(self.now_s()))

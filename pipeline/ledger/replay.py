@@ -173,6 +173,8 @@ class LedgerState:
     by_state: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
     spend: Spend = field(default_factory=Spend)  # the run's cost so far, kept current event by event
     prices: dict[str, float] = field(default_factory=dict)  # price class -> the last known cost of a job of it
+    poll_mode: str | None = None  # how the last session noticed finished jobs: "feed" or "per-job"
+    poll_mode_why: str | None = None  # why it fell back from the job listing to polling each job, if it did
 
     def job(self, key: str) -> JobState:
         found = self.jobs.get(key)
@@ -203,6 +205,11 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         state.stopped = None
         state.session_requests = 0
         state.session_pacing = None
+        state.poll_mode = state.poll_mode_why = None
+        return
+    if kind == "poll-mode":  # the job listing followed, or each job polled (and why the run fell back to it)
+        state.poll_mode = str(event.get("mode"))[:20]
+        state.poll_mode_why = _words(event.get("why"))
         return
     if kind == "requests":  # running totals of this session: API requests, 429s, the sending rate
         session_total = _count(event.get("count"))

@@ -108,6 +108,7 @@ class RunStatus:
     strays_saved: int = 0  # of the strays, those whose outputs run --download-strays saved
     submitting: tuple[JobRef, ...] = ()  # a running session's POSTs awaiting their answer (not unknown: not lost)
     limit: Mapping[str, Any] | None = None  # the last session was run --limit: what it picked (Limit.to_json)
+    poll_fallback: str | None = None  # why the last session fell back from the job listing to polling each job
 
 
 def run_status(run_dir: str | Path, *, now: float | None = None) -> RunStatus:
@@ -189,7 +190,7 @@ def summarize(run_dir: Path, state: LedgerState, *, now: float, sessions: Sequen
         stalled=tuple(_ref(j) for j in jobs if j.polling_gave_up),
         pacing=state.session_pacing, resume=plan, torn_tail=torn_tail, cost=replace(state.spend),
         strays=tuple(sorted(state.strays.items())), strays_saved=sum(1 for j in state.strays if j in state.stray_files),
-        submitting=submitting, limit=_limit_of(last))
+        submitting=submitting, limit=_limit_of(last), poll_fallback=state.poll_mode_why)
 
 
 def _limit_of(run_event: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -72,6 +72,9 @@ def status_text(status: RunStatus) -> str:
         lines.append(f"429s in the last session: {pacing.throttled}{lowered}")
     if pacing is not None and pacing.waits and status.activity == "running":
         lines += [f"waiting: {wait}" for wait in pacing.waits]
+    if status.poll_fallback and not (pacing is not None and status.activity == "running"
+                                     and any(status.poll_fallback in wait for wait in pacing.waits)):
+        lines.append(f"polling: each job on its own in the last session: {status.poll_fallback}")
     if status.strays:
         saved = (f"{status.strays_saved} saved under videos/strays" if status.strays_saved == len(status.strays)
                  else f"{status.strays_saved} saved; save the rest with: ltx-batch run MANIFEST --download-strays")

@@ -2,7 +2,7 @@
 
 For the jobs left *unknown* (a POST sent, its answer lost), list the account's jobs created since a little
 before the earliest of their intents (`GET /v1/jobs?createdAfter=...&hideResults=false`, every page), keep
-the `custom` ones the journal does not know yet, fetch by id the rows that lack `metadata.input`, and match
+the `custom` ones the journal does not know yet (`api.listing`), fetch by id the rows that lack `metadata.input`, and match
 (`reconcile.matches`). One match: the job is adopted (journaled `submitted` with `adopted`), then polled and
 downloaded like any other. More than one (it was paid twice before): one is adopted, the others are
 journaled as `stray` with their ids, never lost. None, with the whole window listed and the POST older than
@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 
 from pipeline.api.client import ApiClient
 from pipeline.api.budget import LOOKUP
+from pipeline.api.listing import list_jobs
 from pipeline.errors import ApiError, RunHalted
 from pipeline.ledger.journal import Journal
 from pipeline.ledger.replay import UNKNOWN, LedgerState, intents_of
 from pipeline.run.reconcile import ListedJob, assign, is_custom, listed_job, listing_start, settled
 
 log = logging.getLogger(__name__)
-
-PAGE_SIZE = 100
-MAX_PAGES = 1000  # 100,000 rows: a window this full is not one run's
 
 
 @dataclass(slots=True)
@@ -101,23 +99,9 @@ async def unknown_to_journal(api: ApiClient, state: LedgerState, created_after: 
 
 async def list_since(api: ApiClient, created_after: str) -> list[ListedJob]:
     """Every job created since `created_after`, all pages; ApiError when a page is refused or malformed."""
-    rows: list[ListedJob] = []
-    token: str | None = None
-    for _ in range(MAX_PAGES):
-        params = {"createdAfter": created_after, "hideResults": "false", "pageSize": str(PAGE_SIZE)}
-        if token:
-            params["paginationToken"] = token
-        data = await api.call("GET", "/v1/jobs", LOOKUP, params=params)
-        page = data.get("jobs") if isinstance(data, dict) else None
-        if not isinstance(page, list):
-            raise ApiError(200, "the job listing has no `jobs` list")
-        rows += [job for row in page if (job := listed_job(row)) is not None]
-        token = data.get("nextPaginationToken")
-        if not token or not page:
-            return rows
-        if not isinstance(token, str):
-            raise ApiError(200, "the job listing's nextPaginationToken is not text")
-    raise ApiError(200, f"the job listing did not end within {MAX_PAGES} pages")
+    rows = await list_jobs(api, {"createdAfter": created_after, "hideResults": "false"}, priority=LOOKUP,
+                           retries=api.max_retries)
+    return [job for row in rows if (job := listed_job(row)) is not None]
 
 
 async def with_input(api: ApiClient, row: ListedJob) -> ListedJob:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -44,10 +44,11 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A job that succeeded: download its outputs."""
+    """A job that succeeded: download its outputs (`urls`: those already resolved, by asset id)."""
 
     key: str
     asset_ids: tuple[str, ...]
+    urls: Mapping[str, str] = field(default_factory=dict)
 
 
 class InFlight:
@@ -166,6 +167,7 @@ class RunContext:
     downloaded_bytes: int = 0
     reconciling: str | None = None  # while lost POSTs wait to be looked up on the server: why, for the user
     posting: set[str] = field(default_factory=set)  # keys whose POST awaits its answer: submitting, not unknown
+    polling: str | None = None  # once the run fell back from the job listing to polling each job: why
 
     def waits(self) -> tuple[str, ...]:
         """Why the run is waiting right now, in words for the user (progress, log, journal for `status`)."""
@@ -178,4 +180,6 @@ class RunContext:
             waits.append(self.reconciling)
         if self.in_flight.limited_by is not None:
             waits.append(f"at most {self.in_flight.cap} in flight: {self.in_flight.limited_by}")
+        if self.polling is not None:
+            waits.append(self.polling)
         return tuple(waits)

@@ -1,8 +1,9 @@
 """The download stage: a fixed pool of workers saving each finished job's outputs.
 
-Each asset's URL is resolved just before its download (URLs expire), streamed to
-`<file>.part`, checked against Content-Length, hashed, fsynced and renamed; an
-expired URL is resolved again, a truncated download retried (resumed with Range).
+Each asset's URL comes resolved in a batch just before (`resolve`), or is resolved on its own when the
+batch did not give it; the file is streamed to `<file>.part`, checked against Content-Length, hashed,
+fsynced and renamed; an expired URL (403) is resolved again on its own, a truncated download retried
+(resumed with Range).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ async def _save_job(ctx: RunContext, item: Completion) -> None:
         if asset_id in state.files:
             continue
         relative = part_path(first, part)
-        error = await _save_asset(ctx, item.key, asset_id, relative, safe_path(ctx.run_dir, relative))
+        error = await _save_asset(ctx, item.key, asset_id, relative, safe_path(ctx.run_dir, relative),
+                                  url=item.urls.get(asset_id))
         if error is not None:
             await ctx.journal.write("failed", key=item.key, reason=DOWNLOAD_FAILED, error=error)
             log.warning("job %s: download of %s gave up: %s (a resume tries again)", state.index, asset_id, error)
@@ -54,10 +56,11 @@ class DownloadGaveUp(PipelineError):
     """An asset could not be downloaded within its retries (the message is the last error)."""
 
 
-async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, target: Path) -> str | None:
+async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, target: Path, *,
+                      url: str | None = None) -> str | None:
     """Download one of a job's assets and journal it; None on success, else the last error."""
     try:
-        saved, attempts = await fetch_asset(ctx, asset_id, relative, target)
+        saved, attempts = await fetch_asset(ctx, asset_id, relative, target, url=url)
     except DownloadGaveUp as exc:
         return str(exc)
     ctx.downloaded_bytes += saved.bytes
@@ -66,9 +69,11 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
     return None
 
 
-async def fetch_asset(ctx: RunContext, asset_id: str, relative: str, target: Path) -> tuple[Saved, int]:
-    """Download one asset to `target` with retries (a fresh URL after an expired one, an outage waited out at no
-    cost of attempts); the file and the attempts it took. Raises DownloadGaveUp, AuthError or StorageError."""
+async def fetch_asset(ctx: RunContext, asset_id: str, relative: str, target: Path, *,
+                      url: str | None = None) -> tuple[Saved, int]:
+    """Download one asset to `target` with retries (from `url` when it was resolved already, else from a URL
+    resolved now; a fresh URL after an expired one, an outage waited out at no cost of attempts); the file and
+    the attempts it took. Raises DownloadGaveUp, AuthError or StorageError."""
     settings = ctx.settings
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -80,13 +85,14 @@ async def fetch_asset(ctx: RunContext, asset_id: str, relative: str, target: Pat
         attempt += 1
         ctx.downloading += 1
         try:
-            url = await ctx.api.asset_url(asset_id)
+            if url is None:
+                url = await ctx.api.asset_url(asset_id)
             saved = await stream_download(ctx.session, url, target, timeout_s=settings.download_timeout_s,
                                           connect_timeout_s=settings.connect_timeout_s, gate=ctx.journal.outputs)
         except (AuthError, StorageError):
             raise
         except UrlExpired as exc:
-            last_error = str(exc)
+            last_error, url = str(exc), None
             log.info("%s: %s; resolving the URL again", asset_id, exc)
             continue  # the next attempt resolves a fresh URL at once
         except TransientApiError as exc:

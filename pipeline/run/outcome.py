@@ -161,6 +161,8 @@ def run_record(manifest: RunnableManifest, state: LedgerState, settings: Setting
         "cost_cu_failed_jobs": round(state.spend.failed_cu, 6),  # part of cost_cu: jobs that failed on the server
         "max_cost_cu": settings.max_cost_cu or None,
         "limit": None if ending.limit is None else {**ending.limit.to_json(), "chosen_counts": ending.chosen_counts},
+        "poll_mode": state.poll_mode,  # feed (the job listing) or per-job, at the end of this session
+        "poll_mode_why": state.poll_mode_why,  # why this session fell back to polling each job, if it did
     }
 
 

@@ -1,6 +1,6 @@
 """One run: build the budget, queues and stages inside one TaskGroup, resume from the journal, shut down in order.
 
-Flow: uploads → producer → submit workers → poller → downloaders; every queue is
+Flow: uploads → producer → submit workers → poller → URL batches → downloaders; every queue is
 bounded; each stage closes the next by sending None. A halt (the first SIGINT/SIGTERM,
 credentials refused, the disk unwritable) stops submitting and polling and gives what is
 under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second signal
@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from pipeline import __version__
-from pipeline.api.client import ApiClient
+from pipeline.api.client import MAX_BULK_ASSETS, ApiClient
 from pipeline.api.budget import RequestBudget
 from pipeline.config import Credentials, Settings
 from pipeline.run.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
@@ -43,6 +43,7 @@ from pipeline.run.poll import poll
 from pipeline.ledger.standing import standing
 from pipeline.run.limit import Limit
 from pipeline.run.progress import Progress, opening_lines
+from pipeline.run.resolve import resolve
 from pipeline.api.retry import backoff_s
 from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.run.produce import SUBMIT_WORKERS, feed
@@ -228,11 +229,17 @@ async def _stages(ctx: RunContext, manifest: RunnableManifest, roster: Roster, o
     in_flight = ctx.settings.max_in_flight_jobs
     to_submit: asyncio.Queue[JobSpec | None] = asyncio.Queue(maxsize=SUBMIT_WORKERS * 2)
     submitted: asyncio.Queue[Submission | None] = asyncio.Queue(maxsize=in_flight + SUBMIT_WORKERS)
-    finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
+    # room for every job (the manifest's, and the journal's it no longer has): the poller must never wait for the
+    # downloads (it frees the in-flight places), and the URL lookups yield to submissions, so while the budget
+    # is full of POSTs the finished jobs wait here
+    jobs = manifest.job_count + len(ctx.journal.state.jobs)
+    finished: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=max(MAX_BULK_ASSETS, jobs))
+    to_download: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=ctx.settings.download_workers * 2)
     async with asyncio.TaskGroup() as group:
         group.create_task(feed(ctx, manifest, roster, to_submit, submitted, finished,
                                retry_failed=options.retry_failed, resubmit_unknown=options.resubmit_unknown,
                                download_strays=options.download_strays, chosen=options.limit))
-        group.create_task(poll(ctx, submitted, finished, downloaders=ctx.settings.download_workers))
+        group.create_task(poll(ctx, submitted, finished, downloaders=1))
+        group.create_task(resolve(ctx, finished, to_download, downloaders=ctx.settings.download_workers))
         for _ in range(ctx.settings.download_workers):
-            group.create_task(download(ctx, finished))
+            group.create_task(download(ctx, to_download))
