@@ -114,11 +114,11 @@ def check_value(param: Param, value: Any) -> tuple[Any, str | None, str | None]:
     kind = param.kind
     if kind == "boolean":
         if not isinstance(value, bool):
-            return value, f"must be true or false, not {_describe(value)}", None
+            return value, f"must be true or false, not {describe_value(value)}", None
         return value, None, None
     if kind in ("string", "file"):
         if not isinstance(value, str):
-            return value, f"must be a string, not {_describe(value)}", None
+            return value, f"must be a string, not {describe_value(value)}", None
         if kind == "file" and not value.startswith("asset_"):
             return value, f"must be an asset id (asset_...), not {value!r}", None
         if param.choices and value not in param.choices:
@@ -132,7 +132,7 @@ def check_value(param: Param, value: Any) -> tuple[Any, str | None, str | None]:
         return value, None, None
     # number / integer
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value, f"must be a number, not {_describe(value)}", None
+        return value, f"must be a number, not {describe_value(value)}", None
     if isinstance(value, float) and not math.isfinite(value):
         return value, f"must be a finite number, not {value}", None
     if kind == "integer":
@@ -201,7 +201,8 @@ def complete(values: Mapping[str, Any]) -> dict[str, Any]:
     return dict(sorted(full.items()))
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A value as a message names it: `null`, `a boolean`, `the number 3`, `the string 'x'`, `a list`..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -210,7 +211,7 @@ def _describe(value: Any) -> str:
         return f"the number {value}"
     if isinstance(value, str):
         return f"the string {value[:40]!r}"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"

@@ -18,7 +18,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from pipeline.manifest.params import Checked, suggest, unknown_message
+from pipeline.manifest.params import Checked, describe_value, suggest, unknown_message
 from pipeline.manifest.schema import Condition, ModelInput, ModelSchema
 
 ASSET_PREFIX = "asset_"
@@ -259,22 +259,6 @@ def describe_range(item: ModelInput, *, out_of: bool = False) -> str:
     elif item.step == 1:
         text += " whole" if text else "whole"
     return text.strip()
-
-
-def describe_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 def _member(value: Any, values: Iterable[Any]) -> bool:
