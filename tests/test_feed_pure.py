@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.api.answers import iso_z, stamp_s
 from pipeline.run.cursor import FeedCursor, read_row, unreliable
+from pipeline.run.resolve import gather_s
 from pipeline.run.schedule import DurationModel, PollTiming, feed_interval, verify_delay
 
 TIMING = PollTiming(first_delay_s=5.0, min_interval_s=1.0, max_interval_s=30.0, feed_interval_s=2.0)
@@ -130,3 +131,10 @@ def test_stamps(text: Any, unix_s: float | None) -> None:
     assert stamp_s(text) == unix_s
     if unix_s is not None:
         assert iso_z(unix_s) == "1970-01-01T00:00:0" + ("1.500Z" if unix_s == 1.5 else "1.000Z")
+
+
+@pytest.mark.parametrize(("rate", "expected_s"), [(200.0, 1.0), (50.0, 1.0), (25.0, 2.0), (10.0, 5.0), (5.0, 5.0),
+                                                  (0.0, 5.0)])
+def test_get_bulk_batches_gather_for_fifty_requests_of_the_budget(rate: float, expected_s: float) -> None:
+    """A batch of URL lookups waits about fifty requests' worth of the budget for more ids: 1 to 5 s."""
+    assert gather_s(rate) == pytest.approx(expected_s)

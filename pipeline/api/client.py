@@ -158,13 +158,13 @@ class ApiClient:
             raise BadResponse(200, f"asset {asset_id} answer lacks a download url")
         return url
 
-    async def asset_urls(self, asset_ids: Sequence[str]) -> dict[str, str]:
+    async def asset_urls(self, asset_ids: Sequence[str], *, priority: int = LOOKUP) -> dict[str, str]:
         """The current download URLs of up to 200 assets in one request (`POST /v1/assets/get-bulk`, of the
         originals: `originalAssets=true`, in the query as scenario-sdk sends it). An id the answer leaves out
         (or gives no usable URL) is missing from the mapping: resolve it on its own (`asset_url`)."""
         if len(asset_ids) > MAX_BULK_ASSETS:
             raise ValueError(f"get-bulk takes at most {MAX_BULK_ASSETS} asset ids, not {len(asset_ids)}")
-        data = await self._call("POST", "/v1/assets/get-bulk", LOOKUP, body={"assetIds": list(asset_ids)},
+        data = await self._call("POST", "/v1/assets/get-bulk", priority, body={"assetIds": list(asset_ids)},
                                 params={"originalAssets": "true"})
         assets = data.get("assets") if isinstance(data, dict) else None
         if not isinstance(assets, list):

@@ -45,6 +45,7 @@ class Job:
     started_s: float | None = None
     finished_s: float | None = None
     output_sha256: str | None = field(default=None, repr=False)  # cached once computed
+    marks: tuple[tuple[Any, ...], list[tuple[str, float]]] | None = field(default=None, repr=False)  # `history`
     output_size: int | None = None
 
     @property
@@ -68,7 +69,15 @@ class JobView:
 def history(job: Job, *, unknown_status: str) -> list[tuple[str, float]]:
     """Every status the job has taken so far (as far as the board has advanced), with when it began.
 
-    A status that lasted no time (a free slot skips `queued`) is left out; the last one always stays."""
+    A status that lasted no time (a free slot skips `queued`) is left out; the last one always stays.
+    Kept on the job until the board moves it on (listings of thousands of jobs ask for it on every page)."""
+    key = (job.queued_s, job.started_s, job.finished_s, job.fate, job.warmup, unknown_status)
+    if job.marks is None or job.marks[0] != key:
+        job.marks = (key, _history(job, unknown_status=unknown_status))
+    return job.marks[1]
+
+
+def _history(job: Job, *, unknown_status: str) -> list[tuple[str, float]]:
     marks: list[tuple[str, float]] = [("pending", job.created_s)]
     if job.queued_s is not None:
         marks.append((unknown_status if job.warmup else "queued", job.queued_s))
@@ -97,9 +106,8 @@ def view(job: Job, now_s: float, *, unknown_status: str) -> JobView:
 
 
 def _view(job: Job, now_s: float, *, unknown_status: str) -> JobView:
-    marks = [mark for mark in history(job, unknown_status=unknown_status) if mark[1] <= now_s] or [
-        ("pending", job.created_s)]
-    status, since_s = marks[-1]
+    status, since_s = next((mark for mark in reversed(history(job, unknown_status=unknown_status))
+                            if mark[1] <= now_s), ("pending", job.created_s))
     if status in FINAL_STATUSES:
         return JobView(status, 1.0, since_s)
     if status == "finalizing":

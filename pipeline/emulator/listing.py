@@ -107,7 +107,7 @@ def select(rows: Sequence[Row], query: JobQuery, *, author_id: str, now_s: float
               and (not query.types or row.job_type in query.types)
               and query.workflow_id is None
               and (query.author_id is None or query.author_id == author_id)
-              and (since is None or (key(row) > since and _shown(key(row)) != since))
+              and (since is None or key(row) > since + 0.002 or (key(row) > since and _shown(key(row)) != since))
               and (not windowed or key(row) > now_s - WINDOW_S)]
     picked.sort(key=lambda row: (key(row), row.job_id), reverse=newest_first)
     if query.after is not None:

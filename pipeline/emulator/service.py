@@ -10,6 +10,7 @@ in-process handle tests use (`stats()`, `job_records()`, `configure(...)`).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 from multidict import MultiMapping
@@ -28,6 +29,9 @@ from pipeline.emulator.pricing import cost_answer, price_cu
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.stats import Stats
 from pipeline.emulator.validation import check_generate, model_schema
+
+
+SNAPSHOT_S = 1.0  # the next pages of a listing asked within this long share its first page's rows
 
 
 class Emulator(Guards, Library):
@@ -50,6 +54,7 @@ class Emulator(Guards, Library):
         Guards.__init__(self, api_key, api_secret)
         Library.__init__(self)
         self.uploads = UploadDesk(self)
+        self._listing: tuple[JobQuery, float, list[Row]] | None = None  # the last listing's rows (see `_rows`)
 
     def __repr__(self) -> str:
         return f"Emulator(jobs={len(self._board)}, assets={len(self._assets)}, uploads={len(self.uploads)})"
@@ -164,16 +169,8 @@ class Emulator(Guards, Library):
         """`GET /v1/jobs`: one page of the account's jobs (ErrorReply 400 for a bad query)."""
         checked = parse_query(query)
         self._sync()
-        now_s, unknown = self.now_s(), self._knobs.unknown_status
-        stamp = self.clock.wall_s
-        rows = []
-        for job in self._candidates(checked):
-            seen = view(job, now_s, unknown_status=unknown)
-            rows.append(Row(job.job_id, "custom", seen.status, stamp(job.created_s), stamp(seen.updated_s)))
-        for upload in self.uploads.completed():
-            shown = self.job_answer(upload.job_id or "", listed=True)
-            rows.append(Row(shown["jobId"], "upload", shown["status"], stamp(upload.completed_s or 0),
-                            stamp(upload.status(now_s)[1])))
+        now_s = self.now_s()
+        rows = self._rows(checked, now_s)
         page, token = select(rows, checked, author_id=self.author_id, now_s=self.clock.wall_s(now_s),
                              newest_first=self._knobs.jobs_list_order == "newest",
                              short_pages=self._knobs.list_short_pages)
@@ -181,6 +178,27 @@ class Emulator(Guards, Library):
         if token is not None:
             out["nextPaginationToken"] = token
         return out
+
+    def _rows(self, query: JobQuery, now_s: float) -> list[Row]:
+        """What filtering and sorting need of every job the listing may show. The next pages of one listing
+        (the same filters, a paginationToken) asked within SNAPSHOT_S are served from its first page's rows,
+        as a database cursor would: a listing of thousands of jobs in flight costs one pass, not one a page
+        (each row's answer is still the job as it is now)."""
+        filters = replace(query, after=None, page_size=0)
+        cached = self._listing
+        if query.after is not None and cached is not None and cached[0] == filters and now_s - cached[1] <= SNAPSHOT_S:
+            return cached[2]
+        stamp, unknown = self.clock.wall_s, self._knobs.unknown_status
+        rows = []
+        for job in self._candidates(query):
+            seen = view(job, now_s, unknown_status=unknown)
+            rows.append(Row(job.job_id, "custom", seen.status, stamp(job.created_s), stamp(seen.updated_s)))
+        for upload in self.uploads.completed():
+            shown = self.job_answer(upload.job_id or "", listed=True)
+            rows.append(Row(shown["jobId"], "upload", shown["status"], stamp(upload.completed_s or 0),
+                            stamp(upload.status(now_s)[1])))
+        self._listing = (filters, now_s, rows)
+        return rows
 
     def _candidates(self, query: JobQuery) -> list[Job] | JobBoard:
         """The jobs a listing with a date filter can show, found without looking at every job (`select` filters

@@ -1,8 +1,11 @@
 """Download URLs resolved in batches, between the poller and the downloaders.
 
 The outputs of finished jobs are looked up with `POST /v1/assets/get-bulk` (of the originals), up to 200
-asset ids a request: a batch leaves as soon as 200 ids wait, `GATHER_S` after its first one arrived
-(never waiting long to fill it), or at once when no more can come (the poller is done, the run halts). The downloaders then take the jobs with their URLs. An id the answer
+asset ids a request: a batch leaves as soon as 200 ids wait, a few seconds after its first one arrived
+(`gather_s`: never waiting long to fill it), or at once when no more can come (the poller is done, the run
+halts). Gathered so, lookups cost about one request in fifty of the budget, so they go with the submissions
+(`SUBMIT` priority): downloads keep pace with a run whose budget is full of POSTs instead of waiting for
+its end. The downloaders then take the jobs with their URLs. An id the answer
 leaves out, a batch that failed, and a URL that answers 403 (expired) when downloaded are resolved again
 one by one (`GET /v1/assets/{id}`, in `download`). URLs last at least 24 h (api-notes "Outputs").
 """
@@ -13,13 +16,15 @@ import asyncio
 import dataclasses
 import logging
 
+from pipeline.api.budget import SUBMIT
 from pipeline.api.client import MAX_BULK_ASSETS
 from pipeline.errors import ApiError, AuthError, RunHalted
 from pipeline.run.context import Completion, RunContext
 
 log = logging.getLogger(__name__)
 
-GATHER_S = 1.0  # a batch waits at most this long for more ids after its first (none once the poller is done)
+GATHER_MIN_S, GATHER_MAX_S = 1.0, 5.0  # a batch waits this long for more ids after its first (see `gather_s`)
+BUDGET_REQUESTS = 50  # ... so that lookups take about one request in this many of the budget
 
 
 async def resolve(ctx: RunContext, finished: asyncio.Queue[Completion | None],
@@ -42,10 +47,10 @@ async def resolve(ctx: RunContext, finished: asyncio.Queue[Completion | None],
 
 async def _gather(ctx: RunContext, finished: asyncio.Queue[Completion | None],
                   first: Completion) -> tuple[list[Completion], Completion | None, bool]:
-    """A batch: `first` and the jobs that arrive within GATHER_S, up to 200 ids. Returns the batch, the job
+    """A batch: `first` and the jobs that arrive within `gather_s`, up to 200 ids. Returns the batch, the job
     that did not fit (the next batch's first) and whether the queue closed meanwhile."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + GATHER_S
+    deadline = loop.time() + gather_s(ctx.api.pacing.current_per_s)
     batch, count = [first], len(_wanted(ctx, first))
     while count < MAX_BULK_ASSETS and not ctx.stop.halted.is_set():
         try:
@@ -68,6 +73,14 @@ async def _gather(ctx: RunContext, finished: asyncio.Queue[Completion | None],
     return batch, None, False
 
 
+def gather_s(requests_per_s: float) -> float:
+    """How long a batch waits for more ids after its first: one request of the budget in BUDGET_REQUESTS (when
+    jobs finish as fast as they are sent), from GATHER_MIN_S to GATHER_MAX_S."""
+    if requests_per_s <= 0:
+        return GATHER_MAX_S
+    return min(GATHER_MAX_S, max(GATHER_MIN_S, BUDGET_REQUESTS / requests_per_s))
+
+
 def _wanted(ctx: RunContext, item: Completion) -> list[str]:
     """The job's outputs not on disk yet."""
     files = ctx.journal.state.job(item.key).files
@@ -80,7 +93,7 @@ async def _urls(ctx: RunContext, ids: list[str]) -> dict[str, str]:
     try:
         for start in range(0, len(ids), MAX_BULK_ASSETS):  # one batch, unless one job has more outputs
             if not ctx.stop.halted.is_set():
-                urls |= await ctx.api.asset_urls(ids[start:start + MAX_BULK_ASSETS])
+                urls |= await ctx.api.asset_urls(ids[start:start + MAX_BULK_ASSETS], priority=SUBMIT)
     except AuthError as exc:
         ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
     except RunHalted:
