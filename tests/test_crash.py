@@ -83,7 +83,9 @@ async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path, emulator
 
 async def test_second_ctrl_c_quits_at_once_leaving_a_valid_journal(tmp_path: Path, emulator_factory) -> None:
     """A second SIGINT quits without waiting for downloads; the journal replays and .part files don't count."""
-    server = await emulator_factory(job_time_s=0.2, output_pad_bytes=30_000_000)
+    # 4 MB outputs sent at 2 MB/s: both downloads are certainly under way when the signals come, however
+    # loaded the machine (unpaced, they could finish before the first signal is handled)
+    server = await emulator_factory(job_time_s=0.2, output_pad_bytes=4_000_000, cdn_bytes_per_s=2_000_000)
     manifest = write_manifest(tmp_path, prompts=2, seeds=1)
     process = await _start(manifest, tmp_path / "out", server, "--downloaders", "4")
     while server.emulator.stats()["cdn_bytes_sent"] < 1_000_000:
@@ -93,6 +95,7 @@ async def test_second_ctrl_c_quits_at_once_leaving_a_valid_journal(tmp_path: Pat
     process.send_signal(signal.SIGINT)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
     assert process.returncode == 130, stderr.decode()[-2000:]
+    assert server.emulator.stats()["cdn_bytes_sent"] < 8_000_000  # it quit before the downloads were done
     run_dir = tmp_path / "out" / "t"
     state = replay(run_dir / JOURNAL_NAME)
     for job in state.jobs.values():

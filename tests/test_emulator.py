@@ -419,6 +419,16 @@ async def test_padded_output_is_streamed_and_matches_its_listed_hash(
     assert (record["outputSize"], record["outputSha256"]) == (size, digest.hexdigest())
 
 
+async def test_cdn_bytes_per_s_paces_a_download(emulator_factory: Any, http: aiohttp.ClientSession) -> None:
+    """cdn_bytes_per_s: a 3 MiB output at 4 MiB/s takes at least the 0.5 s its last chunks are held back."""
+    server = await emulator_factory(output_pad_bytes=3 * 2**20, job_time_s=0.05, cdn_bytes_per_s=4 * 2**20)
+    url = await output_url(http, server, await new_job(http, server, await upload(http, server)))
+    began_s = time.monotonic()
+    async with http.get(url) as response:
+        size = len(await response.read())
+    assert size > 3 * 2**20 and time.monotonic() - began_s >= 0.5
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 

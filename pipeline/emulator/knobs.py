@@ -61,6 +61,8 @@ class EmulatorKnobs:
     upload_url_ttl_s: float = _knob(3600.0, "lifetime of a presigned part URL; later PUTs get 403")
     upload_dir: str = _knob("", "folder for uploaded parts (empty: the system's temporary folder)")
     output_pad_bytes: int = _knob(0, "zero bytes added to each output's free box (large-output benchmarks)")
+    cdn_bytes_per_s: float | None = _knob(None, "speed of each CDN download, paced per chunk (none: as fast as "
+                                                "the machine goes)")
     cu_per_second: float = _knob(4.0, "price model: CU per output second at 720p and 40 steps (see pricing)")
     credits_jobs: int | None = _knob(None, "jobs the account may still create before 402 (none: unlimited)")
     spending_cap_cu: float | None = _knob(None, "the API key's CU spending cap: a job that would pass it is refused "
@@ -183,6 +185,8 @@ def _problems(knobs: EmulatorKnobs) -> list[str]:
         out.append("unknown_status must be a non-empty word that is not a known status")
     if knobs.job_concurrency_limit is not None and knobs.job_concurrency_limit < 1:
         out.append("job_concurrency_limit must be at least 1 (or none)")
+    if knobs.cdn_bytes_per_s is not None and knobs.cdn_bytes_per_s <= 0:
+        out.append("cdn_bytes_per_s must be greater than 0 (or none)")
     if knobs.list_jobs_refused is not None and not 400 <= knobs.list_jobs_refused <= 499:
         out.append("list_jobs_refused must be a 4xx status")
     if not 400 <= knobs.spending_cap_status <= 499:

@@ -1,10 +1,14 @@
 """The emulated CDN (no auth): `GET/HEAD /_cdn/{token}` with `Range`, 403 once the signed URL expired.
 
 File-backed bytes (multipart uploads and the outputs built from them) are read in a
-worker thread, 1 MiB at a time (see `media.stream_range`).
+worker thread, 1 MiB at a time (see `media.stream_range`), and sent no faster than the
+`cdn_bytes_per_s` knob says when it is set.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from aiohttp import web
 
@@ -37,9 +41,14 @@ async def cdn_download(request: web.Request) -> web.StreamResponse:
         return response
     truncate = span.end > span.start and emulator.fault("truncate")
     stop = span.start + (span.end - span.start) // 2 if truncate else span.end
+    pace = emulator.knobs.cdn_bytes_per_s
+    began_s, sent = time.monotonic(), 0
     async for chunk in stream_range(layout, span.start, stop):
         await response.write(chunk)
         emulator.counters.cdn_bytes_sent += len(chunk)
+        sent += len(chunk)
+        if pace is not None:  # a download that goes no faster than `cdn_bytes_per_s`
+            await asyncio.sleep(max(0.0, began_s + sent / pace - time.monotonic()))
     if truncate:
         close_connection(request)
     return response
