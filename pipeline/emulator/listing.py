@@ -25,7 +25,7 @@ from typing import Any
 from multidict import MultiMapping
 
 from pipeline.emulator.knobs import KNOWN_STATUSES
-from pipeline.emulator.replies import ErrorReply
+from pipeline.emulator.replies import ErrorReply, page_size
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 100
 WINDOW_S = 30 * 86400
@@ -79,7 +79,8 @@ def parse_query(query: MultiMapping[str]) -> JobQuery:
                                  *[("types", t, JOB_TYPES) for t in types]]:
         if value is not None and value not in allowed:
             raise ErrorReply(400, f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    out = JobQuery(page_size=_page_size(query.get("pageSize")), after=_token(query.get("paginationToken")),
+    out = JobQuery(page_size=page_size(query.get("pageSize"), default=DEFAULT_PAGE_SIZE, most=MAX_PAGE_SIZE),
+                   after=_token(query.get("paginationToken")),
                    status=query.get("status") or None, types=types, hide_results=_flag(query.get("hideResults")),
                    author_id=query.get("authorId") or None, workflow_id=query.get("workflowId") or None,
                    created_after_s=_date("createdAfter", query.get("createdAfter")),
@@ -129,13 +130,6 @@ def _shown(unix_s: float) -> float:
     stamp = datetime.fromtimestamp(unix_s, UTC)
     return stamp.replace(microsecond=stamp.microsecond // 1000 * 1000).timestamp()
 
-
-def _page_size(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
-        raise ErrorReply(400, f"pageSize: must be a whole number from 1 to {MAX_PAGE_SIZE}, not {text!r}")
-    return int(text)
 
 
 def _flag(text: str | None) -> bool | None:

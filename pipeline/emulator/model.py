@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.emulator.catalog import HOSTED
-from pipeline.emulator.replies import ErrorReply
+from pipeline.emulator.replies import ErrorReply, page_size
 from pipeline.manifest.params import MODEL_ID
 from pipeline.manifest.schema import ModelSchema, builtin_schema, input_json, parse_model
 
@@ -78,7 +78,7 @@ def list_models(query: Mapping[str, str], *, public: bool | None = None) -> dict
     if public is None:
         public = privacy == "public"
     rows = [row(builtin_json()), *(row(record) for record in HOSTED)] if public else []
-    size = _page_size(query.get("pageSize"))
+    size = page_size(query.get("pageSize"), default=DEFAULT_PAGE_SIZE, most=MAX_PAGE_SIZE)
     start = _offset(query.get("paginationToken"), len(rows))
     out: dict[str, Any] = {"models": rows[start:start + size]}
     if start + size < len(rows):
@@ -90,13 +90,6 @@ def row(record: Mapping[str, Any]) -> dict[str, Any]:
     """A model as a listing shows it: no inputs."""
     return {key: value for key, value in record.items() if key not in LISTED_WITHOUT}
 
-
-def _page_size(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
-        raise ErrorReply(400, f"pageSize: must be a whole number from 1 to {MAX_PAGE_SIZE}, not {text!r}")
-    return int(text)
 
 
 def _offset(token: str | None, total: int) -> int:

@@ -45,3 +45,12 @@ class ErrorReply(Exception):
     def response(self, *, message_key: str = "error", trace_id: str | None = None) -> web.Response:
         return web.json_response(self.body(message_key=message_key, trace_id=trace_id), status=self.status,
                                  headers=self.headers)
+
+
+def page_size(text: str | None, *, default: int, most: int) -> int:
+    """A listing's `pageSize` query value: `default` when absent, else a whole number from 1 to `most` (400)."""
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise ErrorReply(400, f"pageSize: must be a whole number from 1 to {most}, not {text!r}")
+    return int(text)
