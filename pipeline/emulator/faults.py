@@ -41,13 +41,10 @@ UPLOAD_FAILURE = "Upload processing failed (emulated): the file could not be imp
 
 
 class FaultDice:
-    """Seeded random streams, one per fault kind plus `timing`, so faults repeat run to run; and `ids`, drawn
-    afresh by each emulator: like the real service's, an id is never given twice, not even by an emulator
-    started later (a resume against a new one must not find its old asset ids naming other files)."""
+    """Seeded random streams, one per fault kind plus `timing` and `ids`, so faults repeat run to run."""
 
     def __init__(self, seed: int) -> None:
-        self._streams = {kind: random.Random(f"{seed}:{kind}") for kind in (*FAULT_KINDS, "timing")}
-        self._streams["ids"] = random.Random()
+        self._streams = {kind: random.Random(f"{seed}:{kind}") for kind in (*FAULT_KINDS, "timing", "ids")}
 
     def hit(self, kind: str, knobs: EmulatorKnobs) -> bool:
         """Whether fault `kind` strikes now (no draw is made when its rate is 0)."""
@@ -61,7 +58,7 @@ class FaultDice:
         return self._streams[kind]
 
     def new_id(self, prefix: str) -> str:
-        """A fresh id such as `job_3f9c...` (24 hex digits, from the `ids` stream)."""
+        """A fresh id such as `job_3f9c...` (24 hex digits, from the seeded `ids` stream)."""
         return f"{prefix}_{self._streams['ids'].getrandbits(96):024x}"
 
 

@@ -96,7 +96,7 @@ class EmulatorKnobs:
     fault_upload_failure_rate: float = _knob(0.0, "completed upload that ends 'failed' with an errorMessage")
     fault_stale_update_rate: float = _knob(0.0, "job whose status changes do not move its updatedAt (it stays at its "
                                                 "creation date): a listing by update date never shows it finish")
-    seed: int = _knob(0, "seed of the random streams of fault draws and run times (ids are new in each emulator)")
+    seed: int = _knob(0, "seed of every random stream (fault draws, run times, ids)")
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
