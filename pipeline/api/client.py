@@ -21,10 +21,13 @@ from urllib.parse import quote
 
 import aiohttp
 
+from pipeline.api.answers import JobView, classify, parse_job
 from pipeline.api.budget import LOOKUP, POLL, SUBMIT, RequestBudget, sleep_unless
 from pipeline.api.connectivity import Connectivity
+from pipeline.api.pacing import Pacing
+from pipeline.api.retry import backoff_s
+from pipeline.api.uploads import upload_input
 from pipeline.config import Credentials, Settings
-from pipeline.api.answers import JobView, classify, parse_job
 from pipeline.errors import (
     ApiError,
     BadResponse,
@@ -34,9 +37,6 @@ from pipeline.errors import (
     SubmitOutcomeUnknown,
     TransientApiError,
 )
-from pipeline.api.pacing import Pacing
-from pipeline.api.retry import backoff_s
-from pipeline.api.uploads import upload_input
 
 log = logging.getLogger(__name__)
 
