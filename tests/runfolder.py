@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.manifest.params import MODEL_ID, complete
 from pipeline.ledger.results import write_results
-from pipeline.spec import InputRef, job_key
+from pipeline.manifest.expand import filled_defaults
+from pipeline.manifest.params import MODEL_ID
+from pipeline.manifest.schema import builtin_schema
 from pipeline.run.storage import output_name
+from pipeline.spec import InputRef, job_key
 
 SAMPLE_CLIP = Path(__file__).resolve().parent.parent / "samples" / "clip.mp4"
 VIDEO_REF = {"param": "video", "kind": "file", "path": "/data/clip.mp4", "sha256": "c" * 64, "size_bytes": 10,
@@ -31,7 +33,7 @@ def job(index: int, *, prompt: str = "a neon city", seed: int = 1, swept: Mappin
     swept = dict(swept or {})
     values = {"prompt": prompt, **(params or {})}
     values.update({k: v for k, v in swept.items() if k not in ("video", "seed", "prompt")})
-    full = {**complete(values), "seed": seed}
+    full = {**filled_defaults(builtin_schema()), **{k: v for k, v in values.items() if v is not None}, "seed": seed}
     full = dict(sorted(full.items()))
     refs = tuple(InputRef.from_json(ref) for ref in inputs)
     key = job_key(MODEL_ID, full, refs)

@@ -154,8 +154,9 @@ async def test_a_submit_cancelled_before_its_post_left_records_the_job_pending(t
     from pipeline.run.context import InFlight, RunContext, StopFlags
     from pipeline.ledger.journal import Journal
     from pipeline.manifest.load import load_manifest
+    from pipeline.run.inputs import InputAssets
     from pipeline.run.submit import submit
-    from run_helpers import CLIP, CREDENTIALS, settings_for
+    from run_helpers import CREDENTIALS, settings_for
 
     manifest = load_manifest(write_manifest(tmp_path, prompts=1, seeds=1))
     spec = next(iter(manifest.jobs()))
@@ -165,13 +166,13 @@ async def test_a_submit_cancelled_before_its_post_left_records_the_job_pending(t
         async with aiohttp.ClientSession() as session:
             budget = RequestBudget(100.0)
             api = ApiClient(session, settings, CREDENTIALS, budget)
-            asset_id = await api.upload(CLIP, kind="video")
             ctx = RunContext(settings, journal, api, session, tmp_path / "run", InFlight(4), StopFlags())
+            inputs = InputAssets(ctx)
+            await inputs.upload_all(spec.inputs)  # uploaded in this session: not checked again
             to_submit: asyncio.Queue = asyncio.Queue()
             await to_submit.put(spec)
             budget.pause(100.0)  # a 429 cooldown: the POST waits at the turnstile
-            worker = asyncio.create_task(submit(ctx, to_submit, asyncio.Queue(), {spec.inputs[0].sha256: asset_id},
-                                                {}))
+            worker = asyncio.create_task(submit(ctx, to_submit, asyncio.Queue(), inputs))
             await _when(lambda: journal.state.job(spec.key).state == "unknown")
             worker.cancel()
             try:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from manifest_helpers import load_text, renamed_builtin
 
-from pipeline.manifest.params import MAX_SEED, MODEL_ID, PARAMS, complete
+from pipeline.manifest.expand import filled_defaults
+from pipeline.manifest.params import MAX_SEED, MODEL_ID, PARAMS
+from pipeline.manifest.schema import builtin_schema
 from pipeline.spec import derived_seed, job_key
 
 BASE = """
@@ -75,7 +77,8 @@ def test_expansion_order_and_swept(tmp_path: Path) -> None:
 
 
 def test_params_complete_with_layers(tmp_path: Path) -> None:
-    """params = complete(defaults + prompt overrides + sweep + zip + seed): every default filled, seed explicit."""
+    """params = the model's defaults + the manifest's defaults + prompt overrides + sweep + zip + seed, sorted by
+    name: every default filled, seed explicit."""
     manifest = load_text(tmp_path, """
         inputs: {video: clip.mp4}
         defaults: {numInferenceSteps: 20, negativePrompt: ugly, guidanceScale: 5}
@@ -86,8 +89,8 @@ def test_params_complete_with_layers(tmp_path: Path) -> None:
         seeds: [3]
     """)
     first, second = manifest.jobs()
-    assert dict(first.params) == complete({"prompt": "a", "numInferenceSteps": 20, "negativePrompt": "ugly",
-                                           "guidanceScale": 5, "fps": 24, "seed": 3})
+    given = {"prompt": "a", "numInferenceSteps": 20, "negativePrompt": "ugly", "guidanceScale": 5, "fps": 24, "seed": 3}
+    assert dict(first.params) == dict(sorted({**filled_defaults(builtin_schema()), **given}.items()))
     assert "negativePrompt" not in second.params  # null unsets the default for this prompt
     assert second.params["guidanceScale"] == 7 and isinstance(second.params["guidanceScale"], int)
     assert list(first.params) == sorted(first.params)

@@ -17,13 +17,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
+from pipeline.api.answers import JobView, classify, parse_job
 from pipeline.api.budget import LOOKUP, POLL, SUBMIT, RequestBudget, sleep_unless
 from pipeline.api.connectivity import Connectivity
+from pipeline.api.pacing import Pacing
+from pipeline.api.retry import backoff_s
+from pipeline.api.uploads import upload_input
 from pipeline.config import Credentials, Settings
-from pipeline.api.answers import JobView, classify, parse_job
 from pipeline.errors import (
     ApiError,
     BadResponse,
@@ -33,9 +37,6 @@ from pipeline.errors import (
     SubmitOutcomeUnknown,
     TransientApiError,
 )
-from pipeline.api.pacing import Pacing
-from pipeline.api.retry import backoff_s
-from pipeline.api.uploads import upload_input
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,22 @@ class ApiClient:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise BadResponse(200, f"asset {asset_id} answer lacks a download url")
         return url
+
+    async def asset_usable(self, asset_id: str) -> bool:
+        """Whether the server still has this asset for us to generate with (`GET /v1/assets/{id}`, one lookup):
+        False when it answers 400/403/404/410 (unknown here: deleted, or of another project or key), or shows
+        it deleted (`deletedAt`) or failed (`status: error`), the fields of scenario-sdk's `Asset`. Other
+        errors are raised, after the usual retries."""
+        try:
+            data = await self._call("GET", f"/v1/assets/{quote(asset_id, safe='')}", LOOKUP)
+        except ApiError as exc:
+            if isinstance(exc, TransientApiError) or exc.status not in (400, 403, 404, 410):
+                raise
+            return False
+        asset = data.get("asset") if isinstance(data, dict) else None
+        if not isinstance(asset, dict):
+            raise BadResponse(200, f"asset {asset_id} answer lacks an 'asset' object")
+        return not asset.get("deletedAt") and str(asset.get("status", "")).lower() != "error"
 
     async def asset_urls(self, asset_ids: Sequence[str], *, priority: int = LOOKUP) -> dict[str, str]:
         """The current download URLs of up to 200 assets in one request (`POST /v1/assets/get-bulk`, of the

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import os
+import random
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -35,7 +36,10 @@ EMBEDDED_KNOBS: dict[str, object] = {"job_time_s": 3.0, "job_time_spread_s": 1.0
 
 @asynccontextmanager
 async def embedded_emulator(**knobs: object) -> AsyncIterator[str]:
-    """The built-in emulator on a free loopback port, with demo-like timing; yields its base URL."""
+    """The built-in emulator on a free loopback port, with demo-like timing; yields its base URL. Each one draws
+    its own seed: like a real server, it never hands out again the ids an earlier command's emulator gave (a
+    resume must not find its remembered asset ids naming other files)."""
+    knobs = {"seed": random.randrange(2**32), **knobs}
     server = EmulatorServer(Emulator(**{**EMBEDDED_KNOBS, **knobs}), host="127.0.0.1", port=0)
     await server.start()
     log.info("emulator listening on %s", server.url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,9 @@ class LedgerState:
 
     jobs: dict[str, JobState] = field(default_factory=dict)
     uploads: dict[str, str] = field(default_factory=dict)  # input sha256 -> asset id
+    # input sha256 -> its earlier asset ids, each with the time it was replaced (uploaded again: the server no
+    # longer knew it): the jobs sent before that time were sent with it
+    earlier_uploads: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     upload_ids: dict[str, str] = field(default_factory=dict)  # input sha256 -> its upload begun, not yet imported
     paths: dict[str, str] = field(default_factory=dict)  # each output path recorded -> the first key recording it
     strays: dict[str, str] = field(default_factory=dict)  # server job id -> key: a second job for one body (adopt)
@@ -186,6 +190,17 @@ class LedgerState:
     def counts(self) -> dict[str, int]:
         """Jobs the journal knows, by state (kept current event by event)."""
         return dict(self.by_state)
+
+
+def uploads_when_sent(state: LedgerState, job: JobState | None) -> Mapping[str, str]:
+    """Each input's asset id as it was when `job` was last sent: `uploads`, but for an input uploaded again
+    since (in a later session), the id it had then."""
+    if not state.earlier_uploads or job is None or job.intent_at is None:
+        return state.uploads
+    sent_at = job.intent_at
+    then = {sha: next(asset_id for asset_id, until in history if sent_at < until)
+            for sha, history in state.earlier_uploads.items() if sent_at < history[-1][1]}
+    return ChainMap(then, state.uploads) if then else state.uploads
 
 
 def count_in(counts: Mapping[str, int], states: tuple[str, ...]) -> int:
@@ -235,8 +250,12 @@ def apply(state: LedgerState, event: Mapping[str, Any]) -> None:
         state.stray_files.setdefault(str(event.get("job_id")), []).append(str(event.get("path")))
         return
     if kind == "upload":
-        state.uploads[str(event["sha256"])] = str(event["asset_id"])
-        state.upload_ids.pop(str(event["sha256"]), None)
+        sha, asset_id = str(event["sha256"]), str(event["asset_id"])
+        earlier = state.uploads.get(sha)
+        if earlier is not None and earlier != asset_id:
+            state.earlier_uploads.setdefault(sha, []).append((earlier, now))
+        state.uploads[sha] = asset_id
+        state.upload_ids.pop(sha, None)
         return
     key = event.get("key")
     if not isinstance(key, str):

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.ledger.replay import JobState, LedgerState, intents_of
+from pipeline.ledger.replay import JobState, LedgerState, intents_of, uploads_when_sent
 from pipeline.ledger.results_csv import CSV_NAME, csv_layout
 from pipeline.spec import JobSpec
 
@@ -97,7 +97,7 @@ def records(specs: Iterable[JobSpec], state: LedgerState, *, journal: Path | Non
         job = state.jobs.get(spec.key)
         if job is not None:
             seen.add(job.key)
-        yield job_record(spec, job, state.uploads)
+        yield job_record(spec, job, uploads_when_sent(state, job))
     missing = {k for k, j in state.jobs.items() if k not in seen and j.spec is None}
     intents = intents_of(journal, missing) if journal is not None else {}
     for key, job in state.jobs.items():
@@ -106,7 +106,7 @@ def records(specs: Iterable[JobSpec], state: LedgerState, *, journal: Path | Non
         if job.spec is None and key in intents:
             job.spec, job.request = intents[key].get("spec"), intents[key].get("request")
         if job.spec is not None:
-            yield job_record(None, job, state.uploads, in_manifest=False)
+            yield job_record(None, job, uploads_when_sent(state, job), in_manifest=False)
 
 
 def write_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]]) -> Path:

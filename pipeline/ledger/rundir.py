@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
 from pipeline.errors import InputError
-from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, replay
+from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, replay, uploads_when_sent
 from pipeline.ledger.results import RESULTS_NAME, iso, job_record, records
 from pipeline.spec import JobSpec
 
@@ -188,6 +188,6 @@ def _refresh(jobs: list[dict[str, Any]], state: LedgerState) -> list[dict[str, A
         except (KeyError, TypeError, ValueError):
             out.append(record)
             continue
-        out.append(job_record(spec, job, state.uploads, in_manifest=bool(record.get("in_manifest", True))))
+        out.append(job_record(spec, job, uploads_when_sent(state, job), in_manifest=bool(record.get("in_manifest", True))))
     out += [r for r in records([], state) if r["key"] not in seen]
     return out

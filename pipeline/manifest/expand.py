@@ -207,7 +207,7 @@ def _values(batch: Batch, origin: Origin) -> tuple[dict[str, Any], dict[str, Any
 
 def filled_defaults(schema: ModelSchema | None) -> dict[str, Any]:
     """What a job of this model sends for a value input it does not set: the schema's default (when it has one
-    that counts as given). For LTX-2 19B, the defaults of the parameter table (`params.complete`)."""
+    that counts as given). For LTX-2 19B, the defaults of the parameter table (`params.PARAMS`)."""
     if schema is None:
         return {}
     return {name: value for name, value in schema.defaults().items() if defined(value)}

@@ -1,14 +1,13 @@
-"""The LTX-2 19B video-to-video parameter table, as data, and the checks that use it.
+"""The LTX-2 19B video-to-video parameter table, as data, and the pieces of messages every check shares.
 
-This module is the single source of truth for parameter names, types, ranges,
-allowed values and defaults: the manifest validation, `plan`, the emulator and
-the report all read it. It is pure: no I/O, no asyncio.
+This module is the single source of truth for the built-in model's parameter names, types, ranges, allowed
+values and defaults: `schema.builtin_schema` writes it as a model schema, which the schema engine
+(`schema_check`) checks manifests and requests against; `plan`, the emulator and the report read it too.
+It is pure: no I/O, no asyncio.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,102 +102,6 @@ def unknown_message(name: str, candidates: tuple[str, ...] | list[str] | None = 
     """The error text for an unknown key, with a suggestion when one is close."""
     hint = suggest(name, candidates)
     return f"unknown parameter {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def check_value(param: Param, value: Any) -> tuple[Any, str | None, str | None]:
-    """Check one value against its parameter: (normalised value, error or None, warning or None)."""
-    kind = param.kind
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            return value, f"must be true or false, not {describe_value(value)}", None
-        return value, None, None
-    if kind in ("string", "file"):
-        if not isinstance(value, str):
-            return value, f"must be a string, not {describe_value(value)}", None
-        if kind == "file" and not value.startswith("asset_"):
-            return value, f"must be an asset id (asset_...), not {value!r}", None
-        if param.choices and value not in param.choices:
-            hint = suggest(value, param.choices)
-            extra = f" (did you mean {hint!r}?)" if hint else ""
-            return value, f"{value!r} is not one of {', '.join(param.choices)}{extra}", None
-        if param.required and not value.strip():
-            return value, "must not be empty", None
-        if "\x00" in value:
-            return value, "must not contain NUL characters", None
-        return value, None, None
-    # number / integer
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value, f"must be a number, not {describe_value(value)}", None
-    if isinstance(value, float) and not math.isfinite(value):
-        return value, f"must be a finite number, not {value}", None
-    if kind == "integer":
-        if isinstance(value, float):
-            if not value.is_integer():
-                return value, f"must be a whole number, not {value}", None
-            value = int(value)
-    warning = None
-    if param.multiple_of:
-        rounded = max(param.multiple_of, int(round(value / param.multiple_of)) * param.multiple_of)
-        if rounded != value:
-            warning = f"{_fmt(value)} is not a multiple of {param.multiple_of}; the API rounds it to {rounded}"
-            if param.minimum is not None and param.maximum is not None and param.minimum <= value <= param.maximum:
-                value = min(rounded, int(param.maximum))
-        else:
-            value = int(value)
-    if param.minimum is not None and value < param.minimum or param.maximum is not None and value > param.maximum:
-        return value, f"{_fmt(value)} is out of range {_fmt(param.minimum or 0)}..{_fmt(param.maximum or 0)}", None
-    return value, None, warning
-
-
-def check_params(
-    params: Mapping[str, Any],
-    *,
-    files: bool = True,
-    require: bool = True,
-) -> Checked:
-    """Check a whole parameter set (a request body): names, values, required ones and pairs.
-
-    `files=False` checks only value parameters (the manifest carries files as `inputs`);
-    `require=False` skips required/pair checks (for partial layers such as `defaults`).
-    """
-    result = Checked()
-    allowed = PARAMS if files else {n: PARAMS[n] for n in VALUE_PARAMS}
-    for name, value in params.items():
-        param = allowed.get(name) if isinstance(name, str) else None
-        if param is None:
-            result.errors.append((str(name), unknown_message(str(name), list(allowed))))
-            continue
-        if value is None and not param.required:
-            continue  # explicit null: leave it to the server (e.g. "match input")
-        value, error, warning = check_value(param, value)
-        if error:
-            result.errors.append((name, error))
-            continue
-        if warning:
-            result.warnings.append((name, warning))
-        result.values[name] = value
-    if require:
-        for param in allowed.values():
-            if param.required and param.name not in params:
-                result.errors.append((param.name, "is required"))
-            if param.paired_with and (param.name in result.values) != (param.paired_with in params):
-                if param.name in result.values:
-                    result.errors.append((param.name, f"must be given together with {param.paired_with!r}"))
-        if result.values.get("conditioningVideo") and result.values.get("modality", "none") == "none":
-            result.warnings.append(
-                ("conditioningVideo", "is given but modality is 'none'; set the matching modality"))
-    return result
-
-
-def complete(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The full request parameters: every default filled in, then the given values (sorted by name)."""
-    full = {p.name: p.default for p in PARAMS.values() if p.kind != "file" and p.default is not None}
-    full.update({k: v for k, v in values.items() if v is not None})
-    return dict(sorted(full.items()))
 
 
 def describe_value(value: Any) -> str:

@@ -4,7 +4,7 @@ Types, ranges, steps, allowed values (sentinels such as Seedance's -1 included: 
 whatever the range), array item counts (`minLength`/`maxLength` of an array), every form of `required`,
 unknown names with a did-you-mean. The rules follow the official Blender plugin's validator
 (`scenario/core/schema/params.py`: a blank string, null or an empty list is "not set"; `ifNotDefined`
-names an either/or group), and for the built-in model they agree with `params.check_params`.
+names an either/or group); the built-in model is checked by them too (`schema.builtin_schema`).
 
 A value off its `step` is an error for a whole step (a fraction where `step: 1`); for a larger step it is
 rounded with a warning, as LTX-2 rounds `width`/`height` to a multiple of 64 ("Rounded to multiple of 64",

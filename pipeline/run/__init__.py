@@ -1,7 +1,7 @@
 """One run of a manifest: the stages a job passes through, in one TaskGroup.
 
 `runner` builds the stages and shuts them down in order. A job flows `produce` (resume from the
-journal, uploads, the manifest's new jobs) -> `submit` (intent, POST, jobId) -> `poll` (the jobs on
+journal, uploads with `inputs`, the manifest's new jobs) -> `submit` (intent, POST, jobId) -> `poll` (the jobs on
 `tracking`'s board, watched with the job listing by `watch`, with `cursor` and `schedule`, pure) ->
 `resolve` (download URLs in batches) -> `download` (with `storage`, the output files). Beside them:
 `context` (what the stages share), `roster` (the run's one walk over the manifest, and every job's key

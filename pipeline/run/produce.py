@@ -1,8 +1,9 @@
 """The producer side of a run: what the journal says to resume, the input uploads, and the manifest's new jobs.
 
-`feed` sends submitted jobs to the poller and paid ones to the downloaders, uploads each distinct input once,
-goes through the run's `Roster` for the jobs that need a POST (building only those) and runs the submit
-workers; then it closes `submitted`.
+`feed` sends submitted jobs to the poller and paid ones to the downloaders, uploads each distinct input once
+(`inputs`: remembered asset ids are checked with the server before their first use in a session), goes
+through the run's `Roster` for the jobs that need a POST (building only those) and runs the submit workers;
+then it closes `submitted`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import partial
-from pathlib import Path
 
-from pipeline.run.adopt import reconcile
 from pipeline.api.budget import sleep_unless
-from pipeline.run.context import Completion, RunContext, RunnableManifest, Submission
-from pipeline.errors import ApiError, AuthError, CreditsError, RunHalted
 from pipeline.ledger.replay import DOWNLOADED, PENDING, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.ledger.rundir import lost_files
-from pipeline.run.roster import Roster
-from pipeline.spec import InputRef, JobSpec
+from pipeline.run.adopt import reconcile
+from pipeline.run.context import Completion, RunContext, RunnableManifest, Submission
+from pipeline.run.inputs import InputAssets
 from pipeline.run.limit import Limit
+from pipeline.run.roster import Roster
 from pipeline.run.strays import download_strays as fetch_strays
 from pipeline.run.submit import send_job, submit
-from pipeline.api.uploads import upload_input
+from pipeline.spec import InputRef, JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +49,18 @@ async def feed(ctx: RunContext, manifest: RunnableManifest, roster: Roster,
         group.create_task(_resume(ctx, resumable, submitted, finished))
         group.create_task(_produce(ctx, roster, to_submit, retry_failed=retry_failed,
                                    resubmit_unknown=resubmit_unknown, chosen=chosen))
-        not_uploaded = await _upload_inputs(ctx, manifest, roster, chosen)
+        inputs = InputAssets(ctx)
+        await inputs.upload_all(_inputs_to_upload(manifest, roster, chosen))
         for _ in range(SUBMIT_WORKERS):
-            group.create_task(submit(ctx, to_submit, submitted, ctx.journal.state.uploads, not_uploaded))
-    await _settle_lost_posts(ctx, roster, submitted, since=session_started)
+            group.create_task(submit(ctx, to_submit, submitted, inputs))
+    await _settle_lost_posts(ctx, roster, submitted, inputs, since=session_started)
     if download_strays:
         await fetch_strays(ctx)
     await submitted.put(None)  # close the poller's inbound stream (not on error: the group cancels all)
 
 
 async def _settle_lost_posts(ctx: RunContext, roster: Roster, submitted: asyncio.Queue[Submission | None],
-                             *, since: float) -> None:
+                             inputs: InputAssets, *, since: float) -> None:
     """The POSTs whose answers were lost (in this run, or too recently for the reconciling at its start): once
     the API answers and they are old enough to be sure, adopt the jobs the server made (polled and downloaded
     in this run) and send again the ones it did not make; what cannot be decided stays unknown, with the
@@ -89,57 +88,15 @@ async def _settle_lost_posts(ctx: RunContext, roster: Roster, submitted: asyncio
             await submitted.put(Submission(key, str(ctx.journal.state.jobs[key].job_id), loop.time()))
         if found.not_created:
             for spec in roster.specs_of(set(found.not_created)):
-                await send_job(ctx, spec, spec.body(ctx.journal.state.uploads), submitted)
+                await send_job(ctx, spec, submitted, inputs)
         if not found.adopted and not found.not_created:
             return  # the listing failed, or nothing could be decided: they stay unknown, with the reason
 
 
-async def _upload_inputs(ctx: RunContext, manifest: RunnableManifest, roster: Roster,
-                         chosen: Limit | None = None) -> dict[str, str]:
-    """Upload each distinct local input once (by content hash); reuse ids the journal remembers; a limited run
-    (`chosen`) only the inputs of the jobs it picks.
-
-    Returns why each input that could not be uploaded was not (sha256 -> message): the jobs that need it
-    fail with that message, the others go on. Credentials refused halt the run; no credits stop submitting.
-    """
-    uploads, upload_ids = ctx.journal.state.uploads, ctx.journal.state.upload_ids
-    not_uploaded: dict[str, str] = {}
+def _inputs_to_upload(manifest: RunnableManifest, roster: Roster, chosen: Limit | None) -> list[InputRef]:
+    """The manifest's local inputs, each once; a limited run (`chosen`): only those of the jobs it picks."""
     needed = None if chosen is None else {ref.sha256 for spec in chosen.jobs(roster) for ref in spec.inputs}
-    for ref in manifest.input_files():
-        if needed is not None and ref.sha256 not in needed:
-            continue
-        if ref.sha256 in uploads or ref.sha256 in not_uploaded or ref.sha256 is None or ref.path is None:
-            continue
-        if ctx.stop.no_more_submits.is_set():
-            break
-        name = f"{ref.param} {ref.path}"
-        try:
-            asset_id = await upload_input(ctx.api, ctx.settings, Path(ref.path), kind=ref.upload_kind,
-                                          halted=ctx.stop.halted, upload_id=upload_ids.get(ref.sha256),
-                                          started=partial(_upload_started, ctx, ref))
-        except AuthError as exc:
-            ctx.stop.halt("auth", f"the API refused the credentials ({exc.message})")
-            break
-        except CreditsError as exc:
-            ctx.stop.stop_submitting("credits", f"out of credits ({exc.message}): submitting stopped")
-            break
-        except RunHalted:
-            break
-        except ApiError as exc:  # refused (400/413/422), or transient errors that outlived every retry
-            not_uploaded[ref.sha256] = f"input {name} could not be uploaded: {exc}"
-        except OSError as exc:  # the file went away or became unreadable since the manifest was read
-            not_uploaded[ref.sha256] = f"input {name} could not be read: {exc.strerror or exc}"
-        else:
-            await ctx.journal.write("upload", sha256=ref.sha256, asset_id=asset_id, path=ref.path, param=ref.param)
-            log.info("uploaded %s as %s", Path(ref.path).name, asset_id)
-            continue
-        log.error("%s; its jobs fail, the others go on (a resume tries the upload again)", not_uploaded[ref.sha256])
-    return not_uploaded
-
-
-async def _upload_started(ctx: RunContext, ref: InputRef, upload_id: str) -> None:
-    """Journal a multipart upload the moment it exists: a resume continues it instead of sending it again."""
-    await ctx.journal.write("upload-started", sha256=ref.sha256, upload_id=upload_id, path=ref.path, param=ref.param)
+    return [ref for ref in manifest.input_files() if needed is None or ref.sha256 in needed]
 
 
 async def _resume(ctx: RunContext, resumable: list[tuple[str, str]], submitted: asyncio.Queue[Submission | None],
