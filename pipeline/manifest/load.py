@@ -19,6 +19,7 @@ a bad value.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ class Manifest:
         `keys` (every job's key by index, from an earlier walk: a run's roster) spares hashing them again."""
         for job, _ in expand(self.batches, start, stop, keys=keys):
             yield job
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what its jobs are built from (its batches, inputs' hashes and schemas included): equal
+        fingerprints, the same jobs (results.json's records are reused on it). Not cached: computed once a run."""
+        return hashlib.sha256(repr(self.batches).encode()).hexdigest()
 
     def input_files(self) -> list[InputRef]:
         """The distinct local input files (by content), in order of first use: each is uploaded once."""

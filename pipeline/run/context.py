@@ -32,6 +32,9 @@ class RunnableManifest(Protocol):
 
     def input_files(self) -> list[InputRef]: ...
 
+    @property
+    def fingerprint(self) -> str: ...  # a digest of what its jobs are built from (see Manifest.fingerprint)
+
 
 @dataclass(frozen=True, slots=True)
 class Submission:

@@ -37,7 +37,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.gcpause import freeze_long_lived
 from pipeline.ledger.journal import Journal, JournalError
 from pipeline.ledger.replay import JOURNAL_NAME
-from pipeline.ledger.results import records
+from pipeline.ledger.results import jobs_mark, records
 from pipeline.run.outcome import RunSummary, run_record, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
 from pipeline.ledger.standing import standing
@@ -91,7 +91,7 @@ async def run_manifest(manifest: RunnableManifest, settings: Settings, credentia
                        run_dir: Path, options: RunOptions) -> RunSummary:
     """Run (or resume) every job of the manifest into `run_dir`; never raises for one job's failure."""
     with nullcontext() if options.lock_held else run_lock(run_dir):
-        journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
+        journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False, snapshot=True)
         if options.freeze_long_lived:
             log.debug("%d start-up objects (modules, the replayed journal) kept out of GC", freeze_long_lived())
         try:
@@ -148,7 +148,9 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                 log.error("%s", exc)
             ending = tally(roster, journal.state, options.limit)
             save_results(run_dir, run_record(manifest, journal.state, settings, started, api, stop, ending),
-                         records(roster.jobs(), journal.state, journal=journal.path))
+                         records(roster.jobs(), journal.state, journal=journal.path),
+                         mark=jobs_mark(manifest.fingerprint, journal.records_mark))
+            journal.save_snapshot()
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
     return summarize(run_dir, manifest, settings, started, api, stop, ending)
