@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from pipeline.manifest.inputs import Inputs, pair_inputs
 from pipeline.manifest.layers import INVALID, MAX_JOBS, Layer, Reader, Schemas
 from pipeline.manifest.params import MODEL_ID
 from pipeline.manifest.schema import ModelSchema, builtin_schema
-from pipeline.spec import InputRef, JobSpec
+from pipeline.spec import KEY_BYTES, InputRef, JobSpec
 from pipeline.yamlpos import Path as DocPath
 from pipeline.yamlpos import describe, format_path, parse, read_capped
 
@@ -52,6 +52,8 @@ class Manifest:
     batches: tuple[Batch, ...]
     warnings: tuple[Problem, ...]
     job_count: int
+    keys: bytes = field(default=b"", repr=False, compare=False)  # every job's key by index (32 bytes each), hashed
+    # when the manifest was checked; b"" when not known
 
     def jobs(self, start: int = 0, stop: int | None = None, *, keys: Sequence[str] | None = None) -> Iterator[JobSpec]:
         """The jobs with index in [start, stop) (default: all), in expansion order, built one at a time.
@@ -179,8 +181,9 @@ def parse_manifest(text: str, *, path: str | Path, schemas: Schemas | None = Non
         reader.error((), f"the manifest expands to {at_least}{total:,} jobs; the limit is {MAX_JOBS:,} "
                          "(split it into several manifests)")
     errors, warnings = [], []
+    keys = bytearray()
     if total <= MAX_JOBS:  # else too many to walk: the limit is the problem to fix first
-        errors, warnings = check_jobs(batches, tree.problem, [doubts for _, doubts in drafts])
+        errors, warnings = check_jobs(batches, tree.problem, [doubts for _, doubts in drafts], keys=keys)
     warnings = _in_order(reader.warnings + warnings)
     if tree.problems or reader.problems or errors:
         raise ManifestError(_in_order(list(dict.fromkeys([*tree.problems, *reader.problems, *errors]))))
@@ -191,6 +194,7 @@ def parse_manifest(text: str, *, path: str | Path, schemas: Schemas | None = Non
         batches=tuple(batches),
         warnings=tuple(warnings),
         job_count=total,
+        keys=bytes(keys) if len(keys) == total * KEY_BYTES else b"",
     )
 
 

@@ -23,6 +23,7 @@ class RunnableManifest(Protocol):
     name: str
     model: str
     job_count: int
+    keys: bytes  # every job's key by index, 32 bytes each, when known at load (b"" if not)
 
     @property
     def parameters(self) -> tuple[tuple[str, ...], tuple[str, ...]]: ...  # value and file inputs of its models

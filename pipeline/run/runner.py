@@ -117,7 +117,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                options: RunOptions, journal: Journal) -> RunSummary:
     started = time.monotonic()
     roster = Roster(manifest)  # every job's key by index, noted by the run's one walk over the manifest: this one
-    opening = standing(roster.walk(), journal.state, retry_failed=options.retry_failed,
+    opening = standing(roster.keyed(), journal.state, retry_failed=options.retry_failed,
                        resubmit_unknown=options.resubmit_unknown, chosen=options.limit)
     roster.complete()  # (standing walked every job; from here on the roster holds them all)
     for text in opening_lines(opening, run_dir=run_dir, resuming=bool(journal.state.runs), limit=options.limit):
