@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,19 @@ async def _write_every_kind(journal: Journal, *, t: float = 1.0) -> None:
     await journal.write("end", reason=None)
 
 
+def _opened(snapshot: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A snapshot's first line and its state (as the plain values it is stored as)."""
+    head, payload = snapshot.read_bytes().split(b"\n", 1)
+    return json.loads(head), marshal.loads(payload)
+
+
+def _sealed(head: dict[str, Any], state: dict[str, Any]) -> bytes:
+    """A snapshot file of this head and state, its state's length and sha256 made to match (a valid file)."""
+    payload = marshal.dumps(state, 4)
+    head = {**head, "state_bytes": len(payload), "state_sha256": hashlib.sha256(payload).hexdigest()}
+    return json.dumps(head).encode() + b"\n" + payload
+
+
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -64,7 +78,7 @@ async def test_a_state_of_every_event_kind_survives_the_snapshot_round_trip(tmp_
     await _write_every_kind(journal)
     journal.close()
     replayed = replay(path, keep_specs=False)
-    assert state_from_json(json.loads(json.dumps(state_to_json(replayed)))) == replayed
+    assert state_from_json(marshal.loads(marshal.dumps(state_to_json(replayed), 4))) == replayed
     assert replayed.session_pacing is not None and replayed.spend.recorded_cu > 0 and replayed.prices
 
 
@@ -77,10 +91,10 @@ async def test_a_resume_starts_from_the_snapshot_and_replays_only_the_events_aft
     journal.save_snapshot()
     journal.close()
     snapshot = snapshot_path(path)
-    head, state = snapshot.read_text().splitlines()
-    saved = json.loads(state)
+    written = snapshot.read_bytes()
+    head, saved = _opened(snapshot)
     saved["api_requests"] = 999  # not what the journal says: seen only if the snapshot is used
-    snapshot.write_text(head + "\n" + json.dumps(saved) + "\n")
+    snapshot.write_bytes(_sealed(head, saved))
     reopened = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     assert reopened.state.api_requests == 999
     await reopened.write("run", name="t")  # a new session: its requests add to the total
@@ -89,12 +103,12 @@ async def test_a_resume_starts_from_the_snapshot_and_replays_only_the_events_aft
     reopened.close()
     again = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     assert again.state.api_requests == 999 + 5 and again.state.jobs["d" * 64].index == 3
-    snapshot.write_text(head + "\n" + state + "\n")  # the snapshot as written
+    snapshot.write_bytes(written)  # the snapshot as written
     assert Journal(path, fsync=False, keep_specs=False, snapshot=True).state == replay(path, keep_specs=False)
 
 
 @pytest.mark.parametrize("damage", ["changed byte", "shorter journal", "garbage snapshot", "torn snapshot",
-                                    "other layout", "not at a line end"])
+                                    "changed state", "other layout", "not at a line end"])
 async def test_a_stale_or_corrupt_snapshot_is_ignored_and_the_journal_replayed(tmp_path: Path, damage: str) -> None:
     """A snapshot that does not match the journal's first bytes, or cannot be read, gives way to a full replay
     (the journal is the truth: no job id or finished file is lost)."""
@@ -104,11 +118,9 @@ async def test_a_stale_or_corrupt_snapshot_is_ignored_and_the_journal_replayed(t
     journal.save_snapshot()
     journal.close()
     snapshot = snapshot_path(path)
-    head_line, state_line = snapshot.read_text().splitlines()
-    head = json.loads(head_line)
-    saved = json.loads(state_line)
+    head, saved = _opened(snapshot)
     saved["api_requests"] = 999
-    snapshot.write_text(json.dumps(head) + "\n" + json.dumps(saved) + "\n")
+    snapshot.write_bytes(_sealed(head, saved))
     data = path.read_bytes()
     if damage == "changed byte":  # the same length, another job id
         path.write_bytes(data.replace(b'"job_c"', b'"job_x"'))
@@ -117,14 +129,17 @@ async def test_a_stale_or_corrupt_snapshot_is_ignored_and_the_journal_replayed(t
     elif damage == "garbage snapshot":
         snapshot.write_bytes(b"\x00\xff not json\n")
     elif damage == "torn snapshot":
-        snapshot.write_text(json.dumps(head) + "\n" + json.dumps(saved)[:1000])
+        snapshot.write_bytes(_sealed(head, saved)[:-100])
+    elif damage == "changed state":  # its length right, its sha256 not
+        sealed = bytearray(_sealed(head, saved))
+        sealed[-50] ^= 1
+        snapshot.write_bytes(bytes(sealed))
     elif damage == "other layout":
-        snapshot.write_text(json.dumps({**head, "layout": "0|old"}) + "\n" + json.dumps(saved) + "\n")
+        snapshot.write_bytes(_sealed({**head, "layout": "0|old"}, saved))
     else:  # a snapshot claiming a prefix that ends mid-line
         text = data.decode()
         cut = text.index('"job_c"')
-        snapshot.write_text(json.dumps({**head, "bytes": cut, "sha256": hashlib.sha256(data[:cut]).hexdigest()})
-                            + "\n" + json.dumps(saved) + "\n")
+        snapshot.write_bytes(_sealed({**head, "bytes": cut, "sha256": hashlib.sha256(data[:cut]).hexdigest()}, saved))
     reopened = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     assert reopened.state.api_requests != 999
     assert reopened.state == replay(path, keep_specs=False)
@@ -143,21 +158,21 @@ async def test_the_snapshot_is_renewed_only_when_the_journal_has_grown_past_it(t
     journal = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     journal.save_snapshot()
     journal.close()
-    first = snapshot_path(path).stat().st_mtime_ns, snapshot_path(path).read_text()
+    first = snapshot_path(path).stat().st_mtime_ns, snapshot_path(path).read_bytes()
     monkeypatch.setattr(journal_module, "SNAPSHOT_AFTER_BYTES", 400)
     small = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     await small.write("run", name="t")
     await small.write("end", reason=None)
     small.save_snapshot()
     small.close()
-    assert (snapshot_path(path).stat().st_mtime_ns, snapshot_path(path).read_text()) == first
+    assert (snapshot_path(path).stat().st_mtime_ns, snapshot_path(path).read_bytes()) == first
     grown = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     for _ in range(10):
         await grown.write("requests", count=1)
     grown.save_snapshot()
     grown.close()
-    assert snapshot_path(path).read_text() != first[1]
-    assert json.loads(snapshot_path(path).read_text().splitlines()[0])["bytes"] == path.stat().st_size
+    assert snapshot_path(path).read_bytes() != first[1]
+    assert _opened(snapshot_path(path))[0]["bytes"] == path.stat().st_size
 
 
 async def test_the_records_mark_moves_with_job_events_only_and_is_the_same_however_the_state_was_read(

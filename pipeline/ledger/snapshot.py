@@ -5,13 +5,17 @@ its sha256) and is used only when the journal still begins with exactly those by
 are replayed on top. A missing, unreadable, foreign (another layout of the state) or stale snapshot is ignored:
 the whole journal is replayed, as without one. It holds the runner's state (no specs, no request bodies).
 
-File: one line of JSON naming the prefix (checked before the state is parsed), then one line with the state.
+File: one line of JSON naming the prefix and the state's bytes (their length and sha256: checked before the
+state is decoded), then the state as `marshal` data (plain lists, dicts, strings and numbers; about three times
+faster to read than JSON, and never code that runs: the decoded values are only copied into the dataclasses).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import marshal
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -23,11 +27,13 @@ from pipeline.ledger.replay import FileRecord, JobState, LedgerState, SessionPac
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SUFFIX = ".snapshot"  # beside the journal: .ledger.jsonl.snapshot
-FORMAT = 1
+FORMAT = 2
+MARSHAL_VERSION = 4
 JOB_FIELDS = tuple(f.name for f in fields(JobState))
 STATE_FIELDS = tuple(f.name for f in fields(LedgerState))
 # the snapshot's layout: a state saved by code whose dataclasses differ is not read back
-LAYOUT = "|".join((str(FORMAT), ",".join(JOB_FIELDS), ",".join(STATE_FIELDS),
+LAYOUT = "|".join((str(FORMAT), f"{sys.implementation.name}{sys.version_info[0]}.{sys.version_info[1]}",
+                   str(MARSHAL_VERSION), ",".join(JOB_FIELDS), ",".join(STATE_FIELDS),
                    ",".join(f.name for f in fields(FileRecord)), ",".join(f.name for f in fields(Spend)),
                    ",".join(f.name for f in fields(SessionPacing))))
 _SPECIAL = ("jobs", "spend", "session_pacing", "torn_lines", "keep_specs")
@@ -45,6 +51,18 @@ class Prefix:
     records_sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A snapshot file open after its first line, and the length and sha256 its state must have."""
+
+    handle: Any
+    state_bytes: Any
+    state_sha256: Any
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 def snapshot_path(journal: Path) -> Path:
     return journal.with_name(f".{journal.name}{SNAPSHOT_SUFFIX}")
 
@@ -54,17 +72,19 @@ def save_snapshot(journal: Path, prefix: Prefix, state: LedgerState) -> None:
     state should not hold) are the caller's to ignore. Not fsynced: a snapshot lost or torn is only ignored."""
     target = snapshot_path(journal)
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    head = {"layout": LAYOUT, **{f.name: getattr(prefix, f.name) for f in fields(Prefix)}}
+    payload = marshal.dumps(state_to_json(state), MARSHAL_VERSION)
+    head = {"layout": LAYOUT, **{f.name: getattr(prefix, f.name) for f in fields(Prefix)},
+            "state_bytes": len(payload), "state_sha256": hashlib.sha256(payload).hexdigest()}
     try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.write(json.dumps(head, separators=(",", ":")) + "\n")
-            handle.write(json.dumps(state_to_json(state), separators=(",", ":"), ensure_ascii=False) + "\n")
+        with temporary.open("wb") as handle:
+            handle.write(json.dumps(head, separators=(",", ":")).encode() + b"\n")
+            handle.write(payload)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def read_prefix(journal: Path) -> tuple[Prefix, Any] | None:
+def read_prefix(journal: Path) -> tuple[Prefix, Sealed] | None:
     """The snapshot's prefix and its open file (positioned at the state), or None when there is no usable one."""
     try:
         handle = snapshot_path(journal).open("rb")
@@ -74,6 +94,7 @@ def read_prefix(journal: Path) -> tuple[Prefix, Any] | None:
         head = json.loads(handle.readline())
         if not isinstance(head, dict) or head.pop("layout", None) != LAYOUT:
             raise ValueError("another layout")
+        sealed = head.pop("state_bytes", None), head.pop("state_sha256", None)
         prefix = Prefix(**head)
         if not all(isinstance(getattr(prefix, f.name), int if f.type in ("int", int) else str)
                    for f in fields(Prefix)):
@@ -82,15 +103,19 @@ def read_prefix(journal: Path) -> tuple[Prefix, Any] | None:
         handle.close()
         log.debug("ignoring the snapshot of %s: %s", journal, exc)
         return None
-    return prefix, handle
+    return prefix, Sealed(handle, *sealed)
 
 
-def read_state(handle: Any, journal: Path) -> LedgerState | None:
-    """The state of a snapshot whose prefix was checked (None, and a full replay, when it cannot be read)."""
+def read_state(opened: Sealed, journal: Path) -> LedgerState | None:
+    """The state of a snapshot whose prefix was checked (None, and a full replay, when it cannot be read): its
+    bytes are checked against the length and sha256 its first line gives before they are decoded."""
     try:
-        with handle:
-            return state_from_json(json.loads(handle.readline()))
-    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        with opened.handle as handle:
+            payload = handle.read()
+        if len(payload) != opened.state_bytes or hashlib.sha256(payload).hexdigest() != opened.state_sha256:
+            raise ValueError("its state is not the one it was written with")
+        return state_from_json(marshal.loads(payload))
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError) as exc:
         log.debug("ignoring the snapshot of %s: %s", journal, exc)
         return None
 
