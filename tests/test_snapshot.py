@@ -4,17 +4,18 @@ bytes the snapshot replayed; `records_mark` names the events job records depend 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import marshal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.ledger import journal as journal_module
+from pipeline.ledger import snapshot as snapshot_module
 from pipeline.ledger.journal import Journal
 from pipeline.ledger.replay import replay
-from pipeline.ledger.snapshot import snapshot_path, state_from_json, state_to_json
+from pipeline.ledger.snapshot import read_chunks, snapshot_path, state_chunks, state_of, write_chunks
 
 KEYS = ("a" * 64, "b" * 64, "c" * 64)
 
@@ -54,31 +55,37 @@ async def _write_every_kind(journal: Journal, *, t: float = 1.0) -> None:
     await journal.write("end", reason=None)
 
 
-def _opened(snapshot: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A snapshot's first line and its state (as the plain values it is stored as)."""
-    head, payload = snapshot.read_bytes().split(b"\n", 1)
-    return json.loads(head), marshal.loads(payload)
+def _opened(snapshot: Path) -> tuple[dict[str, Any], list[Any]]:
+    """A snapshot's first line and its chunks (as the plain values they are stored as)."""
+    with snapshot.open("rb") as handle:
+        return json.loads(handle.readline()), list(read_chunks(handle))
 
 
-def _sealed(head: dict[str, Any], state: dict[str, Any]) -> bytes:
-    """A snapshot file of this head and state, its state's length and sha256 made to match (a valid file)."""
-    payload = marshal.dumps(state, 4)
-    head = {**head, "state_bytes": len(payload), "state_sha256": hashlib.sha256(payload).hexdigest()}
-    return json.dumps(head).encode() + b"\n" + payload
+def _sealed(head: dict[str, Any], chunks: list[Any]) -> bytes:
+    """A snapshot file of this head and these chunks, each sealed as written (a valid file)."""
+    out = io.BytesIO()
+    write_chunks(out, chunks)
+    return json.dumps(head).encode() + b"\n" + out.getvalue()
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-async def test_a_state_of_every_event_kind_survives_the_snapshot_round_trip(tmp_path: Path) -> None:
-    """Every field of the runner's state (jobs, files, spend, pacing, prices, strays...) comes back equal."""
+async def test_a_state_of_every_event_kind_survives_the_snapshot_round_trip(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field of the runner's state (jobs, files, spend, pacing, prices, strays...) comes back equal, its
+    jobs split over several chunks."""
+    monkeypatch.setattr(snapshot_module, "CHUNK_JOBS", 2)
     path = tmp_path / "ledger.jsonl"
     journal = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     await _write_every_kind(journal)
     journal.close()
     replayed = replay(path, keep_specs=False)
-    assert state_from_json(marshal.loads(marshal.dumps(state_to_json(replayed), 4))) == replayed
+    out = io.BytesIO()
+    write_chunks(out, state_chunks(replayed))
+    chunks = list(read_chunks(io.BytesIO(out.getvalue())))
+    assert len(chunks) == 3 and state_of(chunks) == replayed
     assert replayed.session_pacing is not None and replayed.spend.recorded_cu > 0 and replayed.prices
 
 
@@ -93,7 +100,7 @@ async def test_a_resume_starts_from_the_snapshot_and_replays_only_the_events_aft
     snapshot = snapshot_path(path)
     written = snapshot.read_bytes()
     head, saved = _opened(snapshot)
-    saved["api_requests"] = 999  # not what the journal says: seen only if the snapshot is used
+    saved[0]["api_requests"] = 999  # not what the journal says: seen only if the snapshot is used
     snapshot.write_bytes(_sealed(head, saved))
     reopened = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     assert reopened.state.api_requests == 999
@@ -108,7 +115,8 @@ async def test_a_resume_starts_from_the_snapshot_and_replays_only_the_events_aft
 
 
 @pytest.mark.parametrize("damage", ["changed byte", "shorter journal", "garbage snapshot", "torn snapshot",
-                                    "changed state", "other layout", "not at a line end"])
+                                    "no end", "bytes after the end", "changed state", "other layout",
+                                    "not at a line end"])
 async def test_a_stale_or_corrupt_snapshot_is_ignored_and_the_journal_replayed(tmp_path: Path, damage: str) -> None:
     """A snapshot that does not match the journal's first bytes, or cannot be read, gives way to a full replay
     (the journal is the truth: no job id or finished file is lost)."""
@@ -119,7 +127,7 @@ async def test_a_stale_or_corrupt_snapshot_is_ignored_and_the_journal_replayed(t
     journal.close()
     snapshot = snapshot_path(path)
     head, saved = _opened(snapshot)
-    saved["api_requests"] = 999
+    saved[0]["api_requests"] = 999
     snapshot.write_bytes(_sealed(head, saved))
     data = path.read_bytes()
     if damage == "changed byte":  # the same length, another job id
@@ -130,9 +138,13 @@ async def test_a_stale_or_corrupt_snapshot_is_ignored_and_the_journal_replayed(t
         snapshot.write_bytes(b"\x00\xff not json\n")
     elif damage == "torn snapshot":
         snapshot.write_bytes(_sealed(head, saved)[:-100])
+    elif damage == "no end":  # every chunk whole, the empty one that ends them missing
+        snapshot.write_bytes(_sealed(head, saved)[:-40])
+    elif damage == "bytes after the end":
+        snapshot.write_bytes(_sealed(head, saved) + b"x")
     elif damage == "changed state":  # its length right, its sha256 not
         sealed = bytearray(_sealed(head, saved))
-        sealed[-50] ^= 1
+        sealed[-60] ^= 1
         snapshot.write_bytes(bytes(sealed))
     elif damage == "other layout":
         snapshot.write_bytes(_sealed({**head, "layout": "0|old"}, saved))

@@ -1,9 +1,9 @@
 """The manifest: YAML text -> a validated `Manifest` -> its jobs, lazily, as `JobSpec`s.
 
 `load_manifest(path, schemas)` reads and checks the whole file, hashes every local input once and
-expands every job once (to count them and to find duplicates), raising `ManifestError` with
-every located problem. `Manifest.jobs()` then expands again, lazily. Pure: the only I/O is
-reading the manifest and hashing its input files.
+expands every job once (to count them and to find duplicates, keeping each key: `Manifest.keys`),
+raising `ManifestError` with every located problem. `Manifest.jobs()` then expands again, lazily.
+Pure: the only I/O is reading the manifest and hashing its input files.
 
 Each block is checked against the schema of its model: LTX-2 19B's is built in; the caller passes
 the others (`schemas`, model id -> `ModelSchema`, or why it is not known). `models_named(text)`

@@ -7,9 +7,12 @@ under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second sig
 cancels at once. The journal is valid at every instant; results.json is rewritten at
 the end whatever happened.
 
-The run walks its manifest once, at the start (how its jobs stand, for the opening lines), through a
-`Roster` that keeps every job's key (32 bytes a job); the producer, the tally and results.json read the
-roster and the journal, building a job again from its index (not hashing it) only where they need it whole.
+The run walks its manifest at most once, at the start (how its jobs stand, for the opening lines), through a
+`Roster` that keeps every job's key (32 bytes a job; a checked manifest hands over the keys its check hashed,
+and then nothing is walked); the producer, the tally and results.json read the roster and the journal,
+building a job again from its index (not hashing it) only where they need it whole. At the end the journal
+leaves a snapshot of its state for the next session, and results.json keeps its jobs part when nothing its
+records are made of changed (`jobs_mark`).
 """
 
 from __future__ import annotations
