@@ -3,6 +3,8 @@
 A torn last line left by a crash, however long, is cut off when the journal is opened; a write that fails
 leaves no torn or merged line behind; a full disk first spends the run folder's `DiskReserve`. The
 in-memory state mirrors the file: an event is applied once its line is written, whatever its fsync does.
+The runner's journal starts from a snapshot of an earlier session's state when the journal still begins with
+the bytes it replayed (`snapshot`), and names the history job records depend on (`records_mark`).
 """
 
 from __future__ import annotations
