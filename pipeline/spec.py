@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 KEY_CHARS = 64  # sha256 hex; displays use a prefix
+KEY_BYTES = 32  # a key as bytes (kept so by the thousand: the roster, a loaded manifest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,10 +35,10 @@ async def test_sigkill_at_random_moments_then_resume(tmp_path: Path, emulator_fa
     answers a kill cut off are found on the server (or found never made), so none is paid twice."""
     server = await emulator_factory(job_time_s=0.4, job_time_spread_s=0.2, fault_5xx_rate=0.05,
                                     fault_truncate_rate=0.1, seed=11)
-    manifest = write_manifest(tmp_path, prompts=10, seeds=3)  # 60 jobs, ~9 s of requests at 20/s
+    manifest = write_manifest(tmp_path, prompts=10, seeds=3)  # 60 jobs, ~12 s of requests at 15/s
     out, rng, kills = tmp_path / "out", random.Random(5), 0
     while kills < 8:
-        process = await _start(manifest, out, server, "--rate", "20")
+        process = await _start(manifest, out, server, "--rate", "15")
         try:
             await asyncio.wait_for(process.wait(), timeout=rng.uniform(0.5, 1.5))
         except TimeoutError:

@@ -36,8 +36,9 @@ MANIFESTS = [
 
 @pytest.mark.parametrize("text", MANIFESTS)
 def test_roster_notes_every_key_once_walked(tmp_path: Path, text: str) -> None:
-    """A partial walk notes the jobs handed out; complete() walks the rest; the keys are the manifest's, in order."""
-    manifest = load_text(tmp_path, text)
+    """A partial walk notes the jobs handed out; complete() walks the rest; the keys are the manifest's, in order
+    (a manifest whose keys were not kept at load)."""
+    manifest = dataclasses.replace(load_text(tmp_path, text), keys=b"")
     keys = [spec.key for spec in manifest.jobs()]
     roster = Roster(manifest)
     walk = roster.walk()
@@ -49,6 +50,24 @@ def test_roster_notes_every_key_once_walked(tmp_path: Path, text: str) -> None:
     assert len(roster._digests) == DIGEST_BYTES * manifest.job_count
     with pytest.raises(IndexError):
         roster[len(roster)]
+
+
+@pytest.mark.parametrize("text", MANIFESTS)
+def test_a_loaded_manifests_keys_fill_the_roster_without_walking(tmp_path: Path, text: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest keeps every key its check hashed: the roster starts with all of them, keyed() hands out each
+    (index, key) building no job, and a walk builds the jobs without hashing their keys."""
+    manifest = load_text(tmp_path, text)
+    jobs = list(manifest.jobs())
+    keys = [spec.key for spec in jobs]
+    assert manifest.keys == b"".join(bytes.fromhex(key) for key in keys)
+    hashed = count_hashing(monkeypatch)
+    roster = Roster(manifest)
+    assert list(roster) == keys and len(roster) == manifest.job_count
+    assert [(pair.index, pair.key) for pair in roster.keyed()] == list(enumerate(keys))
+    roster.complete()
+    assert list(Roster(manifest).walk()) == jobs
+    assert hashed.count == (manifest.job_count if text is MANIFESTS[1] else 0)  # derived seeds only
 
 
 @pytest.mark.parametrize("text", MANIFESTS)
@@ -104,22 +123,28 @@ class SpyManifest(Manifest):
             yield spec
 
 
+@pytest.mark.parametrize("keys_kept", [True, False])
 async def test_a_no_op_resume_expands_the_manifest_once(tmp_path: Path, emulator_factory,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Resuming a finished run hashes each job's key once (one walk), however many consumers read the jobs."""
+                                                        monkeypatch: pytest.MonkeyPatch, keys_kept: bool) -> None:
+    """Resuming a finished run hashes each job's key once (one walk), however many consumers read the jobs; with
+    the keys its load kept, it hashes none and builds no job (results.json's jobs are kept as they are)."""
     server = await emulator_factory()
     path = write_manifest(tmp_path)
     first = await run(path, server, tmp_path / "out")
     assert first.exit_status == 0
     loaded = load_manifest(path)
-    manifest = SpyManifest(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(Manifest)})
+    fields = {f.name: getattr(loaded, f.name) for f in dataclasses.fields(Manifest)}
+    manifest = SpyManifest(**{**fields, "keys": fields["keys"] if keys_kept else b""})
     object.__setattr__(manifest, "walks", [])  # Manifest is frozen
     hashed = count_hashing(monkeypatch)
     before = json.loads((first.run_dir / "results.json").read_text())["jobs"]
     summary = await run_manifest(manifest, settings_for(server, tmp_path / "out"), CREDENTIALS, first.run_dir,
                                  RunOptions(progress="off"))
     assert summary.exit_status == 0 and summary.counts["downloaded"] == manifest.job_count == 8
-    assert hashed.count == manifest.job_count
-    hashing = [walk for walk in manifest.walks if walk["hashing"]]  # type: ignore[attr-defined]
-    assert hashing == [{"hashing": True, "built": manifest.job_count}]
+    walks = manifest.walks  # type: ignore[attr-defined]
+    if keys_kept:
+        assert hashed.count == 0 and sum(walk["built"] for walk in walks) == 0
+    else:
+        assert hashed.count == manifest.job_count
+        assert [walk for walk in walks if walk["hashing"]] == [{"hashing": True, "built": manifest.job_count}]
     assert json.loads((first.run_dir / "results.json").read_text())["jobs"] == before

@@ -53,13 +53,18 @@ def exit_text(statuses: Sequence[tuple[int, str]]) -> str:
                                                        subsequent_indent=" " * 7) for code, text in statuses)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command; given the arguments and they start with a sub-command, the parser of that
+    one alone (the other commands' modules are not imported: a run starts sooner)."""
     parser = _Parser(prog="ltx-batch", description="Batch runs of Scenario's LTX-2 19B video-to-video model.",
                      epilog=exit_text(EXIT_STATUSES), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ltx-batch {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
     for name, module_name in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            continue
         module = importlib.import_module(module_name)
         statuses = getattr(module, "EXIT_STATUSES", None)
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP,
@@ -84,9 +89,10 @@ def setup_logging(*, verbose: bool, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments, run the sub-command, map errors to exit statuses (never a traceback for ours)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
+    args.argv = arguments
     setup_logging(verbose=args.verbose, quiet=args.quiet)
     try:
         return int(args._execute(args))

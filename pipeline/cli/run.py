@@ -10,9 +10,7 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from pipeline.cli.emulator import embedded_emulator
 from pipeline.config import Credentials, Settings, default_settings, load_credentials, load_settings
-from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from pipeline.errors import ConfigError, Problem
 from pipeline.run.limit import Limit
 from pipeline.run.outcome import EXIT_INTERRUPTED
@@ -154,7 +152,10 @@ def execute(args: argparse.Namespace) -> int:
 async def _run(manifest, settings: Settings, credentials: Credentials | None, run_dir: Path,  # noqa: ANN001
                options: RunOptions, *, emulator: bool) -> RunSummary:
     async with AsyncExitStack() as stack:
-        if emulator:
+        if emulator:  # imported only for it: a run against the API starts sooner
+            from pipeline.cli.emulator import embedded_emulator
+            from pipeline.emulator import EMULATOR_API_KEY, EMULATOR_API_SECRET
+
             url = await stack.enter_async_context(embedded_emulator())
             credentials = Credentials(EMULATOR_API_KEY, EMULATOR_API_SECRET)
             settings = _replace(settings, api_base_url=url)

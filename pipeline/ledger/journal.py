@@ -3,12 +3,15 @@
 A torn last line left by a crash, however long, is cut off when the journal is opened; a write that fails
 leaves no torn or merged line behind; a full disk first spends the run folder's `DiskReserve`. The
 in-memory state mirrors the file: an event is applied once its line is written, whatever its fsync does.
+The runner's journal starts from a snapshot of an earlier session's state when the journal still begins with
+the bytes it replayed (`snapshot`), and names the history job records depend on (`records_mark`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -18,15 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.ledger.replay import apply, replay
+from pipeline.ledger.replay import LedgerState, apply
 from pipeline.ledger.reserve import DISK_FULL, DiskReserve, OutputGate
+from pipeline.ledger.snapshot import Prefix, read_prefix, read_state, save_snapshot
 
 log = logging.getLogger(__name__)
 
 # events that must reach the disk before the run acts on them (they guard against paying twice)
 DURABLE_EVENTS = frozenset({"intent", "submitted", "downloaded"})
 
+# events that change no job's record in results.json (the session's own facts): the others move `records_mark`
+SESSION_EVENTS = frozenset({"run", "requests", "end", "poll-mode"})
+
 TAIL_CHUNK_BYTES = 64 * 1024  # read size when looking back for the end of the last complete line
+READ_CHUNK_BYTES = 1024 * 1024  # read size when checking a snapshot's prefix
+SNAPSHOT_AFTER_BYTES = 1024 * 1024  # a snapshot is renewed once the journal has grown this much past it
 
 
 def _cut_torn_tail(path: Path, *, chunk_bytes: int = TAIL_CHUNK_BYTES) -> int:
@@ -70,11 +79,19 @@ class Journal:
     the space freed, so the answers of the POSTs in flight are recorded.
     """
 
-    def __init__(self, path: Path, *, fsync: bool = True, keep_specs: bool = True) -> None:
+    def __init__(self, path: Path, *, fsync: bool = True, keep_specs: bool = True, snapshot: bool = False) -> None:
+        """`snapshot` (the runner's journal, keep_specs False): start from the snapshot of an earlier session
+        when the journal still begins with the bytes it replayed (`pipeline.ledger.snapshot`); `save_snapshot`
+        writes one."""
         self.path = path
         self._fsync = fsync
+        self._snapshot = snapshot and not keep_specs
         cut = _cut_torn_tail(path)
-        self.state = replay(path, keep_specs=keep_specs)
+        self._digest = hashlib.sha256()  # of the journal's bytes so far (read, then appended)
+        self._bytes = self._lines = 0
+        self._records: tuple[int, Any] = (0, "")  # end of the last event a job's record depends on, sha256 there
+        self._snapshot_at: int | None = None  # the bytes the snapshot used covered
+        self.state = self._load(keep_specs)
         self.state.torn_lines += 1 if cut else 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._reserve = DiskReserve(path.parent)
@@ -85,6 +102,87 @@ class Journal:
         self._appended = 0  # lines written by this Journal
         self._synced = 0  # of those, how many an fsync has covered (it began after they were written)
         self._syncing: asyncio.Future[None] | None = None  # done when the fsync under way ends
+
+    def _load(self, keep_specs: bool) -> LedgerState:
+        """Replay the journal (from a valid snapshot on, if any), keeping its digest and `records_mark` current."""
+        try:
+            handle = self.path.open("rb")
+        except FileNotFoundError:
+            return LedgerState(keep_specs=keep_specs)
+        with handle:
+            state = self._from_snapshot(handle) if self._snapshot else None
+            if state is None:
+                handle.seek(0)
+                self._digest, self._bytes, self._lines, self._records = hashlib.sha256(), 0, 0, (0, "")
+                self._snapshot_at = None
+                state = LedgerState(keep_specs=keep_specs)
+            for raw in handle:
+                self._lines += 1
+                if not raw.endswith(b"\n"):  # cut at open: only a writer elsewhere leaves one now
+                    log.warning("%s:%d: ignoring a torn last line (a crash mid-write)", self.path, self._lines)
+                    break
+                self._digest.update(raw)
+                self._bytes += len(raw)
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    log.warning("%s:%d: ignoring a line that is not JSON", self.path, self._lines)
+                    continue
+                if isinstance(event, dict):
+                    apply(state, event)
+                    if event.get("ev") not in SESSION_EVENTS:
+                        self._records = (self._bytes, self._digest.copy())
+        return state
+
+    def _from_snapshot(self, handle: Any) -> LedgerState | None:
+        """The snapshot's state when the journal (`handle`, at its start) begins with the bytes it replayed; the
+        handle is left just after them. None when there is none or it does not match."""
+        found = read_prefix(self.path)
+        if found is None:
+            return None
+        prefix, snapshot = found
+        digest, left = hashlib.sha256(), prefix.bytes
+        last = b"\n"
+        while left > 0:
+            chunk = handle.read(min(left, READ_CHUNK_BYTES))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+            last = chunk[-1:]
+        if left or last != b"\n" or digest.hexdigest() != prefix.sha256:
+            snapshot.close()
+            log.info("the snapshot of %s does not match the journal: replaying the whole journal", self.path)
+            return None
+        state = read_state(snapshot, self.path)
+        if state is not None:
+            self._digest, self._bytes, self._lines = digest, prefix.bytes, prefix.lines
+            self._records = (prefix.records_at, prefix.records_sha256)
+            self._snapshot_at = prefix.bytes
+        return state
+
+    @property
+    def records_mark(self) -> str:
+        """Names the journal's history of the events that job records depend on (every event but a session's own
+        facts): equal marks, the same records (with the same manifest). Its length and sha256 up to the last one."""
+        at, digest = self._records
+        return f"{at}:{digest if isinstance(digest, str) else digest.hexdigest()}"
+
+    def save_snapshot(self) -> None:
+        """Snapshot the state (a journal opened with `snapshot`), unless the one read at open covers nearly all of
+        it; never raises (a snapshot is only a shortcut)."""
+        if not self._snapshot or self._failed is not None or self._fd < 0:
+            return
+        if self._snapshot_at is not None and self._bytes - self._snapshot_at < SNAPSHOT_AFTER_BYTES:
+            return
+        try:
+            if os.fstat(self._fd).st_size != self._bytes:  # written by another hand: nothing to vouch for
+                return
+            at, digest = self._records
+            save_snapshot(self.path, Prefix(self._bytes, self._digest.hexdigest(), self._lines, at,
+                                            digest if isinstance(digest, str) else digest.hexdigest()), self.state)
+        except (OSError, TypeError, ValueError) as exc:
+            log.debug("could not snapshot %s: %s", self.path, exc)
 
     async def write(self, kind: str, **fields_: Any) -> None:
         """Append one event, apply it, and (for events that guard money) fsync before returning.
@@ -133,7 +231,13 @@ class Journal:
     def _append_event(self, kind: str, fields_: dict[str, Any]) -> dict[str, Any]:
         """Stamp, encode and append one event (one line); return it for `apply`."""
         event = {"t": round(time.time(), 3), "ev": kind, **fields_}
-        self._append((json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
+        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        self._append(line)
+        self._digest.update(line)
+        self._bytes += len(line)
+        self._lines += 1
+        if kind not in SESSION_EVENTS:
+            self._records = (self._bytes, self._digest.copy())
         return event
 
     def _append(self, line: bytes) -> None:

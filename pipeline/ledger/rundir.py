@@ -85,6 +85,8 @@ def safe_relative(path: str) -> str | None:
     """A results.json file path if it stays inside the run folder (relative, no `..`), else None."""
     if not path or "\x00" in path:
         return None
+    if ".." not in path and ":" not in path and "\\" not in path and path[0] != "/":
+        return path  # the usual case (videos/name.mp4), told without building a path
     pure = PurePosixPath(path.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or path.startswith(("/", "\\")) or ":" in pure.parts[0]:
         return None
@@ -124,10 +126,16 @@ def lost_files(run_dir: Path,
 
 
 def _file_stats(folder: Path) -> dict[str, tuple[int, int]]:
-    """Name -> (size, mtime_ns) of the regular files (or links to them) in `folder`; empty when it cannot be listed."""
+    """Name -> (size, mtime_ns) of the regular files (or links to them) in `folder`; empty when it cannot be listed.
+
+    Listed through an open descriptor of the folder: each stat then starts from it, not from the path."""
     stats: dict[str, tuple[int, int]] = {}
     try:
-        with os.scandir(folder) as entries:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return stats
+    try:
+        with os.scandir(descriptor) as entries:
             for entry in entries:
                 try:
                     if entry.is_file():
@@ -137,6 +145,8 @@ def _file_stats(folder: Path) -> dict[str, tuple[int, int]]:
                     continue
     except OSError:
         pass
+    finally:
+        os.close(descriptor)
     return stats
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from pipeline.ledger.replay import (
     DOWNLOADED,
@@ -22,7 +23,16 @@ from pipeline.ledger.replay import (
     JobState,
     LedgerState,
 )
-from pipeline.spec import JobSpec
+
+
+class Keyed(Protocol):
+    """What `standing` reads of a job: its index and key (a `JobSpec`, or the run roster's pair)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def key(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +68,7 @@ class Standing:
         return scope
 
 
-def standing(specs: Iterable[JobSpec], state: LedgerState, *, retry_failed: bool = False,
+def standing(specs: Iterable[Keyed], state: LedgerState, *, retry_failed: bool = False,
              resubmit_unknown: bool = False, chosen: Callable[[int], bool] | None = None) -> Standing:
     """One pass over the manifest's jobs (`specs`) against the replayed journal (`state`), changing nothing."""
     counts = dict.fromkeys(STATES, 0)

@@ -224,10 +224,11 @@ def seed_bounds(schema: ModelSchema | None) -> tuple[int, int] | None:
 
 
 def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
-               doubts: Sequence[Doubts] | None = None) -> tuple[list[Problem], list[Problem]]:
+               doubts: Sequence[Doubts] | None = None, *,
+               keys: bytearray | None = None) -> tuple[list[Problem], list[Problem]]:
     """Checks that need whole jobs: duplicates (naming both), the `required` rules of each batch's model
     (width without height, a last frame without a first, ...), conditioningVideo with modality none.
-    Returns (errors, warnings); keeps one 8-byte digest per job.
+    Returns (errors, warnings); keeps one 8-byte digest per job, and appends each job's key (32 bytes) to `keys`.
 
     `doubts` (one per batch) are for batches built despite other problems: a check is skipped where it
     would rest on a value that failed its own check, and job numbers are left out where they are not sure."""
@@ -244,6 +245,8 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
     current: Batch | None = None
     rules: list[ModelInput] = []
     for job, origin in expand(batches):
+        if keys is not None:
+            keys += bytes.fromhex(job.key)
         if origin.batch is not current:
             current = origin.batch
             doubt, level = known[id(current)], sure[id(current)]

@@ -1,9 +1,9 @@
 """The manifest: YAML text -> a validated `Manifest` -> its jobs, lazily, as `JobSpec`s.
 
 `load_manifest(path, schemas)` reads and checks the whole file, hashes every local input once and
-expands every job once (to count them and to find duplicates), raising `ManifestError` with
-every located problem. `Manifest.jobs()` then expands again, lazily. Pure: the only I/O is
-reading the manifest and hashing its input files.
+expands every job once (to count them and to find duplicates, keeping each key: `Manifest.keys`),
+raising `ManifestError` with every located problem. `Manifest.jobs()` then expands again, lazily.
+Pure: the only I/O is reading the manifest and hashing its input files.
 
 Each block is checked against the schema of its model: LTX-2 19B's is built in; the caller passes
 the others (`schemas`, model id -> `ModelSchema`, or why it is not known). `models_named(text)`
@@ -19,9 +19,10 @@ a bad value.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from pipeline.manifest.inputs import Inputs, pair_inputs
 from pipeline.manifest.layers import INVALID, MAX_JOBS, Layer, Reader, Schemas
 from pipeline.manifest.params import MODEL_ID
 from pipeline.manifest.schema import ModelSchema, builtin_schema
-from pipeline.spec import InputRef, JobSpec
+from pipeline.spec import KEY_BYTES, InputRef, JobSpec
 from pipeline.yamlpos import Path as DocPath
 from pipeline.yamlpos import describe, format_path, parse, read_capped
 
@@ -51,6 +52,8 @@ class Manifest:
     batches: tuple[Batch, ...]
     warnings: tuple[Problem, ...]
     job_count: int
+    keys: bytes = field(default=b"", repr=False, compare=False)  # every job's key by index (32 bytes each), hashed
+    # when the manifest was checked; b"" when not known
 
     def jobs(self, start: int = 0, stop: int | None = None, *, keys: Sequence[str] | None = None) -> Iterator[JobSpec]:
         """The jobs with index in [start, stop) (default: all), in expansion order, built one at a time.
@@ -58,6 +61,12 @@ class Manifest:
         `keys` (every job's key by index, from an earlier walk: a run's roster) spares hashing them again."""
         for job, _ in expand(self.batches, start, stop, keys=keys):
             yield job
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what its jobs are built from (its batches, inputs' hashes and schemas included): equal
+        fingerprints, the same jobs (results.json's records are reused on it). Not cached: computed once a run."""
+        return hashlib.sha256(repr(self.batches).encode()).hexdigest()
 
     def input_files(self) -> list[InputRef]:
         """The distinct local input files (by content), in order of first use: each is uploaded once."""
@@ -172,8 +181,9 @@ def parse_manifest(text: str, *, path: str | Path, schemas: Schemas | None = Non
         reader.error((), f"the manifest expands to {at_least}{total:,} jobs; the limit is {MAX_JOBS:,} "
                          "(split it into several manifests)")
     errors, warnings = [], []
+    keys = bytearray()
     if total <= MAX_JOBS:  # else too many to walk: the limit is the problem to fix first
-        errors, warnings = check_jobs(batches, tree.problem, [doubts for _, doubts in drafts])
+        errors, warnings = check_jobs(batches, tree.problem, [doubts for _, doubts in drafts], keys=keys)
     warnings = _in_order(reader.warnings + warnings)
     if tree.problems or reader.problems or errors:
         raise ManifestError(_in_order(list(dict.fromkeys([*tree.problems, *reader.problems, *errors]))))
@@ -184,6 +194,7 @@ def parse_manifest(text: str, *, path: str | Path, schemas: Schemas | None = Non
         batches=tuple(batches),
         warnings=tuple(warnings),
         job_count=total,
+        keys=bytes(keys) if len(keys) == total * KEY_BYTES else b"",
     )
 
 

@@ -23,6 +23,7 @@ class RunnableManifest(Protocol):
     name: str
     model: str
     job_count: int
+    keys: bytes  # every job's key by index, 32 bytes each, when known at load (b"" if not)
 
     @property
     def parameters(self) -> tuple[tuple[str, ...], tuple[str, ...]]: ...  # value and file inputs of its models
@@ -31,6 +32,9 @@ class RunnableManifest(Protocol):
              keys: Sequence[str] | None = None) -> Iterator[JobSpec]: ...
 
     def input_files(self) -> list[InputRef]: ...
+
+    @property
+    def fingerprint(self) -> str: ...  # a digest of what its jobs are built from (see Manifest.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)

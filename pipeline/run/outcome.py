@@ -166,10 +166,12 @@ def run_record(manifest: RunnableManifest, state: LedgerState, settings: Setting
     }
 
 
-def save_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]]) -> None:
-    """Write results.json and results.csv; a failure is logged, not raised (the journal holds everything)."""
+def save_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], *,
+                 mark: str | None = None) -> None:
+    """Write results.json and results.csv (see `write_results` for `mark`); a failure is logged, not raised (the
+    journal holds everything)."""
     try:
-        write_results(run_dir, run, jobs)
+        write_results(run_dir, run, jobs, mark=mark)
     except OSError as exc:  # the journal still holds everything; `status` and the next run rebuild it
         log.error("could not write results.json: %s (the journal %s is intact)", exc, JOURNAL_NAME)
 

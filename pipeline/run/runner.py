@@ -7,9 +7,12 @@ under way `shutdown_grace_s` to finish, whatever the in-flight cap; a second sig
 cancels at once. The journal is valid at every instant; results.json is rewritten at
 the end whatever happened.
 
-The run walks its manifest once, at the start (how its jobs stand, for the opening lines), through a
-`Roster` that keeps every job's key (32 bytes a job); the producer, the tally and results.json read the
-roster and the journal, building a job again from its index (not hashing it) only where they need it whole.
+The run walks its manifest at most once, at the start (how its jobs stand, for the opening lines), through a
+`Roster` that keeps every job's key (32 bytes a job; a checked manifest hands over the keys its check hashed,
+and then nothing is walked); the producer, the tally and results.json read the roster and the journal,
+building a job again from its index (not hashing it) only where they need it whole. At the end the journal
+leaves a snapshot of its state for the next session, and results.json keeps its jobs part when nothing its
+records are made of changed (`jobs_mark`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.gcpause import freeze_long_lived
 from pipeline.ledger.journal import Journal, JournalError
 from pipeline.ledger.replay import JOURNAL_NAME
-from pipeline.ledger.results import records
+from pipeline.ledger.results import jobs_mark, records
 from pipeline.run.outcome import RunSummary, run_record, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
 from pipeline.ledger.standing import standing
@@ -91,7 +94,7 @@ async def run_manifest(manifest: RunnableManifest, settings: Settings, credentia
                        run_dir: Path, options: RunOptions) -> RunSummary:
     """Run (or resume) every job of the manifest into `run_dir`; never raises for one job's failure."""
     with nullcontext() if options.lock_held else run_lock(run_dir):
-        journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False)
+        journal = Journal(run_dir / JOURNAL_NAME, keep_specs=False, snapshot=True)
         if options.freeze_long_lived:
             log.debug("%d start-up objects (modules, the replayed journal) kept out of GC", freeze_long_lived())
         try:
@@ -117,7 +120,7 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                options: RunOptions, journal: Journal) -> RunSummary:
     started = time.monotonic()
     roster = Roster(manifest)  # every job's key by index, noted by the run's one walk over the manifest: this one
-    opening = standing(roster.walk(), journal.state, retry_failed=options.retry_failed,
+    opening = standing(roster.keyed(), journal.state, retry_failed=options.retry_failed,
                        resubmit_unknown=options.resubmit_unknown, chosen=options.limit)
     roster.complete()  # (standing walked every job; from here on the roster holds them all)
     for text in opening_lines(opening, run_dir=run_dir, resuming=bool(journal.state.runs), limit=options.limit):
@@ -148,7 +151,9 @@ async def _run(manifest: RunnableManifest, settings: Settings, credentials: Cred
                 log.error("%s", exc)
             ending = tally(roster, journal.state, options.limit)
             save_results(run_dir, run_record(manifest, journal.state, settings, started, api, stop, ending),
-                         records(roster.jobs(), journal.state, journal=journal.path))
+                         records(roster.jobs(), journal.state, journal=journal.path),
+                         mark=jobs_mark(manifest.fingerprint, journal.records_mark))
+            journal.save_snapshot()
     if options.on_finish is not None and stop.reason != "interrupted":
         await asyncio.to_thread(options.on_finish, run_dir)  # posters take seconds: keep the loop free
     return summarize(run_dir, manifest, settings, started, api, stop, ending)

@@ -1,11 +1,14 @@
 """A no-op resume (every job downloaded, the same command run again): wall time, peak RSS, API requests.
 
 Not part of the test suite. This tree and a baseline (--baseline REF: its `pipeline/` extracted with
-`git archive`) resume the same run folder in turns (ABBA...), in one run of this script, so their figures
+`git archive`) resume the same run in turns (ABBA...), in one run of this script, so their figures
 compare; each client is its own process (peak RSS from os.wait4) against the fast emulator in another.
-After every resume the jobs of results.json and the whole of results.csv are hashed: both trees must write
-the same ones. The first run writes N outputs of 54 kB (1.1 GB at 20,000 jobs) into a temporary folder,
-removed at the end; --first-run-both also makes the baseline's own first run (its RSS), in a second folder.
+Each tree resumes its own copy of the run folder made after the first run (journal and results copied, the
+outputs hard-linked), so what one tree leaves there (results.json, a snapshot of the journal) is what its own
+next resume finds. After every resume the jobs of results.json and the whole of results.csv are hashed: both
+trees must write the same ones. The first run writes N outputs of 54 kB (1.1 GB at 20,000 jobs) into a
+temporary folder, removed at the end; --first-run-both also makes the baseline's own first run (its RSS), in a
+second folder.
 
     python tests/bench/bench_resume.py --baseline b1769dc                  # 20,000 jobs, 3 rounds
     python tests/bench/bench_resume.py --baseline b1769dc --baseline main  # against two trees
@@ -15,6 +18,8 @@ removed at the end; --first-run-both also makes the baseline's own first run (it
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +49,16 @@ def written(run_dir: Path) -> str:
     done = subprocess.run([sys.executable, "-c", DIGEST, str(run_dir)], capture_output=True, text=True, check=True,
                           timeout=600)
     return done.stdout.strip()
+
+
+def copy_run(out: Path, to: Path) -> None:
+    """A copy of the run folder out/resume in to/resume: its files copied, its outputs (videos/) hard-linked."""
+    source, target = out / "resume", to / "resume"
+    shutil.copytree(source, target, copy_function=os.link, ignore=shutil.ignore_patterns(".lock"))
+    for name in os.listdir(source):
+        if (source / name).is_file() and name != ".lock":
+            (target / name).unlink()
+            shutil.copy2(source / name, target / name)
 
 
 def main() -> int:
@@ -81,10 +96,13 @@ def main() -> int:
                 rows.append(client(ref, "run", Path(tmp) / f"out-{ref}", **FAST_POLLING))
         digests: dict[str, set[str]] = {label: set() for label in trees}
         order = list(trees)
+        folders = {label: Path(tmp) / f"run-{number}" for number, label in enumerate(order)}
+        for folder in folders.values():
+            copy_run(out, folder)
         for round_ in range(args.rounds):
             for label in order if round_ % 2 == 0 else reversed(order):
-                rows.append(client(label, "resume (nothing to do)", out))
-                digests[label].add(written(out / "resume"))
+                rows.append(client(label, "resume (nothing to do)", folders[label]))
+                digests[label].add(written(folders[label] / "resume"))
     resumes = {label: [r["wall_s"] for r in rows if r["client"] == label and r["step"].startswith("resume")]
                for label in trees}
     print(f"{args.jobs:,} jobs; {args.rounds} no-op resume(s) per tree, alternating")
