@@ -31,6 +31,7 @@ async def _write_every_kind(journal: Journal, *, t: float = 1.0) -> None:
         await journal.write("priced", key=key, cost_cu=2.5, price_class="ltx|720p")
         await journal.write("intent", key=key, attempt=1, file=f"videos/{index}.mp4",
                             spec={"index": index, "batch": "main", "key": key}, request={"prompt": "p"})
+    await journal.write("upload", sha256="s" * 64, asset_id="asset_in2", path="/x.mp4", param="video")  # again
     await journal.write("submitted", key=a, job_id="job_a", status="queued", cost_cu=3.0)
     await journal.write("status", key=a, status="in-progress", progress=0.5)
     await journal.write("succeeded", key=a, asset_ids=["out_a"], server_duration_s=1.5, cost_cu=3.25)
@@ -87,6 +88,7 @@ async def test_a_state_of_every_event_kind_survives_the_snapshot_round_trip(tmp_
     chunks = list(read_chunks(io.BytesIO(out.getvalue())))
     assert len(chunks) == 3 and state_of(chunks) == replayed
     assert replayed.session_pacing is not None and replayed.spend.recorded_cu > 0 and replayed.prices
+    assert replayed.earlier_uploads == {"s" * 64: [("asset_in", replayed.earlier_uploads["s" * 64][0][1])]}
 
 
 async def test_a_resume_starts_from_the_snapshot_and_replays_only_the_events_after_it(tmp_path: Path) -> None:
