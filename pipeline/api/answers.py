@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from pipeline.api.retry import parse_retry_after
 from pipeline.errors import (
     ApiError,
     AuthError,
@@ -24,7 +25,6 @@ from pipeline.errors import (
     RequestRejected,
     TransientApiError,
 )
-from pipeline.api.retry import parse_retry_after
 
 # the statuses of api-notes.md (confirmed: TS SDK Job reference); an unknown word is treated as running
 FINAL_OK, FINAL_FAILED = ("success",), ("failure", "failed", "canceled", "cancelled", "error")

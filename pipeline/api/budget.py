@@ -21,8 +21,8 @@ from contextlib import asynccontextmanager
 
 from aiolimiter import AsyncLimiter
 
-from pipeline.errors import RunHalted
 from pipeline.api.pacing import Pacing, RateChange
+from pipeline.errors import RunHalted
 
 SUBMIT, POLL, LOOKUP = 0, 1, 2
 RATE_HEADROOM = 0.97  # we send at 97% of the configured rate

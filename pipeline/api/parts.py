@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from pipeline.api.budget import sleep_unless
+from pipeline.api.retry import backoff_s, parse_retry_after
 from pipeline.config import Settings
 from pipeline.errors import ApiError, PipelineError, RunHalted, TransientApiError
-from pipeline.api.retry import backoff_s, parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ import aiofiles
 import aiohttp
 
 from pipeline.api.budget import POLL, SUBMIT, sleep_unless
-from pipeline.config import Settings
-from pipeline.errors import ApiError, BadResponse, RunHalted, TransientApiError
 from pipeline.api.parts import PartFile, UrlExpired, send_parts
 from pipeline.api.retry import backoff_s
+from pipeline.config import Settings
+from pipeline.errors import ApiError, BadResponse, RunHalted, TransientApiError
 
 log = logging.getLogger(__name__)
 

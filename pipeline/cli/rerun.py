@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.report.rerun import rerun_manifest, select_jobs
 from pipeline.ledger.rundir import load_run
+from pipeline.report.rerun import rerun_manifest, select_jobs
 
 HELP = "write a manifest (YAML) that reproduces chosen jobs: same inputs, parameters and seeds"
 EXIT_STATUSES = (

@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeline.errors import InputError
 from pipeline.report.axes import (FileName, FileNames, Parameters, Record, check_axis, manifest_order,
                                    manifest_orders, run_parameters, value_key, value_of)
-from pipeline.errors import InputError
 
 STACKED = ("prompt", "seed")  # never a heading of its own: a cell's axes, chosen by selectors
 META_AXES = ("batch", "prompt")  # axis names that are not value parameters, with the file inputs ("seed" is one)

@@ -20,8 +20,8 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.ledger.results_csv import write_csv
-from pipeline.report.grid import layout
 from pipeline.ledger.rundir import load_run, safe_relative
+from pipeline.report.grid import layout
 from pipeline.report.sheet import render
 from pipeline.report.tiles import Media, href
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import aiohttp
 
-from pipeline.run.adopt import unknown_to_journal
-from pipeline.api.client import ApiClient
 from pipeline.api.budget import RequestBudget
+from pipeline.api.client import ApiClient
 from pipeline.config import Credentials, Settings
 from pipeline.ledger.replay import JOURNAL_NAME, UNKNOWN, LedgerState, intents_of, replay
+from pipeline.run.adopt import unknown_to_journal
 from pipeline.run.reconcile import assign, listing_start, matches, settled
 
 

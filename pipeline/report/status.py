@@ -31,10 +31,10 @@ from pipeline.ledger.replay import (
     apply,
     read_events,
 )
-from pipeline.report.liveness import run_activity
 from pipeline.ledger.results import iso
 from pipeline.ledger.rundir import lost_files
 from pipeline.manifest.load import Manifest, load_manifest
+from pipeline.report.liveness import run_activity
 
 KEY_PREFIX_CHARS = 12
 SUBMITTING = "submitting"  # a running session's POST awaiting its answer (the journal says unknown until it comes)

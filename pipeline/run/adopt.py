@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pipeline.api.client import ApiClient
 from pipeline.api.budget import LOOKUP
+from pipeline.api.client import ApiClient
 from pipeline.api.listing import list_jobs
 from pipeline.errors import ApiError, RunHalted
 from pipeline.ledger.journal import Journal

@@ -12,10 +12,10 @@ import asyncio
 import logging
 from pathlib import Path
 
-from pipeline.run.context import Completion, RunContext
-from pipeline.errors import ApiError, AuthError, PipelineError, RunHalted, TransientApiError
 from pipeline.api.retry import backoff_s
+from pipeline.errors import ApiError, AuthError, PipelineError, RunHalted, TransientApiError
 from pipeline.ledger.replay import DOWNLOAD_FAILED
+from pipeline.run.context import Completion, RunContext
 from pipeline.run.storage import VIDEOS_DIR, Saved, StorageError, UrlExpired, download as stream_download
 from pipeline.run.storage import part_path, safe_path
 

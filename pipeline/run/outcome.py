@@ -16,8 +16,6 @@ from typing import Any
 from pipeline import __version__
 from pipeline.api.client import ApiClient
 from pipeline.config import Settings
-from pipeline.run.context import RunnableManifest, StopFlags
-from pipeline.run.limit import Limit
 from pipeline.ledger.costs import spend_text
 from pipeline.ledger.replay import (
     DOWNLOADED,
@@ -34,6 +32,8 @@ from pipeline.ledger.replay import (
     count_in,
 )
 from pipeline.ledger.results import iso, write_results
+from pipeline.run.context import RunnableManifest, StopFlags
+from pipeline.run.limit import Limit
 
 log = logging.getLogger(__name__)
 

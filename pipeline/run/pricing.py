@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.api.client import ApiClient
 from pipeline.api.budget import SUBMIT
-from pipeline.run.context import RunContext
-from pipeline.ledger.costs import cu, parse_price, price_class, verdict
+from pipeline.api.client import ApiClient
 from pipeline.errors import ApiError, AuthError, CreditsError, ModelAccessRestricted, PipelineError, RunHalted
+from pipeline.ledger.costs import cu, parse_price, price_class, verdict
 from pipeline.ledger.replay import JOURNAL_NAME, replay
+from pipeline.run.context import RunContext
 from pipeline.spec import InputRef, JobSpec
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.ledger.replay import DOWNLOADED, FAILED, PENDING, STATES, SUBMITTED, SUCCEEDED, UNKNOWN
 from pipeline.ledger.standing import Standing, standing_text
 from pipeline.run.context import RunContext
 from pipeline.run.limit import Limit
-from pipeline.ledger.replay import DOWNLOADED, FAILED, PENDING, STATES, SUBMITTED, SUCCEEDED, UNKNOWN
 
 log = logging.getLogger("pipeline.run")
 

@@ -9,9 +9,9 @@ import asyncio
 import logging
 
 from pipeline.api.answers import FINAL_FAILED, FINAL_OK, JobView
-from pipeline.run.context import RunContext
-from pipeline.errors import ApiError, RunHalted
 from pipeline.api.retry import backoff_s
+from pipeline.errors import ApiError, RunHalted
+from pipeline.run.context import RunContext
 from pipeline.run.download import DownloadGaveUp, fetch_asset
 from pipeline.run.storage import VIDEOS_DIR, StorageError, safe_path
 
