@@ -158,6 +158,54 @@ async def test_lost_post_answers_are_reconciled_with_the_server_in_the_same_run(
     await check_consistent(summary.run_dir, server, expect_jobs=4)
 
 
+async def test_a_listed_job_whose_input_never_shows_is_no_proof_a_lost_post_made_none(tmp_path: Path) -> None:
+    """Reconciling: a listed job fetched by id whose answer never carries its input (a 200 of the wrong shape)
+    fails the pass (the lost POSTs stay unknown), instead of being left out of the match, which took the lost
+    POST it was for never made and sent it again: paid twice (seen in the crash loop under the bad-JSON fault)."""
+    import aiohttp
+    from aiohttp import web
+
+    from pipeline.api.budget import RequestBudget
+    from pipeline.api.client import ApiClient
+    from pipeline.errors import ApiError
+    from pipeline.ledger.replay import LedgerState
+    from pipeline.run.adopt import unknown_to_journal
+    from run_helpers import CREDENTIALS, settings_for
+
+    fetches = 0
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response({"jobs": [{"jobId": "job_lost", "jobType": "custom", "status": "success",
+                                            "createdAt": "2026-01-01T00:00:01.000Z"}]})
+
+    async def by_id(request: web.Request) -> web.Response:
+        nonlocal fetches
+        fetches += 1
+        return web.json_response({"message": "ok", "data": None})
+
+    app = web.Application()
+    app.router.add_get("/v1/jobs", listing)
+    app.router.add_get("/v1/jobs/{job_id}", by_id)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    class Server:
+        url = f"http://127.0.0.1:{port}"
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = ApiClient(session, settings_for(Server(), tmp_path, max_retries=2),  # type: ignore[arg-type]
+                            CREDENTIALS, RequestBudget(100.0))
+            with pytest.raises(ApiError, match="does not show its input"):
+                await unknown_to_journal(api, LedgerState(), "2026-01-01T00:00:00.000Z")
+    finally:
+        await runner.cleanup()
+    assert fetches == 3  # asked again while the answer was of the wrong shape
+
+
 async def test_lost_post_answers_stay_unknown_when_the_listing_is_refused(tmp_path: Path,
                                                                          emulator_factory) -> None:
     """When the server cannot be asked (its listing is refused) a lost POST stays unknown with the reason, never

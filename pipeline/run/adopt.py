@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pipeline.api.budget import LOOKUP
 from pipeline.api.client import ApiClient
 from pipeline.api.listing import list_jobs
-from pipeline.errors import ApiError, RunHalted
+from pipeline.errors import ApiError, BadResponse, RunHalted
 from pipeline.ledger.journal import Journal
 from pipeline.ledger.replay import UNKNOWN, LedgerState, intents_of
 from pipeline.run.reconcile import ListedJob, assign, is_custom, listed_job, listing_start, settled
@@ -105,9 +105,14 @@ async def list_since(api: ApiClient, created_after: str) -> list[ListedJob]:
 
 
 async def with_input(api: ApiClient, row: ListedJob) -> ListedJob:
-    """The row itself, or (when it lacks `metadata.input`) the job fetched by id."""
+    """The row itself, or (when it lacks `metadata.input`) the job fetched by id, asked again while the answer
+    is of the wrong shape. BadResponse when it never carries its input: a job whose input is not known may be
+    the one a lost POST made, so no lost POST may be taken for never made (it would be sent and paid twice)."""
     if row.input is not None:
         return row
-    data = await api.call("GET", f"/v1/jobs/{row.job_id}", LOOKUP)
-    fetched = listed_job(data.get("job")) if isinstance(data, dict) else None
-    return fetched if fetched is not None else row
+    for _ in range(api.max_retries + 1):
+        data = await api.call("GET", f"/v1/jobs/{row.job_id}", LOOKUP)
+        fetched = listed_job(data.get("job")) if isinstance(data, dict) else None
+        if fetched is not None and fetched.input is not None:
+            return fetched
+    raise BadResponse(200, f"job {row.job_id}, fetched by id, does not show its input (metadata.input)")

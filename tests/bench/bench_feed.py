@@ -19,9 +19,10 @@ Cases:
 - `cap`: the account runs at most 8 jobs at once and answers 429 `model_run` (actionLimit 8) past that;
   R = 10 req/s, T = 5 s, N = 200, the client's --max-in-flight 16 (above the cap, learnt from the 429s).
 
-Bounds: `per-job` needs 3 requests a job (its POST, a poll, an asset lookup), so the makespan is at least
-(3N + 1) / R + T (one upload); `feed` targets 1.2 requests a job: (1.2 N) / R + T. Under the cap, both are
-bound by N · T / 8 (target: within 5%). Requests per job count every API request (the upload's too).
+Bounds: `per-job` needs 2 requests a job at best (its POST and one poll; the URL lookups go 200 to a
+get-bulk in both modes: before them, 3 a job), so the makespan is at least (2N + 1) / R + T (one upload);
+`feed` targets 1.2 requests a job: (1.2 N) / R + T. Under the cap, both are bound by N · T / 8 (target:
+within 5%). Requests per job count every API request (the upload's too).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def case(mode: str, jobs: int, *, rate: float, job_time_s: float, cap: int | Non
     if cap is not None:
         bound = jobs * job_time_s / cap
     else:
-        bound = ((1.2 * jobs if mode == "feed" else 3 * jobs + 1) / rate) + job_time_s
+        bound = ((1.2 * jobs if mode == "feed" else 2 * jobs + 1) / rate) + job_time_s
     return {"case": label, "mode": mode, "jobs": jobs, "in_flight": in_flight, "exit": run.exit_status, "makespan_s": run.wall_s,
             "bound_s": bound, "over_bound": f"{(run.wall_s / bound - 1) * 100:+.1f}%",
             "requests_per_job": sum(n for route, n in routes.items() if "/_s3" not in route and "/_cdn" not in route) / jobs, "listings": routes.get("GET /v1/jobs", 0),

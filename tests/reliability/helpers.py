@@ -171,6 +171,22 @@ async def check_complete(run_dir: Path, server: EmulatorServer, *, expect_jobs: 
     return results
 
 
+def poll_modes(run_dir: Path) -> dict[str, int]:
+    """How the sessions watched their jobs, from the journal's poll-mode events: `setting: mode` counted
+    (`auto: feed` for a session that followed the listing, `auto: per-job` for a fall-back, with its reason)."""
+    counts: Counter[str] = Counter()
+    with open(run_dir / JOURNAL_NAME, encoding="utf-8") as journal:
+        for line in journal:
+            if '"poll-mode"' in line:
+                try:
+                    event = json.loads(line)
+                except ValueError:  # a torn last line (a kill mid-write)
+                    continue
+                why = f" ({event['why']})" if event.get("why") else ""
+                counts[f"{event.get('setting')}: {event.get('mode')}{why}"] += 1
+    return dict(counts)
+
+
 def record_figures(name: str, **figures: Any) -> None:
     """Append one scenario's measurements to $LTX_RELIABILITY_FIGURES (JSON lines), when that is set."""
     target = os.environ.get("LTX_RELIABILITY_FIGURES")

@@ -15,6 +15,7 @@ from helpers import (
     assert_no_traceback,
     check_complete,
     cli_env,
+    poll_modes,
     record_figures,
     run_or_kill,
     scaled,
@@ -82,4 +83,5 @@ async def test_sigkill_crash_loop_with_every_fault(tmp_path: Path, emulator_fact
                    paid_twice=audit["paid_twice"], created=audit["created"], resets=audit["resets"],
                    api_requests=replay(run_dir / JOURNAL_NAME).api_requests,
                    emulator_requests=sum(stats["requests"].values()), throttled_429=stats["rate_limited"],
-                   faults=stats["faults"], cdn_denied=stats["cdn_denied"], files_scanned=scanned, full=FULL)
+                   faults=stats["faults"], cdn_denied=stats["cdn_denied"], files_scanned=scanned, full=FULL,
+                   poll_modes=poll_modes(run_dir))

@@ -18,6 +18,7 @@ from helpers import (
     assert_no_secrets,
     check_accounting,
     check_complete,
+    poll_modes,
     record_figures,
     scaled,
 )
@@ -133,4 +134,5 @@ async def test_fault_alone_at_a_high_rate(tmp_path: Path, emulator_factory, capl
                    wall_s=round(first_s, 2), api_requests_per_job=round(first.api_requests / JOBS, 2),
                    throttled_429=first.throttled, faults={k: v for k, v in stats["faults"].items() if v},
                    cdn_denied=stats["cdn_denied"], emulator_requests=sum(stats["requests"].values()),
-                   created=audit["created"], paid_twice=audit["paid_twice"], ever_unknown=audit["ever_unknown"])
+                   created=audit["created"], paid_twice=audit["paid_twice"], ever_unknown=audit["ever_unknown"],
+                   poll_modes=poll_modes(first.run_dir))
