@@ -31,26 +31,26 @@ from typing import Any
 import aiohttp
 
 from pipeline import __version__
-from pipeline.api.client import ApiClient
 from pipeline.api.budget import RequestBudget
+from pipeline.api.client import ApiClient
+from pipeline.api.retry import backoff_s
 from pipeline.config import Credentials, Settings
-from pipeline.run.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
-from pipeline.run.download import download
 from pipeline.errors import InputError, PipelineError
 from pipeline.gcpause import freeze_long_lived
 from pipeline.ledger.journal import Journal, JournalError
 from pipeline.ledger.replay import JOURNAL_NAME
 from pipeline.ledger.results import jobs_mark, records
+from pipeline.ledger.standing import standing
+from pipeline.run.context import Completion, InFlight, RunContext, RunnableManifest, StopFlags, Submission
+from pipeline.run.download import download
+from pipeline.run.limit import Limit
 from pipeline.run.outcome import RunSummary, run_record, save_results, summarize, summary_text, tally
 from pipeline.run.poll import poll
-from pipeline.ledger.standing import standing
-from pipeline.run.limit import Limit
+from pipeline.run.produce import SUBMIT_WORKERS, feed
 from pipeline.run.progress import Progress, opening_lines
 from pipeline.run.resolve import resolve
-from pipeline.api.retry import backoff_s
-from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
-from pipeline.run.produce import SUBMIT_WORKERS, feed
 from pipeline.run.roster import Roster
+from pipeline.run.shutdown import grace_after_halt, install_signals, remove_signals
 from pipeline.spec import JobSpec
 
 __all__ = ["RunOptions", "RunSummary", "run_lock", "run_manifest", "summary_text"]
