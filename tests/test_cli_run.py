@@ -289,3 +289,17 @@ def test_run_shows_the_manifests_warnings_as_plan_does(tmp_path: Path, fast_cli:
     assert main(["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator", "--no-report"]) == 0
     err = capsys.readouterr().err
     assert "WARNING" in err and "seeds: is the one seed 3" in err and "{count: 3}" in err, err
+
+
+def test_a_run_with_nothing_to_do_says_so_and_nothing_about_watching_jobs(tmp_path: Path, fast_cli: None,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """How jobs are watched is told once there is a job to watch: a run with every job downloaded says only that
+    there is nothing to do, and sends no request."""
+    manifest = write_manifest(tmp_path, prompts=1, seeds=2)
+    argv = ["run", str(manifest), "--out", str(tmp_path / "out"), "--emulator", "--no-report"]
+    assert main(argv) == 0
+    assert "watching the jobs in flight with the job listing" in capsys.readouterr().err
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "this run: nothing: every job is downloaded" in err and "watching" not in err, err
+    assert "0 API requests" in err

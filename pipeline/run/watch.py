@@ -50,14 +50,17 @@ class Watch:
         self.listings = self.missed = self.seen_finished = self.fetched = 0
         self._failures = 0  # listings in a row that failed
         self._strangers: OrderedDict[str, FeedRow] = OrderedDict()
+        self._told = False  # the log said how jobs are watched (once there is one: a run with nothing to do is quiet)
 
     async def start(self) -> None:
         await self._ctx.journal.write("poll-mode", mode="feed", setting=self.setting)
-        log.info("watching the jobs in flight with the job listing (poll_mode %s): one listing every %gs",
-                 self.setting, self._timing.feed_interval_s)
 
     async def track(self, job: Tracked) -> None:
         """A job to watch: when to poll it on its own, or what the listing already said of it."""
+        if not self._told:
+            self._told = True
+            log.info("watching the jobs in flight with the job listing (poll_mode %s): one listing every %gs",
+                     self.setting, self._timing.feed_interval_s)
         loop = asyncio.get_running_loop()
         state = self._ctx.journal.state.jobs.get(job.key)
         intent_s = state.intent_at if state is not None else None
