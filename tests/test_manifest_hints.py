@@ -110,3 +110,32 @@ def test_plan_shows_the_seed_warning(capsys: pytest.CaptureFixture[str], tmp_pat
     out = capsys.readouterr().out
     assert status == 0
     assert f"warning   {path}:3: seeds: is the one seed 3; for 3 seeds write seeds: {{count: 3}}" in out
+
+
+IDLE_CASES = [
+    # (id, manifest after HEAD's video, expected warnings as (where, line, words))
+    ("a strength swept with its modality none", "prompts: [a]\nsweep:\n  modalityStrength: [0.5, 1, 1.5]\n"
+     "seeds: [1, 2]\n", [("sweep.modalityStrength", 4, "swept where modality is 'none' (4 jobs, e.g. job 2)")]),
+    ("camera motion strength, motion none, seeds chosen by the tool", "prompts: [a, b]\nsweep:\n"
+     "  cameraMotionStrength: [0.5, 2]\n", [("sweep.cameraMotionStrength", 4, "swept where cameraMotion is 'none' "
+                                            "(2 jobs, e.g. job 1)")]),
+    ("strength zipped with what differs", "prompts: [a]\nzip:\n  cameraMotionStrength: [0.5, 2]\n"
+     "  guidanceScale: [3, 4]\n", []),
+    ("swept together with its modality", "prompts: [a]\nsweep:\n  modality: [none, depth]\n"
+     "  modalityStrength: [0.5, 1]\n", [("sweep.modalityStrength", 5, "swept where modality is 'none' (job 1)")]),
+    ("modality set: no warning", "prompts: [a]\ndefaults: {modality: canny}\nsweep:\n  modalityStrength: [0.5, 1]\n",
+     []),
+    ("one value: no warning", "prompts: [a]\ndefaults: {modalityStrength: 0.5}\nseeds: [1, 2]\n", []),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [case[1:] for case in IDLE_CASES], ids=[c[0] for c in IDLE_CASES])
+def test_a_strength_swept_where_what_it_strengthens_is_none_is_warned(tmp_path: Path, text: str,
+                                                                      expected: list[tuple[str, int, str]]) -> None:
+    """Sweeping modalityStrength with modality 'none' (or cameraMotionStrength with cameraMotion 'none') makes jobs
+    that most likely render the same video, each paid for: a located warning counts them; none when it is set."""
+    manifest = load_text(tmp_path, "inputs: {video: clip.mp4}\n" + text)
+    found = [(w.where, w.line, w.message) for w in manifest.warnings]
+    assert len(found) == len(expected), found
+    for (where, line, message), (want_where, want_line, words) in zip(found, expected):
+        assert (where, line) == (want_where, want_line) and words in message, found

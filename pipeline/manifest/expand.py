@@ -22,6 +22,10 @@ from pipeline.spec import InputRef, JobSpec, canonical_json, derived_seed, job_k
 from pipeline.yamlpos import Path, format_path
 
 MAX_SHOWN_DUPLICATES = 10
+IDLE_STRENGTHS = (("modalityStrength", "modality"), ("cameraMotionStrength", "cameraMotion"))
+"""(strength, what it is the strength of): with the latter 'none' the strength has nothing to act on (its
+reference: 'Strength of IC-LoRA modality', 'Strength of camera motion'), so sweeping it there makes jobs that
+most likely differ in their seed at most, each paid for (a warning: the reference does not say it outright)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +246,8 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
     clashes: list[tuple[JobSpec, Origin]] = []
     missing: dict[tuple[Path, str, str | None], list[int]] = {}  # (where, what, the model's words) -> tally
     unmatched: dict[Path, list[int]] = {}
+    idle: dict[tuple[int, str, str], set[str]] = {}  # (batch, strength, the job but that strength) -> its values
+    idle_tally: dict[tuple[Path, str, str], list[int]] = {}  # (where swept, strength, switch) -> the jobs repeated
     current: Batch | None = None
     rules: list[ModelInput] = []
     for job, origin in expand(batches):
@@ -274,6 +280,17 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
                     what += f" in batch {job.batch!r}"
                 where = origin.path_of(other) if other is not None else origin.batch.path
                 _count(missing, (where, what, words), job.index, level)
+        for strength, switch in IDLE_STRENGTHS:
+            if strength in job.swept and job.params.get(switch) == "none":
+                # the job but that strength (and but its seed when the tool chose it: derived from the key)
+                rest = canonical_json({k: v for k, v in job.params.items()
+                                       if k != strength and (k != "seed" or "seed" in job.swept)}) + repr(job.inputs)
+                values = idle.setdefault((id(origin.batch), strength, rest), set())
+                values.add(canonical_json(job.params.get(strength)))
+                if len(values) > 1:
+                    where = origin.path_of(strength)  # the sweep's key, not one of its values
+                    _count(idle_tally, (where[:-1] if where and isinstance(where[-1], int) else where, strength,
+                                        switch), job.index, level)
         if modality and job.params.get("modality") == "none":
             for ref in job.inputs:
                 if ref.param == "conditioningVideo":
@@ -282,6 +299,11 @@ def check_jobs(batches: Sequence[Batch], locate: Callable[[Path, str], Problem],
               for (path, what, words), tally in missing.items()]
     warnings = [locate(path, f"conditioningVideo is given but modality is 'none'{_jobs_phrase(tally)}; "
                              "set the matching modality") for path, tally in unmatched.items()]
+    warnings += [locate(path, f"swept where {switch} is 'none'{_jobs_phrase(tally)}: with no "
+                              f"{switch} the strength most likely changes nothing, so those jobs would pay for "
+                              f"renders that differ in their seed at most; set {switch}, or sweep {strength} only "
+                              "where it is set")
+                 for (path, strength, switch), tally in idle_tally.items()]
     if clashes:
         errors += _duplicates(batches, clashes, locate)
     return errors, warnings
