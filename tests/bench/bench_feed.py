@@ -42,8 +42,8 @@ MODES = ("feed", "per-job")
 FEED_INTERVAL_S = 2.0  # the default
 
 
-def case(mode: str, jobs: int, *, rate: float, job_time_s: float, cap: int | None = None, burst: str = "2",
-         label: str) -> dict[str, Any]:
+def case(mode: str, jobs: int, *, rate: float, job_time_s: float, spread: float, cap: int | None = None,
+         burst: str = "2", label: str) -> dict[str, Any]:
     """One run of `jobs` jobs in `mode`; the emulator's figures against the bound of the mode."""
     if cap is None:  # in flight: enough that the cap never binds (the feed would list more often if it did)
         in_flight = max(16, math.ceil(rate * (job_time_s + 2 * FEED_INTERVAL_S)))
@@ -52,7 +52,7 @@ def case(mode: str, jobs: int, *, rate: float, job_time_s: float, cap: int | Non
         in_flight = 2 * cap
         knobs = {"max_running_jobs": cap, "job_concurrency_limit": cap}
     with tempfile.TemporaryDirectory(prefix="ltx-bench-") as folder, \
-            emulator(job_time_s=job_time_s, job_time_spread_s=job_time_s * 0.1, rate_limit_per_s=rate,
+            emulator(job_time_s=job_time_s, job_time_spread_s=job_time_s * spread, rate_limit_per_s=rate,
                      rate_limit_burst=burst, **knobs) as server:
         manifest = seed_manifest(Path(folder), jobs)
         run = run_client(manifest, server.port, Path(folder) / "out", rate=rate, in_flight=in_flight,
@@ -80,6 +80,8 @@ def main() -> int:
                         default=["rate", "fast", "fast-bucket", "cap"])  # cap-r50 only when named
     parser.add_argument("--jobs", type=int, nargs="+", help="N of the `rate` case (default 100 1000)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--spread", type=float, default=0.1,
+                        help="job times vary uniformly by this fraction of T either way (default 0.1: ±10%%)")
     args = parser.parse_args()
     print(machine())
     plan: list[tuple[str, int, dict[str, Any]]] = []
@@ -96,7 +98,7 @@ def main() -> int:
     rows = []
     for label, jobs, options in plan:
         for mode in args.modes:
-            rows.append(case(mode, jobs, label=label, **options))
+            rows.append(case(mode, jobs, label=label, spread=args.spread, **options))
             print(f"  {label} {mode}: {rows[-1]['makespan_s']:.1f} s", file=sys.stderr, flush=True)
     print(table(rows))
     return 0
