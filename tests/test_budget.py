@@ -210,3 +210,14 @@ def test_pacing_remembers_the_ceiling_grows_back_fast_below_it_and_probes_slowly
     pacing.throttled(sent_at=100.0, now=100.0)  # having grown back near the ceiling: a gentle cut
     assert pacing.current_per_s == pytest.approx(probed * NEAR_CUT_FACTOR)
     assert pacing.ceiling_per_s == pytest.approx(probed) and pacing.cuts == 3
+
+
+async def test_used_share_is_the_part_of_the_rate_the_last_five_seconds_took() -> None:
+    """10 requests at 20/s: 10 of the 97 the last 5 s allowed; nothing once they have left the window."""
+    budget = RequestBudget(20.0)
+    assert budget.used_share() == 0.0
+    for _ in range(10):
+        async with budget.slot(SUBMIT):
+            pass
+    assert budget.used_share() == pytest.approx(10 / (20 * 0.97 * 5))
+    assert budget.used_share(time.monotonic() + 5.1) == 0.0

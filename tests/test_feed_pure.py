@@ -138,3 +138,11 @@ def test_stamps(text: Any, unix_s: float | None) -> None:
 def test_get_bulk_batches_gather_for_fifty_requests_of_the_budget(rate: float, expected_s: float) -> None:
     """A batch of URL lookups waits about fifty requests' worth of the budget for more ids: 1 to 5 s."""
     assert gather_s(rate) == pytest.approx(expected_s)
+
+
+@pytest.mark.parametrize(("used", "expected_s"), [(0.0, 0.5), (0.49, 0.5), (0.5, 5.0), (1.0, 5.0)])
+def test_get_bulk_batches_leave_within_half_a_second_while_the_budget_has_room(used: float,
+                                                                              expected_s: float) -> None:
+    """At 10 requests/s a batch gathers 5 s while the last seconds used half the budget or more, 0.5 s below."""
+    assert gather_s(10.0, used) == pytest.approx(expected_s)
+

@@ -27,6 +27,7 @@ from pipeline.errors import RunHalted
 SUBMIT, POLL, LOOKUP = 0, 1, 2
 RATE_HEADROOM = 0.97  # we send at 97% of the configured rate
 LATE_WAKE_S = 0.002  # how late a timer may fire (epoll waits in whole milliseconds) without costing rate
+USE_WINDOW_S = 5.0  # `used_share` looks back this far
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class RequestBudget:
         self._paused_until = 0.0
         self.pause_reason = ""  # why the current pause (see `waiting`)
         self.requests = 0  # requests let through (every attempt, retries included)
+        self._let_out: deque[float] = deque()  # when the requests of the last USE_WINDOW_S were let through
         self.halted = halted if halted is not None else asyncio.Event()
 
     def pause(self, seconds: float, *, reason: str = "429") -> None:
@@ -64,6 +66,13 @@ class RequestBudget:
     @property
     def paused_for_s(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
+
+    def used_share(self, now: float | None = None) -> float:
+        """How much of the sending rate the last USE_WINDOW_S took, 0 (idle) to 1 (every slot used)."""
+        now = time.monotonic() if now is None else now
+        while self._let_out and self._let_out[0] <= now - USE_WINDOW_S:
+            self._let_out.popleft()
+        return min(1.0, len(self._let_out) / (self.pacing.current_per_s * USE_WINDOW_S))
 
     @property
     def waiting(self) -> str | None:
@@ -91,6 +100,8 @@ class RequestBudget:
         if self.halted.is_set():
             raise RunHalted("the run is stopping: request not sent")
         self.requests += 1
+        self._let_out.append(time.monotonic())
+        self.used_share()  # forget what left the window
         self._log_change("no 429 for a while: sending rate raised", self.pacing.sent())
         yield time.monotonic()
 

@@ -102,6 +102,10 @@ class ApiClient:
         """The sending rate as 429s have lowered it (and calm has raised it back)."""
         return self._budget.pacing
 
+    def used_share(self) -> float:
+        """How much of the request budget the last few seconds took (0 idle, 1 full)."""
+        return self._budget.used_share()
+
     @property
     def waiting(self) -> str | None:
         """What every API request is waiting for right now (a 429 pause or a cooldown, with the time left)."""
