@@ -168,7 +168,7 @@ def write_results(run_dir: Path, run: Mapping[str, Any], jobs: Iterable[Mapping[
                 handle.write(b"]}\n")
             else:
                 handle.write(_tail({"inputs": mark, "jobs_bytes": jobs_bytes + 1, "jobs_sha256": jobs_digest.hexdigest(),
-                                    "csv_sha256": _sha256_of(temporary_csv)}))
+                                    "csv_sha256": file_sha256(temporary_csv)}))
             for done in (handle, csv_handle):
                 done.flush()
                 os.fsync(done.fileno())
@@ -207,7 +207,7 @@ def _rewrite_run(run_dir: Path, run: Mapping[str, Any], mark: str) -> bool:
             size = written.get("jobs_bytes")
             if start is None or not isinstance(size, int) or start + size != tail_at:
                 return False
-            if _sha256_of(run_dir / CSV_NAME) != written.get("csv_sha256"):
+            if file_sha256(run_dir / CSV_NAME) != written.get("csv_sha256"):
                 return False
             digest = hashlib.sha256()
             with temporary.open("wb") as new:
@@ -262,12 +262,13 @@ def _jobs_start(handle: Any) -> int | None:
     return None
 
 
-def _sha256_of(path: Path) -> str | None:
+def file_sha256(path: Path) -> str | None:
+    """The file's sha256, or None when it cannot be read (missing, unreadable)."""
     digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(COPY_CHUNK_BYTES):
                 digest.update(chunk)
-    except FileNotFoundError:
+    except OSError:
         return None
     return digest.hexdigest()

@@ -7,7 +7,6 @@ journal alone when results.json is missing or unreadable (the jobs the journal k
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,14 +17,13 @@ from typing import Any, Literal, TypeVar
 
 from pipeline.errors import InputError
 from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, replay, uploads_when_sent
-from pipeline.ledger.results import RESULTS_NAME, iso, job_record, records
+from pipeline.ledger.results import RESULTS_NAME, file_sha256, iso, job_record, records
 from pipeline.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-HASH_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +118,7 @@ def lost_files(run_dir: Path,
         found = listing.get(name)
         if found is None or found[0] != size:
             lost.add(tag)
-        elif mtime_ns is not None and found[1] != mtime_ns and _sha256_of(run_dir / relative) != sha256:
+        elif mtime_ns is not None and found[1] != mtime_ns and file_sha256(run_dir / relative) != sha256:
             lost.add(tag)
     return lost
 
@@ -148,18 +146,6 @@ def _file_stats(folder: Path) -> dict[str, tuple[int, int]]:
     finally:
         os.close(descriptor)
     return stats
-
-
-def _sha256_of(path: Path) -> str | None:
-    """The file's sha256, or None when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(HASH_CHUNK_BYTES):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _read_results(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
