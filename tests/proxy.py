@@ -1,12 +1,28 @@
 """A loopback TCP proxy in front of the emulator that can go down: while `down`, every connection (new ones
-and the ones open) is reset, as a load balancer whose backend is gone does. Tests point the client at it."""
+and the ones open) is reset, as a load balancer whose backend is gone does. Tests point the client at it.
+Also `serve`: one aiohttp handler for every route on an ephemeral loopback port (the tests' HTTP spies)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+
+from aiohttp import web
+
+
+async def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], *,
+                max_body_bytes: int) -> tuple[web.AppRunner, str]:
+    """`handler` answering every method and path on 127.0.0.1 (an ephemeral port): its runner (for `cleanup`)
+    and its URL."""
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 class FlakyProxy:

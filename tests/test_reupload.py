@@ -24,6 +24,7 @@ from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, apply, read_events
 from pipeline.run.limit import Limit
 from pipeline.run.outcome import RunSummary, summary_text
 from pipeline.run.runner import RunOptions
+from proxy import serve
 from run_helpers import CLIP, body_key, check_consistent, run
 
 Rule = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -69,13 +70,8 @@ async def spy_on() -> AsyncIterator[Callable[[EmulatorServer], Awaitable[Spy]]]:
     async with aiohttp.ClientSession() as session:
         async def start(server: EmulatorServer) -> Spy:
             spy = Spy(server.url, session)
-            app = web.Application(client_max_size=16 * 2**20)
-            app.router.add_route("*", "/{tail:.*}", spy.handle)
-            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            runner, spy.url = await serve(spy.handle, max_body_bytes=16 * 2**20)
             runners.append(runner)
-            spy.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
             return spy
 
         try:

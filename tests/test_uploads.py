@@ -30,6 +30,7 @@ from pipeline.ledger.replay import JOURNAL_NAME, LedgerState, apply, read_events
 from pipeline.run.outcome import RunSummary, summary_text
 from pipeline.api.parts import PartFile
 from pipeline.api.uploads import JSON_IMAGE_MAX_BYTES, part_plan, parse_upload, uses_multipart
+from proxy import serve
 from run_helpers import CLIP, FAST, check_consistent, run
 
 ROOT = CLIP.parent.parent
@@ -201,13 +202,8 @@ async def spy_factory(emulator_factory) -> AsyncIterator[Callable[..., Awaitable
         async def start(**knobs: Any) -> tuple[Spy, EmulatorServer]:
             server = await emulator_factory(**{**UPLOAD_KNOBS, **knobs})
             spy = Spy(server.url, _session=session)
-            app = web.Application(client_max_size=64 * MIB)
-            app.router.add_route("*", "/{tail:.*}", spy.handle)
-            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            runner, spy.url = await serve(spy.handle, max_body_bytes=64 * MIB)
             runners.append(runner)
-            spy.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
             return spy, server
 
         try:
