@@ -60,6 +60,8 @@ class EmulatorKnobs:
     upload_processing_s: float = _knob(0.5, "time from 'complete' to 'imported' (validating, then validated)")
     upload_url_ttl_s: float = _knob(3600.0, "lifetime of a presigned part URL; later PUTs get 403")
     upload_dir: str = _knob("", "folder for uploaded parts (empty: the system's temporary folder)")
+    output_kind: str = _knob("video", "what hosted models output: video (the input video, stamped; video/mp4) or "
+                                      "image (a small stamped PNG; mimeType and CDN Content-Type image/png)")
     output_pad_bytes: int = _knob(0, "zero bytes added to each output's free box (large-output benchmarks)")
     cdn_bytes_per_s: float | None = _knob(None, "speed of each CDN download, paced per chunk (none: as fast as "
                                                 "the machine goes)")
@@ -193,6 +195,8 @@ def _problems(knobs: EmulatorKnobs) -> list[str]:
         out.append("spending_cap_status must be a 4xx status")
     if knobs.error_message_key not in ("error", "message", "reason", "detail"):
         out.append("error_message_key must be one of error, message, reason, detail")
+    if knobs.output_kind not in ("video", "image"):
+        out.append("output_kind must be video or image")
     if knobs.jobs_list_order not in ("newest", "oldest"):
         out.append("jobs_list_order must be newest or oldest")
     return out

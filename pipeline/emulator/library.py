@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.emulator.assets import Asset, AssetStore
 from pipeline.emulator.cdn import CDN_PREFIX, UrlSigner
-from pipeline.emulator.media import Layout, delivery_layout, has_files, layout_sha256, output_layout
+from pipeline.emulator.media import Layout, delivery_layout, has_files, layout_sha256, output_layout, png_bytes, stamp
 from pipeline.emulator.replies import ErrorReply
 from pipeline.emulator.uploads import receive_upload
 
@@ -70,9 +70,16 @@ class Library:
         return self._assets.add(asset)
 
     def add_output(self, job: Job) -> None:
-        """Publish a succeeded job's output asset."""
-        asset = Asset(job.output_asset_id, f"{job.job_id}.mp4", "video", "video/mp4", job.finished_s or job.created_s,
-                      0, job_id=job.job_id, model_id=job.model_id)
+        """Publish a succeeded job's output asset (a video, or a small PNG with the `output_kind` knob `image`)."""
+        created_s = job.finished_s or job.created_s
+        if self._knobs.output_kind == "image":
+            png = png_bytes(stamp(job_id=job.job_id, seed=job.params.get("seed"), prompt=str(job.params.get("prompt", ""))))
+            asset = Asset(job.output_asset_id, f"{job.job_id}.png", "image", "image/png", created_s, len(png),
+                          body=Layout((png,)), sha256=hashlib.sha256(png).hexdigest(), digest=hashlib.sha256(png),
+                          job_id=job.job_id, model_id=job.model_id)
+        else:
+            asset = Asset(job.output_asset_id, f"{job.job_id}.mp4", "video", "video/mp4", created_s, 0,
+                          job_id=job.job_id, model_id=job.model_id)
         self._assets.add(asset)
         asset.size = job.output_size = self.layout(asset).size
 

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import struct
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -218,6 +219,15 @@ def output_layout(source: Layout, *, job_id: str, seed: int | None, prompt: str,
         patched = struct.pack(">I", source.size - open_box_at)
         return Layout((*source.slice(0, open_box_at), patched, *source.slice(open_box_at + 4, source.size), *tail))
     return Layout((*source.segments, *tail), prefix=len(source.segments))
+
+
+def png_bytes(text: bytes) -> bytes:
+    """A small valid PNG (8x8, grey) carrying `text` in a tEXt chunk (an image model's output, distinct per job)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x80" * 8 for _ in range(8))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+            + chunk(b"tEXt", b"Comment\x00" + text) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def delivery_layout(original: Layout, asset_id: str) -> Layout:

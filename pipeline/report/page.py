@@ -2,7 +2,8 @@
 
 `write_report(run_dir)` reads the run (results.json, or the journal), lays it out (`grid`), extracts a
 poster frame per video with ffmpeg when it is installed (`posters/`, cached, made in parallel; without
-ffmpeg the videos simply have no poster), renders the page (`sheet`) and writes it atomically.
+ffmpeg the videos simply have no poster; image and audio outputs, told by their extension, never get one),
+renders the page (`sheet`) and writes it atomically.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pipeline.ledger.results_csv import write_csv
 from pipeline.ledger.rundir import load_run, safe_relative
 from pipeline.report.grid import layout
 from pipeline.report.sheet import render
-from pipeline.report.tiles import Media, href
+from pipeline.report.tiles import Media, href, media_kind
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def write_report(run_dir: str | Path, *, rows: str | None = None, cols: str | No
     made: dict[str, str] = {}
     if tool:
         try:
-            made = make_posters(view.run_dir, [p for paths in files.values() for p, _ in paths], tool)
+            made = make_posters(view.run_dir, [p for paths in files.values() for p, _ in paths
+                                               if media_kind(p) == "video"], tool)
         except OSError as exc:  # e.g. a read-only run folder: the page works without posters
             log.warning("no poster frames: %s", exc)
 
@@ -70,7 +72,8 @@ def write_report(run_dir: str | Path, *, rows: str | None = None, cols: str | No
             link = href(path)
             if link is not None:
                 poster = made.get(path)
-                out.append(Media(link, href(poster) if poster else None, path.rsplit("/", 1)[-1], size))
+                out.append(Media(link, href(poster) if poster else None, path.rsplit("/", 1)[-1], size,
+                                 media_kind(path)))
         return out
 
     command = f"ltx-batch report {view.run_dir}"

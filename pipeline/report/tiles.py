@@ -20,16 +20,25 @@ from pipeline.ledger.rundir import safe_relative
 from pipeline.report.axes import FileName, FileNames, value_of
 
 KEY_CHARS = 16  # a key prefix: `rerun --keys` takes any unambiguous prefix
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif"})
+AUDIO_SUFFIXES = frozenset({".mp3", ".wav", ".m4a", ".ogg", ".flac"})
+
+
+def media_kind(path: str) -> str:
+    """What an output file is, as its extension says: `image`, `audio`, else `video` (pure)."""
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    return "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else "video"
 
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """What the page may show of one output file: the link target and its poster, if any."""
+    """What the page may show of one output file: the link target, its poster if any, and its kind."""
 
     href: str  # percent-encoded relative URL, e.g. ./videos/00003_a-neon-city_s2.mp4
     poster: str | None
     name: str
     bytes: int | None
+    kind: str = "video"  # video | image | audio (media_kind)
 
 
 def e(value: Any) -> str:
@@ -76,7 +85,8 @@ def number(value: Any) -> float | None:
 def tile(job: Mapping[str, Any], files: Sequence[Media], *, prompt_number: int, varying: Sequence[str],
          label: str | None = None) -> str:
     """The job's tile: a link to its video showing the poster (the script puts a player in when it is near
-    the screen), or a box saying its state. `varying`: names whose value the table's headers do not tell."""
+    the screen), to its image showing the image (`data-m="image"`: no player), to its audio (`data-m="audio"`),
+    or a box saying its state. `varying`: names whose value the table's headers do not tell."""
     status = str(job.get("status") or "pending")
     data = [f' data-i="{e(_or(job.get("index"), "?"))}" data-p="{prompt_number}" data-s="{e(_or(job.get("seed"), ""))}"']
     if label is not None:
@@ -102,9 +112,11 @@ def tile(job: Mapping[str, Any], files: Sequence[Media], *, prompt_number: int, 
         size = f' data-b="{first.bytes}"' if isinstance(first.bytes, int) else ""
         more = " ".join(f.href for f in files[1:])
         more = f' data-more="{e(more)}"' if more else ""
-        inner = f'<img loading="lazy" src="{e(first.poster)}" alt="">' if first.poster else "<i></i>"
+        picture = first.href if first.kind == "image" else first.poster
+        inner = f'<img loading="lazy" src="{e(picture)}" alt="">' if picture else "<i></i>"
         state = f' data-st="{e(status)}"' if status != "downloaded" else ""
-        return f'<a class="t" href="{e(first.href)}"{attrs}{state}{size}{more}>{inner}</a>'
+        kind = f' data-m="{e(first.kind)}"' if first.kind != "video" else ""
+        return f'<a class="t" href="{e(first.href)}"{attrs}{state}{size}{more}{kind}>{inner}</a>'
     what = {"downloaded": "file missing on disk", "succeeded": "rendered, not downloaded yet"}.get(status, status)
     kind = f"<small>{e(job.get('error_kind'))}</small>" if job.get("error_kind") else ""
     return f'<div class="t x x-{e(status)}" tabindex="0" data-st="{e(status)}"{attrs}><span>{e(what)}{kind}</span></div>'

@@ -8,6 +8,10 @@ the key), so they are safe on every OS and can never escape the run folder. The 
 two jobs that differ only in a value that is not swept (an edited default) apart; and a path
 the journal records for one key is never given to another (`claim_output_path`). Journals
 record each job's path with its intent, so runs begun before keys were in the names keep their names.
+
+The intent's `.mp4` is a default: at download time the extension follows the CDN's Content-Type
+(`media_suffix`: image/png -> `.png`, video/webm -> `.webm`...; unknown or missing -> `.mp4`), the intent's
+name kept as the stem; the `downloaded` event records the real path.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ MAX_NAME_CHARS = 120
 KEY_NAME_CHARS = 10  # of the job key, in every file name
 PART_SUFFIX = ".part"
 VIDEOS_DIR = "videos"
+DEFAULT_SUFFIX = ".mp4"
+MEDIA_SUFFIXES = {
+    "video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
+    "image/png": ".png", "image/jpeg": ".jpg", "image/jpg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
+    "audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav",
+    "audio/mp4": ".m4a", "audio/ogg": ".ogg", "audio/flac": ".flac",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -117,6 +128,21 @@ def claim_output_path(spec: JobSpec, claimed: Mapping[str, str]) -> str:
     return candidate
 
 
+def media_suffix(content_type: str | None) -> str:
+    """The file extension for a Content-Type (`image/png; x=y` -> `.png`); `.mp4` when unknown or missing (pure)."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    return MEDIA_SUFFIXES.get(mime, DEFAULT_SUFFIX)
+
+
+def with_suffix(name: str, suffix: str) -> str:
+    """A name (or path) planned as `<stem>.mp4` given the extension the download found (pure):
+    `a/b.mp4` + `.png` -> `a/b.png`; a name without `.mp4` keeps its name and gets the suffix appended,
+    unless it is the default."""
+    if name.endswith(DEFAULT_SUFFIX):
+        return name[: -len(DEFAULT_SUFFIX)] + suffix
+    return name if suffix == DEFAULT_SUFFIX else name + suffix
+
+
 def part_path(first: str, part: int) -> str:
     """The path of output number `part` of a job whose first output goes to `first`."""
     return first if part == 0 else first.removesuffix(".mp4") + f"-{part}.mp4"
@@ -146,17 +172,14 @@ async def _hash_prefix(path: Path, size: int) -> hashlib._Hash:
 
 async def download(session: aiohttp.ClientSession, url: str, target: Path, *, timeout_s: float,
                    connect_timeout_s: float, gate: OutputGate | None = None) -> Saved:
-    """Stream `url` to `target.part` (resuming it with Range when served), verify, fsync, rename.
+    """Stream `url` to `<final>.part` (resuming it with Range when served), verify, fsync, rename to `<final>`.
 
-    Every write passes `gate` (the journal's `outputs`: closed when the journal needs the disk's last space).
+    `target` is the planned path (`<stem>.mp4`); `<final>` is it with the extension the response's Content-Type
+    gives (`with_suffix`, `media_suffix`): the returned Saved's path. Every write passes `gate` (the journal's `outputs`: closed when the journal needs the disk's last space).
     Raises UrlExpired (403/404/410), TransientApiError (truncated body, reset, 5xx, timeout)
     or StorageError (the disk refused a write).
     """
-    part = target.with_name(target.name + PART_SUFFIX)
-    try:
-        have = part.stat().st_size
-    except FileNotFoundError:
-        have = 0
+    part, have = _partial(target)
     headers = {"Range": f"bytes={have}-"} if have else {}
     timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s, sock_read=min(timeout_s, 120))
     try:
@@ -169,12 +192,32 @@ async def download(session: aiohttp.ClientSession, url: str, target: Path, *, ti
             if resp.status >= 400:
                 raise TransientApiError(resp.status, "download failed", url=_strip_query(url))
             resumed = resp.status == 206 and have > 0
+            final = target.with_name(with_suffix(target.name, media_suffix(resp.headers.get("Content-Type"))))
+            wanted = final.with_name(final.name + PART_SUFFIX)
+            if wanted != part:  # a partial of another type (the asset changed?): never mix them
+                part.unlink(missing_ok=True)
+                if resumed:
+                    raise TransientApiError(0, "stale partial file discarded", url=_strip_query(url))
+                part = wanted
             expected = resp.content_length
             total = (have + expected) if (resumed and expected is not None) else expected
-            return await _write(resp, part, target, resumed=resumed, have=have, total=total,
+            return await _write(resp, part, final, resumed=resumed, have=have, total=total,
                                 gate=gate if gate is not None else OutputGate())
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # resets, payload errors, redirect loops
         raise TransientApiError(0, f"download interrupted ({type(exc).__name__})", url=_strip_query(url)) from None
+
+
+def _partial(target: Path) -> tuple[Path, int]:
+    """The partial download of `target` left by an earlier attempt, under any of the extensions, and its size;
+    else `<target>.part` and 0."""
+    suffixes = dict.fromkeys((DEFAULT_SUFFIX, *MEDIA_SUFFIXES.values()))
+    for suffix in suffixes:
+        candidate = target.with_name(with_suffix(target.name, suffix) + PART_SUFFIX)
+        try:
+            return candidate, candidate.stat().st_size
+        except FileNotFoundError:
+            continue
+    return target.with_name(target.name + PART_SUFFIX), 0
 
 
 async def _write(resp: aiohttp.ClientResponse, part: Path, target: Path, *, resumed: bool, have: int,

@@ -1,6 +1,7 @@
 """Stray jobs: a second server job made for one job's body (it was paid twice before reconciling adopted the
 first). They are never lost: the journal keeps their ids, `status` lists them, and `run --download-strays`
-saves their outputs under `videos/strays/<job id>.mp4`, journaled like any download (`stray-downloaded`).
+saves their outputs under `videos/strays/<job id>.mp4` (`.png`... when the CDN's Content-Type says so),
+journaled like any download (`stray-downloaded`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pipeline.api.answers import FINAL_FAILED, FINAL_OK, JobView
 from pipeline.api.retry import backoff_s
 from pipeline.errors import ApiError, RunHalted
 from pipeline.run.context import RunContext
-from pipeline.run.download import DownloadGaveUp, fetch_asset
+from pipeline.run.download import DownloadGaveUp, fetch_asset, saved_path
 from pipeline.run.storage import VIDEOS_DIR, StorageError, safe_path
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ async def download_strays(ctx: RunContext) -> None:
             for part, asset_id in enumerate(view.asset_ids):
                 relative = f"{STRAYS_DIR}/{job_id}" + (f"-{part}" if part else "") + ".mp4"
                 saved, _ = await fetch_asset(ctx, asset_id, relative, safe_path(ctx.run_dir, relative))
-                await ctx.journal.write("stray-downloaded", job_id=job_id, asset_id=asset_id, path=relative,
+                await ctx.journal.write("stray-downloaded", job_id=job_id, asset_id=asset_id,
+                                        path=saved_path(relative, saved),
                                         bytes=saved.bytes, sha256=saved.sha256)
             log.info("stray job %s saved under %s", job_id, STRAYS_DIR)
         except RunHalted:

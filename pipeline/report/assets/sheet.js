@@ -132,7 +132,7 @@
     video.remove();
     tile.classList.remove('on');
   };
-  const playable = $$('a.t[href]');
+  const playable = $$('a.t[href]:not([data-m])');  // videos: an image tile shows itself, an audio one plays in the details
   if ('IntersectionObserver' in window) {
     const near = new IntersectionObserver(entries => {
       for (const {target, isIntersecting} of entries) (isIntersecting ? attach : detach)(target);
@@ -276,6 +276,8 @@
     if (clock && clock.scope.contains(video)) align(video, now(clock), clock, true);
   };
   const scopeOf = element => element.closest('tr') || element.closest('.tbl');
+  // no sync controls where there is no video to play (a row or table of images)
+  for (const ui of $$('.sync')) if (!scopeOf(ui).querySelector('a.t[href]:not([data-m])')) ui.hidden = true;
 
   document.addEventListener('click', event => {
     const button = event.target.closest('.play');
@@ -333,7 +335,7 @@
   let selected = null;
   const close = () => {
     info.hidden = true;
-    const video = info.querySelector('video');
+    const video = info.querySelector('video, audio');
     if (video) { video.pause(); video.removeAttribute('src'); video.load(); }
     info.replaceChildren();
     if (selected) selected.classList.remove('sel');
@@ -351,7 +353,13 @@
     button.addEventListener('click', close);
     add(info, 'h4', `#${d.i} · ${status(tile)}`);
     const link = tile.getAttribute('href');
-    if (link) {
+    if (link && d.m === 'image') {
+      add(info, 'img').src = link;
+    } else if (link && d.m === 'audio') {
+      const audio = add(info, 'audio');
+      audio.controls = true;
+      audio.src = link;
+    } else if (link) {
       const video = add(info, 'video');
       video.controls = true;
       video.muted = true;
@@ -360,6 +368,8 @@
       const image = tile.querySelector('img');
       if (image) video.poster = image.getAttribute('src');
       video.src = link;
+    }
+    if (link) {
       const p = add(info, 'p');
       const a = add(p, 'a', decodeURIComponent(link.split('/').pop()));
       a.href = link;
