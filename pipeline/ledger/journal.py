@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.ledger.replay import LedgerState, apply
+from pipeline.ledger.replay import LedgerState, apply, journal_lines
 from pipeline.ledger.reserve import DISK_FULL, DiskReserve, OutputGate
 from pipeline.ledger.snapshot import Prefix, read_prefix, read_state, save_snapshot
 
@@ -116,19 +116,12 @@ class Journal:
                 self._digest, self._bytes, self._lines, self._records = hashlib.sha256(), 0, 0, (0, "")
                 self._snapshot_at = None
                 state = LedgerState(keep_specs=keep_specs)
-            for raw in handle:
+            # a torn last line was cut at open: only a writer elsewhere leaves one now (it is not read)
+            for raw, event in journal_lines(handle, self.path, lines_before=self._lines):
                 self._lines += 1
-                if not raw.endswith(b"\n"):  # cut at open: only a writer elsewhere leaves one now
-                    log.warning("%s:%d: ignoring a torn last line (a crash mid-write)", self.path, self._lines)
-                    break
                 self._digest.update(raw)
                 self._bytes += len(raw)
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    log.warning("%s:%d: ignoring a line that is not JSON", self.path, self._lines)
-                    continue
-                if isinstance(event, dict):
+                if event is not None:
                     apply(state, event)
                     if event.get("ev") not in SESSION_EVENTS:
                         self._records = (self._bytes, self._digest.copy())
@@ -165,8 +158,14 @@ class Journal:
     def records_mark(self) -> str:
         """Names the journal's history of the events that job records depend on (every event but a session's own
         facts): equal marks, the same records (with the same manifest). Its length and sha256 up to the last one."""
+        at, digest = self._records_at()
+        return f"{at}:{digest}"
+
+    def _records_at(self) -> tuple[int, str]:
+        """Where the last event a job's record depends on ends, and the journal's sha256 up to there (kept as the
+        digest object while writing, as the snapshot's text when none was written since)."""
         at, digest = self._records
-        return f"{at}:{digest if isinstance(digest, str) else digest.hexdigest()}"
+        return at, digest if isinstance(digest, str) else digest.hexdigest()
 
     def save_snapshot(self) -> None:
         """Snapshot the state (a journal opened with `snapshot`), unless the one read at open covers nearly all of
@@ -178,9 +177,8 @@ class Journal:
         try:
             if os.fstat(self._fd).st_size != self._bytes:  # written by another hand: nothing to vouch for
                 return
-            at, digest = self._records
-            save_snapshot(self.path, Prefix(self._bytes, self._digest.hexdigest(), self._lines, at,
-                                            digest if isinstance(digest, str) else digest.hexdigest()), self.state)
+            save_snapshot(self.path, Prefix(self._bytes, self._digest.hexdigest(), self._lines, *self._records_at()),
+                          self.state)
         except (OSError, TypeError, ValueError) as exc:
             log.debug("could not snapshot %s: %s", self.path, exc)
 

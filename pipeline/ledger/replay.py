@@ -15,7 +15,7 @@ from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -430,18 +430,26 @@ def read_events(path: Path, *, warn_torn: bool = True) -> Iterator[dict[str, Any
     except FileNotFoundError:
         return
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.endswith(b"\n"):
-                if warn_torn:
-                    log.warning("%s:%d: ignoring a torn last line (a crash mid-write)", path, number)
-                return
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                log.warning("%s:%d: ignoring a line that is not JSON", path, number)
-                continue
-            if isinstance(event, dict):
+        for _, event in journal_lines(handle, path, warn_torn=warn_torn):
+            if event is not None:
                 yield event
+
+
+def journal_lines(handle: BinaryIO, path: Path, *, lines_before: int = 0,
+                  warn_torn: bool = True) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
+    """Each complete line of a journal from where `handle` is (after `lines_before` lines), with its event (None
+    for a line that is not a JSON object: one that is not JSON is warned about); stops at a torn last line."""
+    for number, raw in enumerate(handle, start=lines_before + 1):
+        if not raw.endswith(b"\n"):
+            if warn_torn:
+                log.warning("%s:%d: ignoring a torn last line (a crash mid-write)", path, number)
+            return
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            log.warning("%s:%d: ignoring a line that is not JSON", path, number)
+            event = None
+        yield raw, event if isinstance(event, dict) else None
 
 
 def replay(path: Path, *, keep_specs: bool = True) -> LedgerState:
