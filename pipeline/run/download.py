@@ -3,8 +3,8 @@
 Each asset's URL comes resolved in a batch just before (`resolve`), or is resolved on its own when the
 batch did not give it; the file is streamed to `<file>.part`, checked against Content-Length, hashed,
 fsynced and renamed (its extension the one the response's Content-Type gives, `storage.media_suffix`; the
-`downloaded` event records the real path); an expired URL (403) is resolved again on its own, a truncated download retried
-(resumed with Range).
+`downloaded` event records the real path); an expired URL (403) is resolved again on its own, a truncated
+download retried (resumed with Range).
 """
 
 from __future__ import annotations
@@ -71,16 +71,17 @@ async def _save_asset(ctx: RunContext, key: str, asset_id: str, relative: str, t
     except DownloadGaveUp as exc:
         return str(exc)
     ctx.downloaded_bytes += saved.bytes
-    await ctx.journal.write("downloaded", key=key, asset_id=asset_id, path=saved_path(relative, saved), bytes=saved.bytes,
-                            sha256=saved.sha256, mtime_ns=saved.mtime_ns, attempts=attempts)
+    await ctx.journal.write("downloaded", key=key, asset_id=asset_id, path=saved_path(relative, saved),
+                            bytes=saved.bytes, sha256=saved.sha256, mtime_ns=saved.mtime_ns, attempts=attempts)
     return None
 
 
 async def fetch_asset(ctx: RunContext, asset_id: str, relative: str, target: Path, *,
                       url: str | None = None) -> tuple[Saved, int]:
-    """Download one asset to `target` (its extension as the response's Content-Type says) with retries (from `url` when it was resolved already, else from a URL
-    resolved now; a fresh URL after an expired one, an outage waited out at no cost of attempts); the file and
-    the attempts it took. Raises DownloadGaveUp, AuthError or StorageError."""
+    """Download one asset to `target` (its extension as the response's Content-Type says) with retries (from
+    `url` when it was resolved already, else from a URL resolved now; a fresh URL after an expired one, an
+    outage waited out at no cost of attempts); the file and the attempts it took. Raises DownloadGaveUp,
+    AuthError or StorageError."""
     settings = ctx.settings
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

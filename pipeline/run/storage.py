@@ -145,7 +145,7 @@ def with_suffix(name: str, suffix: str) -> str:
 
 def part_path(first: str, part: int) -> str:
     """The path of output number `part` of a job whose first output goes to `first`."""
-    return first if part == 0 else first.removesuffix(".mp4") + f"-{part}.mp4"
+    return first if part == 0 else first.removesuffix(DEFAULT_SUFFIX) + f"-{part}{DEFAULT_SUFFIX}"
 
 
 def safe_path(run_dir: Path, relative: str) -> Path:
@@ -175,7 +175,8 @@ async def download(session: aiohttp.ClientSession, url: str, target: Path, *, ti
     """Stream `url` to `<final>.part` (resuming it with Range when served), verify, fsync, rename to `<final>`.
 
     `target` is the planned path (`<stem>.mp4`); `<final>` is it with the extension the response's Content-Type
-    gives (`with_suffix`, `media_suffix`): the returned Saved's path. Every write passes `gate` (the journal's `outputs`: closed when the journal needs the disk's last space).
+    gives (`with_suffix`, `media_suffix`): the returned Saved's path. Every write passes `gate` (the journal's
+    `outputs`: closed when the journal needs the disk's last space).
     Raises UrlExpired (403/404/410), TransientApiError (truncated body, reset, 5xx, timeout)
     or StorageError (the disk refused a write).
     """
