@@ -69,6 +69,22 @@ def _sealed(head: dict[str, Any], chunks: list[Any]) -> bytes:
     return json.dumps(head).encode() + b"\n" + out.getvalue()
 
 
+async def _marked_snapshot(path: Path) -> tuple[Path, bytes, dict[str, Any], list[Any]]:
+    """A journal of every kind at `path` and its snapshot, marked: its state says api_requests 999, which the
+    journal does not (seen only if the snapshot is used). The snapshot's path, its bytes as written (unmarked),
+    and the marked snapshot's head and chunks."""
+    journal = Journal(path, fsync=False, keep_specs=False, snapshot=True)
+    await _write_every_kind(journal)
+    journal.save_snapshot()
+    journal.close()
+    snapshot = snapshot_path(path)
+    written = snapshot.read_bytes()
+    head, saved = _opened(snapshot)
+    saved[0]["api_requests"] = 999
+    snapshot.write_bytes(_sealed(head, saved))
+    return snapshot, written, head, saved
+
+
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -95,15 +111,7 @@ async def test_a_resume_starts_from_the_snapshot_and_replays_only_the_events_aft
     """Reopened, the journal takes the snapshot's state (shown by a mark left in it) and applies the later events;
     without the mark the state equals a full replay."""
     path = tmp_path / "ledger.jsonl"
-    journal = Journal(path, fsync=False, keep_specs=False, snapshot=True)
-    await _write_every_kind(journal)
-    journal.save_snapshot()
-    journal.close()
-    snapshot = snapshot_path(path)
-    written = snapshot.read_bytes()
-    head, saved = _opened(snapshot)
-    saved[0]["api_requests"] = 999  # not what the journal says: seen only if the snapshot is used
-    snapshot.write_bytes(_sealed(head, saved))
+    snapshot, written, _, _ = await _marked_snapshot(path)
     reopened = Journal(path, fsync=False, keep_specs=False, snapshot=True)
     assert reopened.state.api_requests == 999
     await reopened.write("run", name="t")  # a new session: its requests add to the total
@@ -123,14 +131,7 @@ async def test_a_stale_or_corrupt_snapshot_is_ignored_and_the_journal_replayed(t
     """A snapshot that does not match the journal's first bytes, or cannot be read, gives way to a full replay
     (the journal is the truth: no job id or finished file is lost)."""
     path = tmp_path / "ledger.jsonl"
-    journal = Journal(path, fsync=False, keep_specs=False, snapshot=True)
-    await _write_every_kind(journal)
-    journal.save_snapshot()
-    journal.close()
-    snapshot = snapshot_path(path)
-    head, saved = _opened(snapshot)
-    saved[0]["api_requests"] = 999
-    snapshot.write_bytes(_sealed(head, saved))
+    snapshot, _, head, saved = await _marked_snapshot(path)
     data = path.read_bytes()
     if damage == "changed byte":  # the same length, another job id
         path.write_bytes(data.replace(b'"job_c"', b'"job_x"'))
