@@ -73,9 +73,11 @@ class Library:
         """Publish a succeeded job's output asset (a video, or a small PNG with the `output_kind` knob `image`)."""
         created_s = job.finished_s or job.created_s
         if self._knobs.output_kind == "image":
-            png = png_bytes(stamp(job_id=job.job_id, seed=job.params.get("seed"), prompt=str(job.params.get("prompt", ""))))
+            png = png_bytes(stamp(job_id=job.job_id, seed=job.params.get("seed"),
+                                  prompt=str(job.params.get("prompt", ""))))
+            digest = hashlib.sha256(png)  # one digest for both fields, as `upload` does
             asset = Asset(job.output_asset_id, f"{job.job_id}.png", "image", "image/png", created_s, len(png),
-                          body=Layout((png,)), sha256=hashlib.sha256(png).hexdigest(), digest=hashlib.sha256(png),
+                          body=Layout((png,)), sha256=digest.hexdigest(), digest=digest,
                           job_id=job.job_id, model_id=job.model_id)
         else:
             asset = Asset(job.output_asset_id, f"{job.job_id}.mp4", "video", "video/mp4", created_s, 0,
